@@ -1,0 +1,235 @@
+"""Command line: ``python -m connector run|check|list|describe|options|docs|schema``.
+
+stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
+Exit codes: 0 success, 2 invalid input, 3 rejected by the API, 4 transient failure,
+5 invalid response, 1 a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _out(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message.rstrip() + "\n")
+    sys.stderr.flush()
+
+
+def _read_mapping(source: str, what: str) -> dict:
+    """Read a JSON or YAML object from a file path or '-' (stdin)."""
+    from .errors import InvalidInput
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"Cannot read the {what} file {source}: {exc.strerror}.") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InvalidInput(
+                f"The {what} file {source} is neither JSON nor YAML: {exc}"
+            ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidInput(f"The {what} file {source} must hold an object of field values.")
+    return data
+
+
+def _form(args: argparse.Namespace) -> dict:
+    from .errors import InvalidInput
+
+    form = _read_mapping(args.input, "input") if args.input else {}
+    for item in args.set or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"--set takes NAME=VALUE, got {item!r}.")
+        form[name.strip()] = value
+    return form
+
+
+def _connection(args: argparse.Namespace) -> dict | None:
+    if not getattr(args, "connection", None):
+        return None
+    from .connection import env_values
+
+    # Settings from the file win; the environment fills what the file leaves out (e.g. the key).
+    return {**env_values(), **_read_mapping(args.connection, "connection")}
+
+
+class _StderrHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        _err(f"warning: {record.getMessage()}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import runner
+
+    form, conn = _form(args), _connection(args)
+    if args.dry_run:
+        _out(runner.prepare(args.action, form, conn))
+        return 0
+    on_token = None
+    if args.progress:
+
+        def on_token(text: str) -> None:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    output = runner.run(args.action, form, conn, on_token=on_token)
+    if args.progress:
+        _err("")
+    _out(output)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .manifest import load_manifest
+
+    manifest = load_manifest(args.manifest)
+    count = sum(len(a.parameters) for a in manifest.actions)
+    _err(f"ok: {len(manifest.actions)} actions, {count} parameters, manifest is valid")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .manifest import load_manifest
+
+    manifest = load_manifest()
+    _out([{"id": a.id, "title": a.title, "description": a.description} for a in manifest.actions])
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from . import docs
+    from .manifest import load_manifest
+
+    action = load_manifest().action(args.action)
+    if args.json:
+        _out(docs.describe(action))
+    else:
+        sys.stdout.write(docs.table(action))
+    return 0
+
+
+def cmd_options(args: argparse.Namespace) -> int:
+    from . import runner
+
+    _out(runner.options(args.action, args.field, _connection(args)))
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from . import docs
+
+    stale = docs.write_all(Path(args.out), check=args.check)
+    if args.check and stale:
+        _err("stale: " + ", ".join(stale) + " (run: python -m connector docs)")
+        return 1
+    _err("docs are up to date" if args.check else f"wrote docs to {args.out}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .manifest import ROOT, export_schema
+
+    path = ROOT / "schemas" / "manifest.schema.json"
+    text = json.dumps(export_schema(), indent=2) + "\n"
+    if args.check:
+        if not path.is_file() or path.read_text() != text:
+            _err(f"stale: {path.name} (run: python -m connector schema)")
+            return 1
+        _err("manifest schema is up to date")
+        return 0
+    path.write_text(text)
+    _err(f"wrote {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """Return the argument parser."""
+    p = argparse.ArgumentParser(
+        prog="python -m connector", description="OpenAI Create Chat Completion connector."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run an action and print its output as JSON")
+    r.add_argument("action")
+    r.add_argument("--input", metavar="FILE|-", help="form values as a JSON or YAML object")
+    r.add_argument("--set", metavar="NAME=VALUE", action="append", help="one form value (repeat)")
+    r.add_argument("--connection", metavar="FILE", help="connection settings (JSON or YAML)")
+    r.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
+    r.add_argument("--progress", action="store_true", help="echo streamed tokens to stderr")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("check", help="validate the manifest")
+    c.add_argument("--manifest", metavar="FILE", help="another manifest file to validate")
+    c.set_defaults(func=cmd_check)
+
+    sub.add_parser("list", help="list the actions").set_defaults(func=cmd_list)
+
+    d = sub.add_parser("describe", help="an action's parameters, Basic and Advanced")
+    d.add_argument("action")
+    d.add_argument("--json", action="store_true", help="machine-readable")
+    d.set_defaults(func=cmd_describe)
+
+    o = sub.add_parser("options", help="dropdown options for a field, e.g. model")
+    o.add_argument("action")
+    o.add_argument("field")
+    o.add_argument("--connection", metavar="FILE", help="connection settings (JSON or YAML)")
+    o.set_defaults(func=cmd_options)
+
+    g = sub.add_parser("docs", help="write one Markdown page per action under docs/")
+    g.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
+    g.add_argument("--check", action="store_true", help="fail if the pages are stale")
+    g.set_defaults(func=cmd_docs)
+
+    s = sub.add_parser("schema", help="export schemas/manifest.schema.json from the models")
+    s.add_argument("--check", action="store_true", help="fail if the file is stale")
+    s.set_defaults(func=cmd_schema)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = parser().parse_args(argv)
+    logger = logging.getLogger("connector")
+    if not logger.handlers:
+        logger.addHandler(_StderrHandler())
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    from .errors import ConnectorError
+
+    try:
+        return args.func(args)
+    except ConnectorError as exc:
+        _out({"error": exc.to_dict()})
+        _err(f"error ({exc.type}): {exc.message.splitlines()[0]}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except Exception as exc:  # a bug; still one JSON document on stdout, without the key
+        from .connection import env_values
+        from .errors import InternalError
+
+        err = InternalError(f"Internal error: {type(exc).__name__}: {exc}")
+        err.redacted([env_values().get("api_key")])
+        _out({"error": err.to_dict()})
+        _err(f"error (internal): {err.message}")
+        return 1

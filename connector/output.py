@@ -1,0 +1,54 @@
+"""Output shaping: the API's reply made to carry every key path of the action's example.
+
+A later workflow step can always read e.g. ``choices[0].message.content`` or
+``usage.prompt_tokens_details.cached_tokens``: keys the API (or a compatible server) left out
+are present as null, and keys the API added pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+# A skeleton mirrors the example: a dict of sub-skeletons, a one-item list of the item skeleton,
+# or None for a leaf (its value passes through; null when missing).
+Skeleton = dict[str, Any] | list | None
+
+
+def skeleton(example: Any) -> Skeleton:
+    """Return the key-path skeleton of an example value."""
+    if isinstance(example, dict):
+        return {k: skeleton(v) for k, v in example.items()}
+    if isinstance(example, list) and example and isinstance(example[0], dict):
+        return [skeleton(example[0])]
+    return None
+
+
+@functools.cache
+def _skeleton_for(example_json: str) -> Skeleton:
+    return skeleton(json.loads(example_json))
+
+
+def skeleton_for(example: dict) -> Skeleton:
+    """Return the (cached) skeleton of an action's example output."""
+    return _skeleton_for(json.dumps(example, sort_keys=False))
+
+
+def shape(skel: Skeleton, value: Any) -> Any:
+    """Return ``value`` with every key path of ``skel`` present, extra keys kept."""
+    if isinstance(skel, dict):
+        if not isinstance(value, dict):
+            if value is not None:
+                return value  # an unexpected type passes through rather than being lost
+            value = {}
+        out = {key: shape(sub, value.get(key)) for key, sub in skel.items()}
+        for key, extra in value.items():
+            if key not in out:
+                out[key] = extra
+        return out
+    if isinstance(skel, list):
+        if isinstance(value, list):
+            return [shape(skel[0], item) for item in value]
+        return value
+    return value

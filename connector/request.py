@@ -1,0 +1,126 @@
+"""The request body: checked form values assembled and validated against the official schema."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .connection import Connection
+from .forms import Form, field_error, invalid
+from .manifest import Action, Param
+
+log = logging.getLogger("connector")
+
+
+_forms: dict[int, tuple[Action, Form]] = {}
+
+
+def form_for(action: Action) -> Form:
+    """Return the compiled form of an action (once per process)."""
+    entry = _forms.get(id(action))
+    if entry is None or entry[0] is not action:
+        entry = _forms[id(action)] = (action, Form(action.parameters, action.module))
+    return entry[1]
+
+
+def build_body(action: Action, form: Mapping[str, Any], connection: Connection) -> dict | None:
+    """Return the request body for ``form``, or raise InvalidInput listing every problem."""
+    if not isinstance(form, Mapping):
+        from .errors import InvalidInput
+
+        raise InvalidInput(
+            f"The form must be an object of field values, not {type(form).__name__}."
+        )
+    values, errors = form_for(action).coerce(
+        form, max_chars=connection.max_input_chars, max_depth=connection.max_json_depth
+    )
+    if action.method == "GET":
+        if errors:
+            raise invalid(errors)
+        return None
+    body: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for param in action.parameters:
+        if param.name not in values:
+            continue
+        value = values[param.name]
+        if param.merge:
+            extra = value
+        elif param.send_as and param.send_as in values:
+            if values[param.send_as] != value:
+                target = action.param(param.send_as)
+                errors.append(
+                    field_error(param, f"conflicts with {target.label}; give only {target.label}.")
+                )
+        else:
+            if param.deprecated and param.replaced_by:
+                log.warning(
+                    "%s is deprecated; %s",
+                    param.label,
+                    f"it is sent as {action.param(param.target).label}."
+                    if param.send_as
+                    else f"use {action.param(param.replaced_by).label} instead.",
+                )
+            body[param.target] = value
+    merge_param = next((p for p in action.parameters if p.merge), None)
+    for key, value in extra.items():
+        clash = form_for(action).lookup(key) if key not in body else None
+        if key in body or (clash is not None and not clash.merge):
+            label = clash.label if clash else key
+            errors.append(
+                field_error(merge_param, f"'{key}' has its own field; use {label} instead.", (key,))
+            )
+        else:
+            body[key] = value
+    errors.extend(_cross_rules(action, body))
+    if action.request_schema:
+        # Validate what did coerce, so every problem is reported at once; skip fields that
+        # already have an error (a missing or rejected field would be reported twice).
+        failed = {e["name"] for e in errors}
+        for e in _schema_errors(action, body, merge_param, set(extra)):
+            if e["name"] not in failed:
+                errors.append(e)
+    if errors:
+        raise invalid(errors)
+    return body
+
+
+def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:
+    """Rules between fields that the API enforces but its schema cannot say."""
+    errors = []
+    if "top_logprobs" in body and body.get("logprobs") is not True:
+        errors.append(
+            field_error(action.param("top_logprobs"), "needs Logprobs set to true; set Logprobs.")
+        )
+    if body.get("stream_options") is not None and not body.get("stream"):
+        errors.append(
+            field_error(
+                _merge(action),
+                "'stream_options' is only allowed with Stream set to true.",
+                ("stream_options",),
+            )
+        )
+    return errors
+
+
+def _merge(action: Action) -> Param:
+    return next(p for p in action.parameters if p.merge)
+
+
+def _schema_errors(
+    action: Action, body: dict, merge_param: Param | None, extra_keys: set[str]
+) -> list[dict[str, str]]:
+    from . import validation
+
+    by_target = {p.target: p for p in action.parameters if not p.merge and not p.send_as}
+    errors = []
+    for problem in validation.validate_request(body):
+        head, rest = (problem.path[0], problem.path[1:]) if problem.path else (None, ())
+        if head in extra_keys and merge_param is not None:
+            errors.append(field_error(merge_param, problem.message, problem.path))
+        elif head in by_target:
+            errors.append(field_error(by_target[head], problem.message, rest))
+        else:
+            errors.append({"name": str(head), "label": str(head), "message": problem.message})
+    return errors

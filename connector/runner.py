@@ -1,0 +1,188 @@
+"""The runner: a form and a connection in, the example-shaped output (or a ConnectorError) out."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .connection import Connection, env_values
+from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected
+from .forms import Form, field_error, invalid
+from .manifest import Action, load_manifest
+from .output import shape, skeleton_for
+from .request import build_body
+
+log = logging.getLogger("connector")
+
+UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
+_LOCAL_PLACEHOLDER = "http://127.0.0.1:0/v1"  # dry-run only: the port is chosen at start
+
+
+_connection_form: Form | None = None
+
+
+def _conn_form() -> Form:
+    global _connection_form
+    if _connection_form is None:
+        _connection_form = Form(load_manifest().connection.fields)
+    return _connection_form
+
+
+def resolve_connection(connection: Connection | Mapping[str, Any] | None = None) -> Connection:
+    """Return a Connection from a Connection, a mapping of form values, or the environment."""
+    if isinstance(connection, Connection):
+        return connection
+    raw = env_values() if connection is None else connection
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(
+            f"The connection must be an object of settings, not {type(raw).__name__}."
+        )
+    form = _conn_form()
+    values, errors = form.coerce(raw, max_chars=100_000, max_depth=8)
+    if errors:
+        raise invalid(errors, "connection").redacted([str(v) for v in raw.values()])
+    if "allowed_hosts" in values:
+        values["allowed_hosts"] = tuple(h.lower() for h in values["allowed_hosts"])
+    if "base_url" in values:
+        values["base_url"] = values["base_url"].rstrip("/")
+    conn = Connection(**values)
+    providers = {p.name: p for p in load_manifest().providers}
+    if providers[conn.provider].key_required and not conn.api_key:
+        raise InvalidInput(
+            f"API Key is required for provider '{conn.provider}'. Set OPENAI_API_KEY, or api_key "
+            "in the connection; for a key-less server set provider to 'compatible' or 'local'.",
+            fields=[
+                field_error(form.lookup("api_key"), "is required for provider " + conn.provider)
+            ],
+        )
+    return conn
+
+
+def _hooks(action: Action):
+    return importlib.import_module(action.module) if action.module else None
+
+
+def _endpoint(conn: Connection, *, start: bool) -> Connection:
+    """Point a `local` connection at the embedded server (started on first use)."""
+    if conn.provider != "local" or conn.base_url != Connection.base_url:
+        return conn
+    if not start:
+        return conn.with_values(base_url=_LOCAL_PLACEHOLDER)
+    from . import local
+
+    return conn.with_values(base_url=local.shared_server().base_url)
+
+
+def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, start: bool):
+    action = load_manifest().action(action_id)
+    conn = resolve_connection(connection)
+    body = build_body(action, form or {}, conn)
+    conn = _endpoint(conn, start=start)
+    from .policy import check_base_url
+
+    check_base_url(conn)
+    return action, conn, body
+
+
+def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: Any = None) -> dict:
+    """Return the request ``{method, url, headers, body}`` that ``run`` would send, key redacted."""
+    conn = None
+    try:
+        action, conn, body = _prepare(action_id, form, connection, start=False)
+        from .http import transport_for
+
+        stream = bool(body and body.get("stream"))
+        return transport_for(conn).prepare(action.method, action.path, body, stream=stream)
+    except ConnectorError as exc:
+        raise exc.redacted(conn.secrets if conn else ()) from None
+
+
+def run(
+    action_id: str,
+    form: Mapping[str, Any] | None = None,
+    connection: Connection | Mapping[str, Any] | None = None,
+    *,
+    on_token: Callable[[str], None] | None = None,
+) -> dict:
+    """Run an action and return its example-shaped output; raise a ConnectorError on failure."""
+    conn = None
+    try:
+        action, conn, body = _prepare(action_id, form, connection, start=True)
+        from .http import transport_for
+
+        reply = _send(transport_for(conn), action, body, conn, on_token)
+        output = shape(skeleton_for(action.output.example), reply.data)
+        hooks = _hooks(action)
+        if hooks is not None and hasattr(hooks, "finish"):
+            output = hooks.finish(output, body or {})
+        return output
+    except ConnectorError as exc:
+        raise exc.redacted(conn.secrets if conn else _raw_secrets(connection)) from None
+    except Exception as exc:  # a bug: keep the class and message, never the key
+        err = InternalError(f"Internal error: {type(exc).__name__}: {exc}")
+        raise err.redacted(conn.secrets if conn else _raw_secrets(connection)) from exc
+
+
+def _raw_secrets(connection: Any) -> list[str]:
+    if isinstance(connection, Mapping):
+        return [str(connection.get("api_key") or "")]
+    return [env_values().get("api_key", "")]
+
+
+def _send(transport, action: Action, body: dict | None, conn: Connection, on_token):
+    stream = bool(body and body.get("stream"))
+    try:
+        return transport.send(action.method, action.path, body, stream=stream, on_token=on_token)
+    except RequestRejected as exc:
+        if body is None or exc.code not in UNSUPPORTED_CODES or not exc.param:
+            raise
+        field = re.split(r"[.\[]", str(exc.param), maxsplit=1)[0]
+        param = _param_for(action, field)
+        label = f"{param.label} ({field})" if param else field
+        model = body.get("model")
+        if conn.drop_unsupported_params and field in body and field not in ("model", "messages"):
+            log.warning(
+                "The model '%s' rejected %s; sent again without it (Drop Unsupported Parameters).",
+                model,
+                label,
+            )
+            retry = {k: v for k, v in body.items() if k != field}
+            reply = transport.send(
+                action.method, action.path, retry, stream=stream, on_token=on_token
+            )
+            reply.attempts += exc.attempts or 1
+            return reply
+        what = "this value of" if exc.code == "unsupported_value" else ""
+        exc.message = (
+            f"The model '{model}' does not accept {what + ' ' if what else ''}{label}: "
+            f"{exc.message} Fix: clear the {param.label if param else field} field"
+            f"{' or pick a supported value' if what else ''}, or turn on Drop Unsupported "
+            "Parameters in the connection."
+        )
+        exc.args = (exc.message,)
+        raise
+
+
+def _param_for(action: Action, field: str):
+    for p in action.parameters:
+        if p.target == field and not p.send_as:
+            return p
+    return None
+
+
+def options(action_id: str, field: str, connection: Any = None) -> list[dict[str, str]]:
+    """Return dropdown options ``[{value, label}]`` for a field that declares ``options``."""
+    action = load_manifest().action(action_id)
+    param = next((p for p in action.parameters if p.name == field), None)
+    if param is None or param.options is None:
+        raise InvalidInput(f"{action.title}: field '{field}' has no dropdown options.")
+    source = load_manifest().action(param.options.action)
+    output = run(source.id, {}, connection)
+    hooks = _hooks(source)
+    if hooks is not None and hasattr(hooks, "options"):
+        return hooks.options(output)
+    key = param.options.value
+    return [{"value": item[key], "label": item[key]} for item in output.get("data") or []]
