@@ -161,11 +161,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors become invalid_input documents (exit 2)."""
+
+    def error(self, message: str):
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"{self.prog}: {message}. See --help.")
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the argument parser."""
-    p = argparse.ArgumentParser(
-        prog="python -m connector", description="OpenAI Create Chat Completion connector."
-    )
+    p = _Parser(prog="python -m connector", description="OpenAI Create Chat Completion connector.")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run an action and print its output as JSON")
@@ -207,7 +214,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = parser().parse_args(argv)
     logger = logging.getLogger("connector")
     if not logger.handlers:
         logger.addHandler(_StderrHandler())
@@ -216,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import ConnectorError
 
     try:
+        args = parser().parse_args(argv)
         return args.func(args)
     except ConnectorError as exc:
         _out({"error": exc.to_dict()})
@@ -226,10 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a bug; still one JSON document on stdout, without the key
         from .connection import env_values
-        from .errors import InternalError
+        from .runner import internal_error
 
-        err = InternalError(f"Internal error: {type(exc).__name__}: {exc}")
-        err.redacted([env_values().get("api_key")])
+        err = internal_error(exc, [env_values().get("api_key")])
         _out({"error": err.to_dict()})
         _err(f"error (internal): {err.message}")
         return 1

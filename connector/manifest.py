@@ -366,7 +366,7 @@ def _cross_checks(manifest: Manifest) -> list[str]:
                     problems.append(
                         f"{where}.enum: {p.enum} differs from the official schema's {official}"
                     )
-        if module is not None or not action.module:
+        if not problems and (module is not None or not action.module):
             problems += _example_problems(
                 f"actions.{action.id}.parameters", action.parameters, action.module
             )

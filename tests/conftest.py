@@ -1,0 +1,87 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faultserver import FaultServer
+
+ROOT = Path(__file__).resolve().parent.parent
+CANARY = "sk-canary-7f3a9c1e5b2d4068a1b3c5d7e9f0a2b4"  # must never appear in any output
+
+
+@pytest.fixture(scope="session")
+def fault_server() -> Iterator[FaultServer]:
+    """Yield one fault-injection server for the session; use ``.scenario()`` for fresh counters."""
+    with FaultServer() as server:
+        yield server
+
+
+@dataclass
+class CliResult:
+    """One CLI run: exit code, the JSON document on stdout, stderr, wall time."""
+
+    code: int
+    doc: Any
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def error(self) -> dict[str, Any]:
+        """Return the error object of a failed run."""
+        return self.doc["error"]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., CliResult]:
+    """Return a function running ``python -m connector run create_chat_completion`` once.
+
+    The key is the canary (checked absent from stdout and stderr on every run); the
+    connection comes from OPENAI_* variables, plus a ``--connection`` file for other settings.
+    """
+
+    def run(
+        base_url: str,
+        *sets: str,
+        connection: dict[str, Any] | None = None,
+        retries: int = 2,
+        timeout: float = 10,
+        key: str = CANARY,
+        dry_run: bool = False,
+        defaults: bool = True,
+    ) -> CliResult:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+        env |= {
+            "OPENAI_API_KEY": key,
+            "OPENAI_BASE_URL": base_url,
+            "OPENAI_MAX_RETRIES": str(retries),
+            "OPENAI_TIMEOUT": str(timeout),
+        }
+        args = [sys.executable, "-m", "connector", "run", "create_chat_completion"]
+        for item in (("model=gpt-4o-mini", "messages=Hello") if defaults else ()) + sets:
+            args += ["--set", item]
+        if connection:
+            path = tmp_path / "connection.json"
+            path.write_text(json.dumps({"base_url": base_url, **connection}))
+            args += ["--connection", str(path)]
+        if dry_run:
+            args.append("--dry-run")
+        started = time.monotonic()
+        proc = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        seconds = time.monotonic() - started
+        assert CANARY not in proc.stdout and CANARY not in proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
+        doc = json.loads(proc.stdout)
+        return CliResult(proc.returncode, doc, proc.stdout, proc.stderr, seconds)
+
+    return run

@@ -1,0 +1,243 @@
+"""The command line: one JSON document on stdout, a line on stderr, and an exit code per outcome."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import responses
+
+from connector import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+URL = "https://api.openai.com/v1/chat/completions"
+KEY = "sk-cli-canary-0a1b2c3d4e"
+REPLY = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}
+    ],
+}
+ARGS = ["run", "create_chat_completion", "--set", "model=gpt-4o-mini", "--set", "messages=Hello!"]
+
+
+def api_error(status, code=None, message="Something went wrong."):
+    """Return an OpenAI error body."""
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    }
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch):
+    """Set the key and no retries; resolve names without DNS."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+    monkeypatch.setattr(
+        "connector.policy.socket.getaddrinfo",
+        lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 443))],
+    )
+
+
+def main(args, capsys):
+    """Run the CLI in-process; return (exit code, stdout document, stderr)."""
+    code = cli.main(args)
+    out, err = capsys.readouterr()
+    assert KEY not in out and KEY not in err
+    return code, json.loads(out), err
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "type_"),
+    [
+        (200, REPLY, 0, None),
+        (400, api_error(400, "invalid_value"), 3, "bad_request"),
+        (401, api_error(401, "invalid_api_key"), 3, "authentication"),
+        (403, api_error(403), 3, "permission"),
+        (404, api_error(404, "model_not_found"), 3, "not_found"),
+        (429, api_error(429, "insufficient_quota"), 3, "quota_exceeded"),
+        (429, api_error(429, "rate_limit_exceeded"), 4, "rate_limited"),
+        (500, api_error(500), 4, "server_error"),
+        (503, "<html><body><h1>503 Service Unavailable</h1></body></html>", 4, "server_error"),
+        (200, "<html>Please log in to the Wi-Fi</html>", 5, "invalid_response"),
+        (200, '{"id": "chatcmpl-1", "choices": [', 5, "invalid_response"),
+    ],
+)
+def test_exit_code_per_outcome(capsys, status, body, code, type_):
+    with responses.RequestsMock() as mock:
+        if isinstance(body, dict):
+            mock.post(URL, json=body, status=status, headers={"x-request-id": "req_123"})
+        else:
+            mock.post(URL, body=body, status=status, content_type="text/html")
+        exit_code, doc, err = main(ARGS, capsys)
+    assert exit_code == code
+    if type_ is None:
+        assert doc["choices"][0]["message"]["content"] == "Hi"
+        return
+    error = doc["error"]
+    assert error["type"] == type_ and error["status"] == status
+    assert error["retryable"] is (code == 4)
+    assert error["body"], "the raw reply is kept"
+    assert err.startswith(f"error ({type_}):") and len(err.strip().splitlines()) == 1
+    if isinstance(body, dict):
+        assert body["error"]["message"] in error["message"], "the API's own message is kept"
+        assert error["request_id"] == "req_123" and error["code"] == body["error"]["code"]
+
+
+def test_invalid_input_exits_2_and_sends_nothing(capsys):
+    with responses.RequestsMock() as mock:
+        code, doc, err = main([*ARGS, "--set", "temperature=hot", "--set", "n=1.5"], capsys)
+        assert not mock.calls
+    assert code == 2
+    assert [f["name"] for f in doc["error"]["fields"]] == ["temperature", "n"]
+    assert doc["error"]["type"] == "invalid_input" and "2 problems" in err
+
+
+def test_a_bug_exits_1_with_an_internal_error(capsys, monkeypatch):
+    def boom(*a, **k):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("connector.runner.shape", boom)
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=REPLY)
+        code, doc, _ = main(ARGS, capsys)
+    assert code == 1 and doc["error"]["type"] == "internal"
+    assert "ZeroDivisionError" in doc["error"]["message"]
+
+
+def test_input_file_and_set_overrides(capsys, tmp_path):
+    form = tmp_path / "form.yaml"
+    form.write_text(
+        "model: gpt-4o\nmessages:\n  - role: user\n    content: From a file\ntemperature: 1\n"
+    )
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=REPLY)
+        code, _, _ = main(
+            ["run", "create_chat_completion", "--input", str(form), "--set", "temperature=0"],
+            capsys,
+        )
+        sent = json.loads(mock.calls[0].request.body)
+    assert code == 0
+    assert sent == {
+        "messages": [{"role": "user", "content": "From a file"}],
+        "model": "gpt-4o",
+        "temperature": 0.0,
+    }
+
+
+def test_connection_file_with_key_from_environment(capsys, tmp_path):
+    conn = tmp_path / "conn.json"
+    conn.write_text(
+        json.dumps({"base_url": "https://llm.example.test/v1", "provider": "compatible"})
+    )
+    with responses.RequestsMock() as mock:
+        mock.post("https://llm.example.test/v1/chat/completions", json=REPLY)
+        code, _, _ = main(
+            [*ARGS, "--set", "max_completion_tokens=7", "--connection", str(conn)], capsys
+        )
+        sent = json.loads(mock.calls[0].request.body)
+    assert code == 0 and sent["max_tokens"] == 7 and "max_completion_tokens" not in sent
+
+
+def test_dry_run_prints_the_request_with_the_key_redacted(capsys):
+    with responses.RequestsMock() as mock:
+        code, doc, _ = main([*ARGS, "--dry-run"], capsys)
+        assert not mock.calls
+    assert code == 0
+    assert set(doc) == {"method", "url", "headers", "body"}
+    assert doc["headers"]["Authorization"] == "Bearer ***"
+
+
+@pytest.mark.parametrize(
+    ("args", "check"),
+    [
+        (["list"], lambda doc: [a["id"] for a in doc] == ["create_chat_completion", "list_models"]),
+        (
+            ["describe", "create_chat_completion", "--json"],
+            lambda doc: [p["label"] for p in doc["basic"]] == ["Messages", "Model"],
+        ),
+        (
+            ["describe", "list_models", "--json"],
+            lambda doc: doc["basic"] == [] and doc["advanced"] == [],
+        ),
+    ],
+)
+def test_json_commands(capsys, args, check):
+    assert cli.main(args) == 0
+    assert check(json.loads(capsys.readouterr().out))
+
+
+def test_describe_prints_a_table_grouped_basic_then_advanced(capsys):
+    assert cli.main(["describe", "create_chat_completion"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.index("Basic Parameters") < out.index("Messages *") < out.index("Advanced Parameters")
+    )
+    assert "Temperature" in out and "0..2" in out
+
+
+def test_check_validates_the_manifest(capsys):
+    assert cli.main(["check"]) == 0
+    assert "manifest is valid" in capsys.readouterr().err
+
+
+def test_check_names_the_broken_file(capsys):
+    bad = ROOT / "tests" / "fixtures" / "manifests" / "invalid" / "list_on_string.yaml"
+    assert cli.main(["check", "--manifest", str(bad)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert "list_on_string.yaml" in doc["error"]["message"]
+
+
+def test_docs_and_schema_are_fresh(capsys):
+    assert cli.main(["docs", "--check"]) == 0
+    assert cli.main(["schema", "--check"]) == 0
+
+
+def test_options_for_the_model_field(capsys):
+    with responses.RequestsMock() as mock:
+        mock.get(
+            "https://api.openai.com/v1/models",
+            json={
+                "object": "list",
+                "data": [{"id": "gpt-4o", "object": "model", "created": 1, "owned_by": "system"}],
+            },
+        )
+        code, doc, _ = main(["options", "create_chat_completion", "model"], capsys)
+    assert code == 0 and doc == [{"value": "gpt-4o", "label": "gpt-4o"}]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([*ARGS, "--set", "novalue"], "--set takes NAME=VALUE"),
+        ([*ARGS, "--set"], "expected one argument"),
+        (["run"], "the following arguments are required: action"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_errors_are_invalid_input_documents(capsys, args, fragment):
+    code, doc, _ = main(args, capsys)
+    assert code == 2 and fragment in doc["error"]["message"]
+
+
+def test_subprocess_contract_stdout_is_one_json_document():
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "connector", *ARGS, "--set", "temperature=9"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"]["fields"][0]["name"] == "temperature"
+    assert proc.stderr.startswith("error (invalid_input):")
+    assert KEY not in proc.stdout + proc.stderr
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "chat-connector"
+    proc = subprocess.run([str(script), "list"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "create_chat_completion" in proc.stdout

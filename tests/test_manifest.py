@@ -1,0 +1,195 @@
+"""The manifest: fixtures, the real file's coverage of the seeds and schema, drift and staleness."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from connector import docs, validation
+from connector.connection import Connection
+from connector.manifest import ROOT, ManifestError, export_schema, load_manifest
+
+FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
+VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
+INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
+MANIFEST = load_manifest()
+CHAT = MANIFEST.action("create_chat_completion")
+
+# The platform page's tables (seed 000): label -> visibility.
+SEED_PAGE = {
+    "Messages": "basic",
+    "Model": "basic",
+    "Max Completion Tokens": "advanced",
+    "Reasoning Effort": "advanced",
+    "Stop": "advanced",
+    "Temperature": "advanced",
+    "User": "advanced",
+}
+# The SDK's parameter list (seed 002).
+SEED_SDK = [
+    "messages", "model", "temperature", "max_completion_tokens", "max_tokens", "stream", "tools",
+    "tool_choice", "response_format", "frequency_penalty", "presence_penalty", "seed", "stop", "n",
+    "logprobs", "top_logprobs", "reasoning_effort", "store",
+]  # fmt: skip
+# Every key path of the platform page's Example Output.
+SEED_OUTPUT_PATHS = {
+    "id", "object", "created", "model", "choices", "choices.index", "choices.message",
+    "choices.message.role", "choices.message.content", "choices.message.refusal",
+    "choices.message.annotations", "choices.logprobs", "choices.finish_reason", "usage",
+    "usage.prompt_tokens", "usage.completion_tokens", "usage.total_tokens",
+    "usage.prompt_tokens_details", "usage.prompt_tokens_details.cached_tokens",
+    "usage.prompt_tokens_details.audio_tokens", "usage.completion_tokens_details",
+    "usage.completion_tokens_details.reasoning_tokens", "usage.completion_tokens_details.audio_tokens",
+    "usage.completion_tokens_details.accepted_prediction_tokens",
+    "usage.completion_tokens_details.rejected_prediction_tokens", "service_tier", "system_fingerprint",
+}  # fmt: skip
+
+
+def key_paths(value, prefix=""):
+    """Return every key path of a JSON value (list items share their parent's path)."""
+    out = set()
+    if isinstance(value, list):
+        for item in value:
+            out |= key_paths(item, prefix)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            path = f"{prefix}.{k}" if prefix else k
+            out |= {path} | key_paths(v, path)
+    return out
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_fixtures_load(path):
+    manifest = load_manifest(path)
+    assert manifest.actions
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_invalid_fixtures_fail_with_their_error(path):
+    expected = path.read_text().splitlines()[0].removeprefix("# error: ")
+    with pytest.raises(ManifestError) as exc:
+        load_manifest(path)
+    assert path.name in exc.value.message, "the error names the file"
+    assert expected in exc.value.message
+
+
+def test_the_manifest_is_parsed_once_per_process():
+    assert load_manifest() is load_manifest()
+
+
+@pytest.mark.parametrize(("label", "visibility"), SEED_PAGE.items())
+def test_seed_page_parameters_keep_their_label_and_place(label, visibility):
+    (param,) = [p for p in CHAT.parameters if p.label == label]
+    assert param.visibility == visibility
+
+
+@pytest.mark.parametrize("name", SEED_SDK)
+def test_seed_sdk_parameters_are_all_form_fields(name):
+    assert CHAT.param(name).description
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("stop", {"max_items": 4, "input": "list", "single_as_string": True}),
+        ("temperature", {"minimum": 0, "maximum": 2}),
+        ("top_p", {"minimum": 0, "maximum": 1}),
+        ("frequency_penalty", {"minimum": -2, "maximum": 2}),
+        ("presence_penalty", {"minimum": -2, "maximum": 2}),
+        ("n", {"minimum": 1, "maximum": 128}),
+        ("top_logprobs", {"minimum": 0, "maximum": 20}),
+        ("safety_identifier", {"max_length": 64}),
+        (
+            "max_tokens",
+            {
+                "deprecated": True,
+                "replaced_by": "max_completion_tokens",
+                "send_as": "max_completion_tokens",
+            },
+        ),
+        ("user", {"deprecated": True, "replaced_by": "safety_identifier"}),
+        ("messages", {"required": True, "min_items": 1}),
+        ("model", {"required": True}),
+    ],
+)
+def test_constraints_follow_the_seeds_and_schema(name, rule):
+    param = CHAT.param(name)
+    for key, value in rule.items():
+        assert getattr(param, key) == value, key
+
+
+@pytest.mark.parametrize("name", validation.request_properties())
+def test_every_official_body_field_can_be_sent(name):
+    param = next((p for p in CHAT.parameters if name in (p.name, p.target)), None)
+    if param is None:
+        # Not a form field: it goes through Additional Parameters, which takes any other key.
+        from connector.request import form_for
+
+        assert form_for(CHAT).lookup(name) is None
+    else:
+        assert not param.merge
+
+
+def test_enum_parameters_match_the_official_schema():
+    for p in CHAT.parameters:
+        if p.input == "enum":
+            assert sorted(p.enum) == sorted(validation.official_enum(p.target)), p.name
+
+
+def test_model_options_come_from_list_models():
+    options = CHAT.param("model").options
+    assert options.action == "list_models" and options.free_text
+
+
+def test_no_defaults_are_injected():
+    assert all(p.default is None for a in MANIFEST.actions for p in a.parameters)
+
+
+def test_example_output_has_every_seed_key_path_and_adds_up():
+    example = CHAT.output.example
+    assert key_paths(example) == SEED_OUTPUT_PATHS
+    usage = example["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_connection_fields_match_the_connection_class():
+    declared = {f.name: f for f in MANIFEST.connection.fields}
+    for f in dataclasses.fields(Connection):
+        assert f.name in declared, f"{f.name} is not declared in manifest.yaml"
+        expected = f.default if not isinstance(f.default, tuple) else None
+        assert declared[f.name].default == (expected or declared[f.name].default), f.name
+    assert set(declared) == {f.name for f in dataclasses.fields(Connection)}
+    assert [f.name for f in MANIFEST.connection.fields if f.secret] == ["api_key"]
+
+
+def test_manifest_schema_has_not_drifted():
+    committed = json.loads((ROOT / "schemas" / "manifest.schema.json").read_text())
+    assert committed == export_schema(), "run: python -m connector schema"
+
+
+def test_manifest_file_satisfies_the_exported_schema():
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    data = yaml.safe_load((ROOT / "manifest.yaml").read_text())
+    errors = list(Draft202012Validator(export_schema()).iter_errors(data))
+    assert not errors, errors[0].message
+
+
+@pytest.mark.parametrize("name", sorted(docs.pages()))
+def test_generated_docs_are_fresh(name):
+    committed = ROOT / "docs" / name
+    assert committed.is_file() and committed.read_text() == docs.pages()[name], (
+        "run: python -m connector docs"
+    )
+
+
+def test_chat_page_reads_like_the_platform_page():
+    page = (ROOT / "docs" / "create_chat_completion.md").read_text()
+    order = ["# Create Chat Completion", "## Basic Parameters", "| Messages |", "| Model |",
+             "## Advanced Parameters", "| Max Completion Tokens |", "| Reasoning Effort |", "| Stop |",
+             "| Temperature |", "| User |", "## Example Output", "## Errors"]  # fmt: skip
+    positions = [page.index(s) for s in order]
+    assert positions == sorted(positions)
+    assert "from `0` to `2`" in page and "Up to 4 items" in page

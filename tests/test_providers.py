@@ -1,0 +1,187 @@
+"""Tests for the provider table: URLs, headers, body translation, error bodies."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from connector import providers
+from connector.connection import PROVIDERS as CONNECTION_PROVIDERS
+from connector.connection import Connection
+from connector.errors import InvalidInput
+
+AZURE_DEP = "https://r.openai.azure.com/openai/deployments/dep"
+AZURE_V1 = "https://r.openai.azure.com/openai/v1"
+
+
+def test_table_matches_the_connection_providers():
+    assert tuple(providers.PROVIDERS) == CONNECTION_PROVIDERS
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("openai", "openai"),
+        (None, "openai"),
+        ("", "openai"),
+        (" Azure ", "azure"),
+        ("LOCAL", "local"),
+    ],
+)
+def test_provider_for(name, expected):
+    assert providers.provider_for(name).name == expected
+
+
+def test_unknown_provider_is_invalid_input():
+    with pytest.raises(InvalidInput) as info:
+        providers.provider_for("anthropic")
+    assert info.value.fields[0]["name"] == "provider"
+
+
+@pytest.mark.parametrize(
+    "provider, base_url, api_version, path, url",
+    [
+        ("openai", "https://api.openai.com/v1", None, "/chat/completions",
+         "https://api.openai.com/v1/chat/completions"),
+        ("openai", "https://api.openai.com/v1/", None, "/models", "https://api.openai.com/v1/models"),
+        ("compatible", "http://localhost:11434/v1", None, "/chat/completions",
+         "http://localhost:11434/v1/chat/completions"),
+        ("compatible", "https://gw.example/v1?team=a", None, "/chat/completions",
+         "https://gw.example/v1/chat/completions?team=a"),
+        ("azure", AZURE_DEP, "2024-10-21", "/chat/completions",
+         AZURE_DEP + "/chat/completions?api-version=2024-10-21"),
+        ("azure", AZURE_DEP + "/", "2024-10-21", "/chat/completions",
+         AZURE_DEP + "/chat/completions?api-version=2024-10-21"),
+        ("azure", AZURE_DEP + "?api-version=2024-06-01", None, "/chat/completions",
+         AZURE_DEP + "/chat/completions?api-version=2024-06-01"),
+        ("azure", AZURE_DEP + "?api-version=2024-06-01", "2024-10-21", "/chat/completions",
+         AZURE_DEP + "/chat/completions?api-version=2024-10-21"),
+        ("azure", AZURE_DEP, "2024-10-21", "/models",
+         "https://r.openai.azure.com/openai/models?api-version=2024-10-21"),
+        ("azure", AZURE_V1, None, "/chat/completions", AZURE_V1 + "/chat/completions"),
+        ("azure", AZURE_V1 + "/", "preview", "/chat/completions",
+         AZURE_V1 + "/chat/completions?api-version=preview"),
+    ],
+)  # fmt: skip
+def test_url(provider, base_url, api_version, path, url):
+    connection = Connection(provider=provider, base_url=base_url, api_version=api_version)
+    assert providers.provider_for(provider).url(connection, path) == url
+
+
+def test_azure_deployment_url_needs_an_api_version():
+    connection = Connection(provider="azure", base_url=AZURE_DEP)
+    with pytest.raises(InvalidInput) as info:
+        providers.PROVIDERS["azure"].url(connection, "/chat/completions")
+    assert "api_version" in info.value.message
+    assert info.value.fields[0]["name"] == "api_version"
+
+
+@pytest.mark.parametrize(
+    "provider, key, org, project, expected",
+    [
+        ("openai", "sk-1", None, None, {"Authorization": "Bearer sk-1"}),
+        ("openai", "sk-1", "org-1", "proj_1",
+         {"Authorization": "Bearer sk-1", "OpenAI-Organization": "org-1", "OpenAI-Project": "proj_1"}),
+        ("azure", "az-key", None, None, {"api-key": "az-key"}),
+        ("compatible", None, None, None, {}),
+        ("compatible", "or-key", None, None, {"Authorization": "Bearer or-key"}),
+        ("local", None, None, None, {}),
+    ],
+)  # fmt: skip
+def test_headers(provider, key, org, project, expected):
+    connection = Connection(provider=provider, organization=org, project=project)
+    assert providers.provider_for(provider).headers(key, connection) == expected
+
+
+MESSAGES = [
+    {"role": "developer", "content": "Be brief."},
+    {"role": "user", "content": "Hi"},
+]
+SCHEMA_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "answer", "strict": True, "schema": {"type": "object"}},
+}
+
+
+@pytest.mark.parametrize(
+    "provider, body, stream, expected",
+    [
+        ("openai", {"model": "m", "messages": MESSAGES, "max_completion_tokens": 5}, False,
+         {"model": "m", "messages": MESSAGES, "max_completion_tokens": 5}),
+        ("openai", {"model": "m"}, True,
+         {"model": "m", "stream": True, "stream_options": {"include_usage": True}}),
+        ("openai", {"model": "m", "stream_options": {"include_obfuscation": False}}, True,
+         {"model": "m", "stream": True,
+          "stream_options": {"include_obfuscation": False, "include_usage": True}}),
+        ("openai", {"model": "m", "stream_options": {"include_usage": False}}, True,
+         {"model": "m", "stream": True, "stream_options": {"include_usage": False}}),
+        ("azure", {"model": "m", "messages": MESSAGES}, False, {"model": "m", "messages": MESSAGES}),
+        ("compatible", {"model": "m", "messages": MESSAGES, "max_completion_tokens": 5}, False,
+         {"model": "m", "max_tokens": 5,
+          "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}),
+        ("compatible", {"model": "m", "max_completion_tokens": 5, "max_tokens": 9}, False,
+         {"model": "m", "max_tokens": 9}),
+        ("compatible", {"model": "m", "response_format": SCHEMA_FORMAT}, True,
+         {"model": "m", "response_format": SCHEMA_FORMAT, "stream": True,
+          "stream_options": {"include_usage": True}}),
+        ("local", {"model": "m", "response_format": SCHEMA_FORMAT}, False,
+         {"model": "m", "response_format": {"type": "json_object", "schema": {"type": "object"}}}),
+        ("local", {"model": "m", "response_format": {"type": "text"}}, False,
+         {"model": "m", "response_format": {"type": "text"}}),
+        ("local", {"model": "m"}, False, {"model": "m"}),
+    ],
+)  # fmt: skip
+def test_body_translation(provider, body, stream, expected):
+    before = copy.deepcopy(body)
+    assert providers.provider_for(provider).body(body, stream=stream) == expected
+    assert body == before  # the caller's dict is untouched
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (
+            {"error": {"message": "Unsupported parameter: 'temperature'", "type": "invalid_request_error",
+                       "param": "temperature", "code": "unsupported_parameter"}},
+            {"message": "Unsupported parameter: 'temperature'", "type": "invalid_request_error",
+             "param": "temperature", "code": "unsupported_parameter"},
+        ),
+        (  # OpenRouter: numeric code, extra metadata
+            {"error": {"code": 402, "message": "Insufficient credits", "metadata": {}}},
+            {"message": "Insufficient credits", "type": None, "param": None, "code": 402},
+        ),
+        (  # vLLM: flat
+            {"object": "error", "message": "max_tokens too large", "type": "BadRequestError",
+             "param": None, "code": 400},
+            {"message": "max_tokens too large", "type": "BadRequestError", "param": None, "code": 400},
+        ),
+        (  # flat without "object"
+            {"message": "model not found"},
+            {"message": "model not found", "type": None, "param": None, "code": None},
+        ),
+        (  # Ollama native
+            {"error": "model 'x' not found"},
+            {"message": "model 'x' not found", "type": None, "param": None, "code": None},
+        ),
+        (  # FastAPI validation (llama-cpp-python)
+            {"detail": [{"loc": ["body", "messages", 0, "role"], "msg": "field required"}]},
+            {"message": "messages.0.role: field required", "type": None, "param": None, "code": None},
+        ),
+        ({"detail": "Not Found"}, {"message": "Not Found", "type": None, "param": None, "code": None}),
+        (  # Azure: nested innererror, status inside
+            {"error": {"code": "content_filter", "message": "filtered", "param": "prompt", "status": 400}},
+            {"message": "filtered", "type": None, "param": "prompt", "code": "content_filter"},
+        ),
+        (
+            {"error": {"message": "", "code": True}},
+            {"message": "no message given", "type": None, "param": None, "code": None},
+        ),
+        ({"id": "x", "choices": []}, None),
+        ([{"error": "x"}], None),
+        ("text", None),
+        (None, None),
+    ],
+)  # fmt: skip
+def test_read_error(data, expected):
+    assert providers.read_error(data) == expected

@@ -1,0 +1,353 @@
+"""The runner: request sent, example-shaped output, parsed JSON, rejected parameters, options."""
+
+import copy
+import json
+import logging
+
+import pytest
+import responses
+
+import connector
+from connector import InvalidInput, InvalidResponse, RequestRejected
+
+URL = "https://api.openai.com/v1/chat/completions"
+KEY = "sk-runner-canary-9f8e7d"
+CONN = {"api_key": KEY, "max_retries": "0"}
+FORM = {"model": "gpt-4o-mini", "messages": "Hello!"}
+REPLY = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1901345026,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hi there"},
+            "finish_reason": "stop",
+        }
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch):
+    """Resolve every name to a public address: unit tests make no DNS lookups."""
+    monkeypatch.setattr(
+        "connector.policy.socket.getaddrinfo",
+        lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 443))],
+    )
+
+
+def completion(content="Hi there", **message):
+    """Return an API reply with one choice carrying ``content`` and extra message keys."""
+    reply = copy.deepcopy(REPLY)
+    reply["choices"][0]["message"].update(content=content, **message)
+    return reply
+
+
+def run(form=None, reply=None, status=200, **kw):
+    """Run create_chat_completion against a mocked API; return (output, sent body)."""
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=reply if reply is not None else REPLY, status=status, **kw)
+        out = connector.run("create_chat_completion", {**FORM, **(form or {})}, CONN)
+        return out, json.loads(mock.calls[0].request.body)
+
+
+def test_sends_the_form_as_a_validated_body_with_the_key_as_bearer():
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=REPLY)
+        connector.run("create_chat_completion", {**FORM, "temperature": "0.2", "stop": "END"}, CONN)
+        request = mock.calls[0].request
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert json.loads(request.body) == {
+        "messages": [{"role": "user", "content": "Hello!"}],
+        "model": "gpt-4o-mini",
+        "stop": "END",
+        "temperature": 0.2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("choices", 0, "message", "refusal"), None),
+        (("choices", 0, "message", "annotations"), None),
+        (("choices", 0, "logprobs"), None),
+        (("usage", "prompt_tokens"), None),
+        (("usage", "prompt_tokens_details", "cached_tokens"), None),
+        (("usage", "completion_tokens_details", "reasoning_tokens"), None),
+        (("service_tier",), None),
+        (("system_fingerprint",), None),
+        (("choices", 0, "message", "content"), "Hi there"),
+    ],
+)
+def test_missing_keys_are_filled_with_null(path, value):
+    out, _ = run()
+    node = out
+    for key in path:
+        node = node[key]
+    assert node == value
+
+
+def test_keys_the_api_adds_pass_through_and_present_ones_are_kept():
+    reply = completion(annotations=[{"type": "url_citation"}], audio=None)
+    reply.update(
+        service_tier="flex",
+        usage={"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "extra": 1},
+        moderation={"input": None},
+    )
+    out, _ = run(reply=reply)
+    assert out["service_tier"] == "flex" and out["moderation"] == {"input": None}
+    assert out["usage"]["extra"] == 1 and out["usage"]["total_tokens"] == 5
+    assert out["choices"][0]["message"]["annotations"] == [{"type": "url_citation"}]
+    assert "audio" in out["choices"][0]["message"]
+
+
+def test_output_validates_against_the_manifest_output_schema():
+    from jsonschema import Draft202012Validator
+
+    out, _ = run()
+    schema = connector.load_manifest().action("create_chat_completion").output.schema_
+    assert not list(Draft202012Validator(schema).iter_errors(out))
+
+
+@pytest.mark.parametrize(
+    ("response_format", "content", "parsed"),
+    [
+        ("json_object", '{"city": "Paris"}', {"city": "Paris"}),
+        (
+            '{"type": "object", "properties": {"t": {"type": "number"}}, "required": ["t"]}',
+            '{"t": 21.5}',
+            {"t": 21.5},
+        ),
+        ("json_object", "[1, 2]", [1, 2]),
+    ],
+)
+def test_json_replies_are_parsed(response_format, content, parsed):
+    out, _ = run({"response_format": response_format}, completion(content))
+    assert out["choices"][0]["message"]["parsed"] == parsed
+    assert out["choices"][0]["message"]["content"] == content
+
+
+def test_text_replies_have_no_parsed_key():
+    out, _ = run({"response_format": "text"})
+    assert "parsed" not in out["choices"][0]["message"]
+
+
+def test_a_refusal_is_returned_with_parsed_null():
+    out, _ = run(
+        {"response_format": "json_object"}, completion(None, refusal="I can't help with that.")
+    )
+    message = out["choices"][0]["message"]
+    assert message["parsed"] is None and message["refusal"] == "I can't help with that."
+
+
+@pytest.mark.parametrize(
+    ("response_format", "content", "finish", "fragment"),
+    [
+        ("json_object", "Sure! Here it is: {", "stop", "is not valid JSON"),
+        ("json_object", '{"city": "Par', "length", "raise Max Completion Tokens"),
+        (
+            '{"type": "object", "properties": {"t": {"type": "number"}}, "required": ["t"]}',
+            '{"t": "warm"}',
+            "stop",
+            "does not match the Response Format schema at t",
+        ),
+    ],
+)
+def test_json_that_is_not_json_fails_with_the_raw_content(
+    response_format, content, finish, fragment
+):
+    reply = completion(content)
+    reply["choices"][0]["finish_reason"] = finish
+    with pytest.raises(InvalidResponse) as exc:
+        run({"response_format": response_format}, reply)
+    assert fragment in exc.value.message
+    assert exc.value.body == content and exc.value.exit_code == 5
+
+
+def test_function_tool_calls_carry_parsed_arguments():
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+    }
+    out, _ = run(reply=completion(None, tool_calls=[call]))
+    function = out["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert function["parsed_arguments"] == {"city": "Oslo"}
+    assert function["arguments"] == '{"city": "Oslo"}'
+
+
+def test_tool_arguments_that_are_not_json_fail_with_the_raw_arguments():
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"city": '}}
+    with pytest.raises(InvalidResponse) as exc:
+        run(reply=completion(None, tool_calls=[call]))
+    assert exc.value.body == '{"city": '
+
+
+def test_a_reply_cut_at_the_token_limit_succeeds_with_a_warning(caplog):
+    reply = completion("Once upon a")
+    reply["choices"][0]["finish_reason"] = "length"
+    with caplog.at_level(logging.WARNING, logger="connector"):
+        out, _ = run(reply=reply)
+    assert out["choices"][0]["finish_reason"] == "length"
+    assert "cut at the token limit" in caplog.text
+
+
+def test_no_choices_is_an_invalid_response():
+    with pytest.raises(InvalidResponse):
+        run(reply={**REPLY, "choices": []})
+
+
+UNSUPPORTED = {
+    "error": {
+        "message": "Unsupported parameter: 'temperature' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "unsupported_parameter",
+    }
+}
+
+
+def test_an_unsupported_parameter_names_the_field_the_model_and_the_fix():
+    with pytest.raises(RequestRejected) as exc:
+        run({"model": "o3", "temperature": "0.2"}, UNSUPPORTED, status=400)
+    message = exc.value.message
+    assert "The model 'o3' does not accept Temperature (temperature)" in message
+    assert "'temperature' is not supported with this model" in message
+    assert "clear the Temperature field" in message and "Drop Unsupported Parameters" in message
+    assert exc.value.to_dict()["param"] == "temperature" and exc.value.exit_code == 3
+
+
+def test_drop_unsupported_params_sends_once_more_without_it(caplog):
+    with responses.RequestsMock() as mock, caplog.at_level(logging.WARNING, logger="connector"):
+        mock.post(URL, json=UNSUPPORTED, status=400)
+        mock.post(URL, json=REPLY)
+        out = connector.run(
+            "create_chat_completion",
+            {**FORM, "model": "o3", "temperature": "0.2", "top_p": "0.5"},
+            {**CONN, "drop_unsupported_params": "true"},
+        )
+        bodies = [json.loads(c.request.body) for c in mock.calls]
+    assert out["choices"][0]["message"]["content"] == "Hi there"
+    assert (
+        "temperature" in bodies[0] and "temperature" not in bodies[1] and bodies[1]["top_p"] == 0.5
+    )
+    assert "rejected Temperature (temperature)" in caplog.text
+
+
+def test_drop_unsupported_params_retries_only_once():
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=UNSUPPORTED, status=400)
+        mock.post(
+            URL,
+            json={**UNSUPPORTED, "error": {**UNSUPPORTED["error"], "param": "top_p"}},
+            status=400,
+        )
+        with pytest.raises(RequestRejected):
+            connector.run(
+                "create_chat_completion",
+                {**FORM, "temperature": "0.2", "top_p": "0.5"},
+                {**CONN, "drop_unsupported_params": "yes"},
+            )
+        assert len(mock.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("connection", "fragment"),
+    [
+        ({}, "API Key is required for provider 'openai'"),
+        ({"api_key": KEY, "timeout": "soon"}, "Timeout (seconds): expected a number"),
+        ({"api_key": KEY, "provider": "bedrock"}, "'bedrock' is not allowed"),
+        ({"api_key": KEY, "max_retries": "11"}, "must be at most 10"),
+    ],
+)
+def test_bad_connections_are_invalid_input_and_nothing_is_sent(connection, fragment):
+    with responses.RequestsMock() as mock, pytest.raises(InvalidInput) as exc:
+        connector.run("create_chat_completion", FORM, connection)
+    assert fragment in exc.value.message and not mock.calls
+
+
+def test_connection_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://example.test/v1/")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-1")
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+    with responses.RequestsMock() as mock:
+        mock.post("https://example.test/v1/chat/completions", json=REPLY)
+        connector.run("create_chat_completion", FORM)
+        headers = mock.calls[0].request.headers
+    assert headers["OpenAI-Organization"] == "org-1" and headers["OpenAI-Project"] == "proj-1"
+
+
+def test_errors_never_carry_the_key():
+    echo = {
+        "error": {
+            "message": f"Incorrect API key provided: {KEY}.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
+    with pytest.raises(RequestRejected) as exc:
+        run(reply=echo, status=401)
+    assert KEY not in json.dumps(exc.value.to_dict()) and KEY not in str(exc.value)
+    assert exc.value.type == "authentication"
+
+
+def test_prepare_shows_the_request_without_the_key():
+    request = connector.prepare("create_chat_completion", {**FORM, "max_tokens": "5"}, CONN)
+    assert KEY not in json.dumps(request)
+    assert request["method"] == "POST" and request["url"] == URL
+    assert request["body"]["max_completion_tokens"] == 5
+
+
+MODELS = {
+    "object": "list",
+    "data": [
+        {
+            "id": "text-embedding-3-small",
+            "object": "model",
+            "created": 1705948997,
+            "owned_by": "system",
+        },
+        {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
+        {"id": "o3", "object": "model", "created": 1744225308, "owned_by": "system"},
+        {"id": "ft:gpt-4o-mini:acme", "object": "model", "created": 1730000000, "owned_by": "acme"},
+        {"id": "whisper-1", "object": "model"},
+    ],
+}
+
+
+def test_list_models_returns_the_api_list_with_every_key_path():
+    with responses.RequestsMock() as mock:
+        mock.get("https://api.openai.com/v1/models", json=MODELS)
+        out = connector.run("list_models", {}, CONN)
+    assert [m["id"] for m in out["data"]][:2] == ["text-embedding-3-small", "gpt-4o-mini"]
+    assert out["data"][4]["owned_by"] is None and out["data"][4]["created"] is None
+
+
+def test_model_options_list_chat_models_first():
+    with responses.RequestsMock() as mock:
+        mock.get("https://api.openai.com/v1/models", json=MODELS)
+        options = connector.options("create_chat_completion", "model", CONN)
+    assert [o["value"] for o in options] == [
+        "o3",
+        "ft:gpt-4o-mini:acme",
+        "gpt-4o-mini",
+        "text-embedding-3-small",
+        "whisper-1",
+    ]
+    assert options[1]["label"] == "ft:gpt-4o-mini:acme (acme)"
+
+
+def test_options_for_a_field_without_options_is_invalid_input():
+    with pytest.raises(InvalidInput):
+        connector.options("create_chat_completion", "temperature", CONN)
+
+
+def test_unknown_action_is_invalid_input():
+    with pytest.raises(InvalidInput) as exc:
+        connector.run("delete_everything", {}, CONN)
+    assert "Known actions: create_chat_completion, list_models" in exc.value.message
