@@ -29,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from connector import errors, providers, stream
 from connector.connection import Connection
 from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
+from connector.policy import host_allowed, is_loopback
 
 log = logging.getLogger("connector")
 
@@ -39,7 +40,6 @@ ERROR_BODY_BYTES = 1024 * 1024
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 EXCERPT_CHARS = 300
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.I | re.S)
 _OBJECT_PREFIX = re.compile(r"^<[^>]*>:\s*")
 
@@ -206,7 +206,7 @@ class Transport:
         return _Request(method.upper(), url, headers, sent, stream)
 
     def _check_url(self, url: str) -> None:
-        """Refuse URLs the key must not travel to (defence in depth behind connection checks)."""
+        """Refuse URLs the key must not travel to (a cheap recheck of policy.check_base_url)."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("http", "https") or not host:
@@ -214,15 +214,14 @@ class Transport:
         if (
             parts.scheme == "http"
             and self._key
-            and host not in LOOPBACK_HOSTS
+            and not is_loopback(host)
             and not self.connection.allow_insecure_http
         ):
             raise _base_url_error(
                 f"base_url uses plain http to {host}, which would send the API key unencrypted;"
                 " use https, or set allow_insecure_http."
             )
-        allowed = [h.strip().lower() for h in self.connection.allowed_hosts if h.strip()]
-        if allowed and not any(_host_matches(host, pattern) for pattern in allowed):
+        if self.connection.allowed_hosts and not host_allowed(host, self.connection.allowed_hosts):
             raise _base_url_error(f"base_url names {host}, which is not in allowed_hosts.")
 
     def _attempt(
@@ -621,12 +620,6 @@ def _is_error_body(data: Any) -> bool:
 
 def _header_safe(value: str) -> bool:
     return all(0x21 <= ord(c) <= 0x7E for c in value)
-
-
-def _host_matches(host: str, pattern: str) -> bool:
-    if pattern.startswith("*."):
-        return host == pattern[2:] or host.endswith(pattern[1:])
-    return host == pattern
 
 
 def _base_url_error(message: str) -> InvalidInput:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .connection import Connection, env_values

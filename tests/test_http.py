@@ -813,3 +813,17 @@ def test_many_concurrent_runs_share_one_transport(server):
     for thread in threads:
         thread.join(30)
     assert results == [COMPLETION] * 40
+
+
+def test_local_validation_500_is_a_rejected_request(mock):
+    message = (
+        "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'messages', 0, 'role'),"
+        " 'msg': \"Input should be 'system'\"}\n\n  File \"/srv/llama_cpp/server/app.py\", line 376"
+    )
+    mock.post("http://127.0.0.1:8080/v1/chat/completions", status=500,
+              json=api_error(message, "internal_server_error"))  # fmt: skip
+    transport, waits = make(provider="local", base_url="http://127.0.0.1:8080/v1", api_key=None)
+    error = fail(transport)
+    assert isinstance(error, errors.RequestRejected) and error.type == "bad_request"
+    assert error.status == 500 and error.attempts == 1 and waits == []
+    assert "Input should be 'system'" in error.message and "app.py" not in error.message

@@ -80,16 +80,91 @@ form_text = st.one_of(
 )
 form_value = st.one_of(form_text, json_values)
 field_names = st.one_of(st.sampled_from(FIELDS), st.text(min_size=1, max_size=10))
+
+
+def spaced(values: st.SearchStrategy) -> st.SearchStrategy:
+    """Return values as typed by an author: text, padded or in another case, or native."""
+    as_text = values.map(str)
+    return st.one_of(
+        values,
+        as_text,
+        as_text.map(lambda t: f"  {t} "),
+        as_text.map(str.upper),
+        as_text.map(str.title),
+    )
+
+
+numbers = st.one_of(st.floats(-3, 3, allow_nan=False), st.integers(-3, 3))
+counts = st.integers(-2, 5000)
+words = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=20)
+messages = st.one_of(
+    words.filter(str.strip),
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "role": st.sampled_from(["user", "system", "developer", "assistant"]),
+                "content": words,
+            }
+        ),
+        min_size=1,
+        max_size=3,
+    ).map(json.dumps),
+)
+# A value per field that is right more often than not, so the valid branch is exercised too.
+PLAUSIBLE = {
+    "temperature": spaced(numbers),
+    "top_p": spaced(numbers),
+    "frequency_penalty": spaced(numbers),
+    "presence_penalty": spaced(numbers),
+    "max_completion_tokens": spaced(counts),
+    "max_tokens": spaced(counts),
+    "seed": spaced(st.integers(-(2**64), 2**64)),
+    "n": spaced(st.integers(0, 10)),
+    "top_logprobs": spaced(st.integers(-1, 25)),
+    "logprobs": spaced(st.sampled_from(["true", "false", "yes", "no", "1", "0", "maybe"])),
+    "stream": spaced(st.sampled_from(["true", "false", "yes", "no", "1", "0"])),
+    "store": spaced(st.booleans()),
+    "parallel_tool_calls": spaced(st.booleans()),
+    "reasoning_effort": spaced(st.sampled_from(["low", "medium", "high", "none", "extreme"])),
+    "verbosity": spaced(st.sampled_from(["low", "medium", "high", "loud"])),
+    "service_tier": spaced(st.sampled_from(["auto", "default", "flex", "priority", "cheap"])),
+    "stop": st.one_of(
+        words,
+        st.lists(words, max_size=5).map(", ".join),
+        st.lists(words, max_size=5).map(json.dumps),
+    ),
+    "user": words,
+    "safety_identifier": words,
+    "prompt_cache_key": words,
+    "metadata": st.dictionaries(words, words, max_size=3).map(json.dumps),
+    "response_format": st.one_of(
+        st.sampled_from(["text", "json_object", "JSON_OBJECT", '{"type": "text"}']),
+        st.just({"type": "object", "properties": {"a": {"type": "string"}}}).map(json.dumps),
+    ),
+    "logit_bias": st.dictionaries(
+        st.integers(0, 50000).map(str), st.integers(-100, 100), max_size=3
+    ).map(json.dumps),
+}
+plausible = st.fixed_dictionaries(
+    {"model": st.sampled_from(["gpt-4o-mini", "o3", " gpt-4o "]), "messages": messages}
+).flatmap(
+    lambda base: (
+        st.lists(st.sampled_from(sorted(PLAUSIBLE)), max_size=4, unique=True)
+        .flatmap(lambda names: st.fixed_dictionaries({n: PLAUSIBLE[n] for n in names}))
+        .map(lambda extra: {**base, **extra})
+    )
+)
 forms = st.one_of(
     st.dictionaries(field_names, form_value, max_size=6),
-    # Mostly-plausible forms: both required fields, then a few others.
     st.fixed_dictionaries(
-        {"model": st.sampled_from(["gpt-4o-mini", "o3", " "]), "messages": form_text}
+        {"model": st.sampled_from(["gpt-4o-mini", " "]), "messages": form_text}
     ).flatmap(
         lambda base: st.dictionaries(st.sampled_from(FIELDS), form_value, max_size=4).map(
             lambda extra: {**extra, **base}
         )
     ),
+    plausible,
+    plausible,
 )
 
 

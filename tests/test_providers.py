@@ -185,3 +185,78 @@ def test_body_translation(provider, body, stream, expected):
 )  # fmt: skip
 def test_read_error(data, expected):
     assert providers.read_error(data) == expected
+
+
+PARTS = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+IMAGE = [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "x"}}]
+CALLS = [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+
+
+@pytest.mark.parametrize(
+    "message, local, compatible",
+    [
+        ({"role": "user", "content": PARTS}, {"role": "user", "content": "a\nb"}, None),
+        ({"role": "developer", "content": PARTS}, {"role": "system", "content": "a\nb"},
+         {"role": "system", "content": PARTS}),
+        ({"role": "tool", "tool_call_id": "c", "content": PARTS},
+         {"role": "tool", "tool_call_id": "c", "content": "a\nb"}, None),
+        ({"role": "user", "content": IMAGE}, None, None),  # images cannot be flattened
+        ({"role": "user", "content": []}, None, None),
+        ({"role": "assistant", "content": None, "tool_calls": CALLS},
+         {"role": "assistant", "content": "", "tool_calls": CALLS}, None),
+        ({"role": "assistant", "tool_calls": CALLS},
+         {"role": "assistant", "content": "", "tool_calls": CALLS}, None),
+        ({"role": "assistant", "content": PARTS}, None, None),
+    ],
+)  # fmt: skip
+def test_local_flattens_message_content(message, local, compatible):
+    before = copy.deepcopy(message)
+    for name, expected in (("local", local), ("compatible", compatible), ("openai", None)):
+        body = providers.provider_for(name).body({"messages": [message]}, stream=False)
+        assert body["messages"] == [expected or message]
+    assert message == before
+
+
+def test_local_drops_nulls():
+    body = {"model": "m", "temperature": None, "stop": None, "n": 1}
+    assert providers.PROVIDERS["local"].body(body, stream=False) == {"model": "m", "n": 1}
+    assert providers.PROVIDERS["compatible"].body(body, stream=False) == body
+
+
+VALIDATION = (
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'messages', 0, 'role')}"
+    '\n\n  File "/x/llama_cpp/server/app.py", line 376, in create_chat_completion\n    POST /v1'
+)
+
+
+@pytest.mark.parametrize(
+    "provider, status, message, expected",
+    [
+        ("local", 500, VALIDATION, 400),
+        ("local", 500, "2 validation errors:\n...", 400),
+        ("local", 500, "CUDA out of memory", 500),
+        ("local", 503, VALIDATION, 503),
+        ("compatible", 500, VALIDATION, 500),
+        ("openai", 500, VALIDATION, 500),
+    ],
+)
+def test_error_status(provider, status, message, expected):
+    fields = {"message": message, "type": None, "param": None, "code": None}
+    assert providers.provider_for(provider).error_status(status, fields) == expected
+    assert providers.provider_for(provider).error_status(status, None) == status
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        (
+            VALIDATION,
+            "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'messages', 0, 'role')}",
+        ),
+        ("boom\nTraceback (most recent call last):\n  x", "boom"),
+        ("plain", "plain"),
+        ('\n  File "x"', '\n  File "x"'),  # nothing would be left: keep it all
+    ],
+)
+def test_error_message_drops_tracebacks(message, expected):
+    assert providers.PROVIDERS["local"].error_message(message) == expected
