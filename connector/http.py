@@ -84,7 +84,14 @@ class _Request:
 
     @property
     def data(self) -> bytes | None:
-        return None if self.body is None else json.dumps(self.body).encode()
+        if self.body is None:
+            return None
+        try:
+            return json.dumps(self.body, allow_nan=False).encode()
+        except ValueError:
+            raise InvalidInput(
+                "The request contains NaN or Infinity, which JSON cannot carry; use a number."
+            ) from None
 
 
 class _Counter:
@@ -238,6 +245,7 @@ class Transport:
                 timeout=timeout,
                 allow_redirects=False,
                 stream=True,
+                auth=_keep_headers,
             )
         except requests.exceptions.InvalidURL as exc:
             raise _base_url_error(f"base_url is not a valid URL: {exc}") from None
@@ -602,6 +610,12 @@ def _retry_after(headers: Mapping[str, str] | None, now: float) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when.timestamp() - now
+
+
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Return the request as is: its headers already carry the key."""
+    # Without an auth, requests reads ~/.netrc and replaces Authorization with Basic credentials.
+    return request
 
 
 def _add_note(error: ConnectorError, note: str) -> None:

@@ -827,3 +827,22 @@ def test_local_validation_500_is_a_rejected_request(mock):
     assert isinstance(error, errors.RequestRejected) and error.type == "bad_request"
     assert error.status == 500 and error.attempts == 1 and waits == []
     assert "Input should be 'system'" in error.message and "app.py" not in error.message
+
+
+def test_netrc_credentials_never_replace_the_key(mock, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.openai.com login user password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert requests.utils.get_netrc_auth(URL) == ("user", "hunter2")  # the file is read
+    mock.post(URL, json=COMPLETION)
+    transport, _ = make()
+    transport.send("POST", "/chat/completions", BODY)
+    assert mock.calls[0].request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_nan_in_the_body_is_invalid_input(mock):
+    transport, _ = make()
+    with pytest.raises(errors.InvalidInput, match="NaN"):
+        transport.send("POST", "/chat/completions", {**BODY, "temperature": float("nan")})
+    assert len(mock.calls) == 0

@@ -215,11 +215,13 @@ def test_a_run_sends_exactly_the_prepared_request_or_nothing(fault_server, form)
     try:
         connector.run(ACTION, form, connection)
     except connector.InvalidInput as error:
+        event("invalid_input, nothing sent")
         check_invalid(error)
         assert prepared is None and scenario.count == 0
         return
     except connector.InvalidResponse:
         pass  # e.g. JSON was asked for and the echo is not JSON; the request itself was valid
+    event("sent once")
     assert prepared is not None
     [seen] = scenario.requests
     assert seen.json == prepared["body"]
