@@ -41,7 +41,9 @@ INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 EXCERPT_CHARS = 300
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.I | re.S)
-_OBJECT_PREFIX = re.compile(r"^<[^>]*>:\s*")
+# urllib3 starts its messages with the connection object: "<...HTTPSConnection at 0x..>: " or
+# "HTTPSConnection(host='x', port=443): ".
+_OBJECT_PREFIX = re.compile(r"^(<[^>]*>|\w+\(host=[^)]*\)):\s*")
 
 
 def _version() -> str:
@@ -145,6 +147,19 @@ class Transport:
         on_token: Callable[[str], None] | None = None,
     ) -> Reply:
         """Send one API request, retrying transient failures; return the reply or raise."""
+        try:
+            return self._send(method, path, body, stream, on_token)
+        except ConnectorError as exc:
+            raise exc.redacted(self._secrets) from None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        stream: bool,
+        on_token: Callable[[str], None] | None,
+    ) -> Reply:
         req = self._request(method, path, body, stream)
         data = req.data  # encoded once for every attempt
         if self.provider.key_required and not self._key:
@@ -167,7 +182,7 @@ class Transport:
                 error.attempts = attempt
                 if attempt > 1:
                     _add_note(error, f"Gave up after {attempt} attempts.")
-                raise error.redacted(self._secrets)
+                raise error
             log.warning(
                 "retrying after %.1f s: %s (attempt %d of %d)",
                 delay,
@@ -310,7 +325,8 @@ class Transport:
         except ConnectorError as exc:
             exc.request_id = exc.request_id or request_id
             exc.status = exc.status or status
-            return _Failure(exc, False, resp.headers)
+            # A stream closed before its first byte lost nothing: as safe to resend as a reset.
+            return _Failure(exc, req.stream and counter.bytes == 0, resp.headers)
         return Reply(data, status, resp.headers, request_id, 0)
 
     def _read_stream(
@@ -587,7 +603,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _summary(error: ConnectorError) -> str:
-    return f"{error.status} {error.type}" if error.status else error.type.replace("_", " ")
+    if error.status:
+        return f"{error.status} {error.type}"
+    return "connection error" if error.type == "connection" else error.type
 
 
 def _retry_after(headers: Mapping[str, str] | None, now: float) -> float | None:

@@ -237,9 +237,29 @@ def test_network_error_then_success(mock):
     assert waits == [0.5]
 
 
-def test_reason_drops_object_reprs():
-    inner = OSError("<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve 'x'")
-    assert http._reason(requests.ConnectionError(inner)) == "Failed to resolve 'x'"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve 'x'",
+        "HTTPSConnection(host='x', port=443): Failed to resolve 'x'",
+        "Failed to resolve 'x'",
+    ],
+)
+def test_reason_drops_object_reprs(text):
+    assert http._reason(requests.ConnectionError(OSError(text))) == "Failed to resolve 'x'"
+
+
+def test_retry_log_for_network_errors(mock, caplog):
+    mock.post(URL, body=requests.ConnectionError("reset"))
+    mock.post(URL, body=requests.exceptions.ReadTimeout("slow"))
+    mock.post(URL, json=COMPLETION)
+    transport, _ = make()
+    with caplog.at_level(logging.WARNING, logger="connector"):
+        transport.send("POST", "/chat/completions", BODY)
+    assert [r.getMessage() for r in caplog.records] == [
+        "retrying after 0.5 s: connection error (attempt 2 of 3)",
+        "retrying after 1.0 s: timeout (attempt 3 of 3)",
+    ]
 
 
 # -- redirects -------------------------------------------------------------------------------
@@ -607,6 +627,14 @@ def test_stream_error_status_is_retried_before_the_body(mock):
     transport, waits = make()
     reply = transport.send("POST", "/chat/completions", BODY, stream=True)
     assert reply.attempts == 2 and waits == [0.5]
+
+
+def test_stream_closed_before_the_first_byte_is_retried(mock):
+    mock.post(URL, body=b"", content_type="text/event-stream")
+    mock.post(URL, body=(STREAMS / "plain_text.sse").read_bytes(), content_type="text/event-stream")
+    transport, waits = make()
+    assert transport.send("POST", "/chat/completions", BODY, stream=True).attempts == 2
+    assert waits == [0.5]
 
 
 def test_stream_answered_with_json_is_taken_as_is(mock):
