@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 PROVIDERS = ("openai", "azure", "compatible", "local")
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 # Environment variables the CLI and ``run()`` read when no connection is given.
 ENV_VARS = {
@@ -30,7 +31,7 @@ class Connection:
     """Validated connection settings; ``repr`` never shows the key."""
 
     api_key: str | None = field(default=None, repr=False)
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str = OPENAI_BASE_URL
     organization: str | None = None
     project: str | None = None
     provider: str = "openai"

@@ -41,6 +41,19 @@ SERVER_SETTINGS = {
 SERVER_MODULE = "llama_cpp.server"
 # The server needs these besides llama_cpp itself (the `server` extra).
 REQUIRED_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
+# Runs the server module in a child that exits when its parent is gone, even after SIGKILL
+# (atexit never runs then). PR_SET_PDEATHSIG would fire when the starting *thread* exits.
+_LAUNCHER = """
+import os, runpy, sys, threading, time
+parent = int(sys.argv[1])
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+sys.argv = [sys.argv[2], *sys.argv[3:]]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
 LOG_TAIL_CHARS = 2000
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
@@ -141,7 +154,8 @@ class LocalServer:
             prefix="connector-llama-", suffix=".log", delete=False
         )
         self._log_path = Path(log.name)
-        command = [sys.executable, "-m", SERVER_MODULE, "--model", str(model)]
+        command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), SERVER_MODULE]
+        command += ["--model", str(model)]
         command += ["--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self._port)]
         for name, value in SERVER_SETTINGS.items():
             command += [f"--{name}", value]
@@ -150,7 +164,11 @@ class LocalServer:
             self._proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
-        self._wait_ready(began)
+        try:
+            self._wait_ready(began)
+        except BaseException:  # e.g. Ctrl-C while waiting: leave no server behind
+            self._terminate()
+            raise
         self.startup_seconds = time.monotonic() - began
         return self
 
@@ -167,15 +185,17 @@ class LocalServer:
                         return
                 if time.monotonic() >= deadline:
                     self._fail(
-                        f"The local model server was not ready after {self._start_timeout:.0f} s."
+                        f"The local model server was not ready after {self._start_timeout:g} s."
                     )
                 time.sleep(POLL_INTERVAL)
 
     def _fail(self, message: str) -> None:
+        self._terminate()  # first, so the log holds everything the process wrote
         tail = self.log_tail()
-        self._terminate()
+        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        last = f" Last log line: {lines[-1][:300]}" if lines else " Its log is empty."
         raise TemporaryFailure(
-            f"{message} Its log ({self._log_path}) ends with: {tail.strip()[-300:]}",
+            f"{message}{last} (full log: {self._log_path})",
             type="connection",
             body=tail,
         )

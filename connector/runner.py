@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .connection import Connection, env_values
+from .connection import OPENAI_BASE_URL, Connection, env_values
 from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected
 from .forms import Form, field_error, invalid
 from .manifest import Action, load_manifest
@@ -71,7 +71,7 @@ def _hooks(action: Action):
 
 def _endpoint(conn: Connection, *, start: bool) -> Connection:
     """Point a `local` connection at the embedded server (started on first use)."""
-    if conn.provider != "local" or conn.base_url != Connection.base_url:
+    if conn.provider != "local" or conn.base_url != OPENAI_BASE_URL:
         return conn
     if not start:
         return conn.with_values(base_url=_LOCAL_PLACEHOLDER)

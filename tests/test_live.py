@@ -31,8 +31,8 @@ SEED_MESSAGES = json.dumps(
 )
 JSON_MESSAGES = json.dumps(
     [
-        {"role": "system", "content": "You answer in JSON."},
-        {"role": "user", "content": "Give me a JSON object with name Bob and age 30."},
+        {"role": "system", "content": "Reply with JSON only."},
+        {"role": "user", "content": 'Return this JSON object: {"name": "Bob", "age": 30}'},
     ]
 )
 PERSON_SCHEMA = {
@@ -149,7 +149,7 @@ def test_json_object_gives_parsed_json(server):
         messages=JSON_MESSAGES,
         response_format="json_object",
         temperature="0",
-        max_completion_tokens="80",
+        max_completion_tokens="120",
     )
     message = out["choices"][0]["message"]
     assert isinstance(message["parsed"], dict)
@@ -175,7 +175,7 @@ def test_json_schema_is_translated_and_parsed(server, response_format):
         messages=JSON_MESSAGES,
         response_format=response_format,
         temperature="0",
-        max_completion_tokens="80",
+        max_completion_tokens="120",
     )
     parsed = out["choices"][0]["message"]["parsed"]
     assert set(parsed) == {"name", "age"}

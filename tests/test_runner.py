@@ -281,6 +281,32 @@ def test_connection_comes_from_the_environment(monkeypatch):
     assert headers["OpenAI-Organization"] == "org-1" and headers["OpenAI-Project"] == "proj-1"
 
 
+@pytest.mark.parametrize(
+    ("connection", "url"),
+    [
+        ({"provider": "local"}, "http://127.0.0.1:0/v1/chat/completions"),
+        ({"provider": "local", "base_url": "http://127.0.0.1:8080/v1"}, "http://127.0.0.1:8080"),
+        ({"provider": "compatible", "base_url": "http://localhost:11434/v1"}, "http://localhost"),
+        ({"api_key": KEY}, URL),
+    ],
+)
+def test_dry_run_url_follows_the_provider(connection, url):
+    request = connector.prepare("create_chat_completion", FORM, connection)
+    assert request["url"].startswith(url)
+
+
+def test_a_local_connection_without_base_url_uses_the_embedded_server(monkeypatch):
+    class Server:
+        base_url = "http://127.0.0.1:5999/v1"
+
+    monkeypatch.setattr("connector.local.shared_server", lambda: Server())
+    monkeypatch.setenv("OPENAI_PROVIDER", "local")
+    with responses.RequestsMock() as mock:
+        mock.post("http://127.0.0.1:5999/v1/chat/completions", json=REPLY)
+        out = connector.run("create_chat_completion", FORM)
+    assert out["choices"][0]["message"]["content"] == "Hi there"
+
+
 def test_errors_never_carry_the_key():
     echo = {
         "error": {
