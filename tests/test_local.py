@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 import requests
@@ -161,6 +164,37 @@ def test_real_server_with_bogus_model_reports_log(tmp_path):
         local.LocalServer(bogus, start_timeout=60).start()
     assert "exited with code" in caught.value.message
     assert str(bogus) in caught.value.body
+
+
+def test_server_exits_when_its_parent_is_killed(fake_server):
+    fake_server("fake_ok_server")
+    # A parent that starts the server, prints its URL, and waits to be killed (no atexit then).
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from connector import local; local.SERVER_MODULE = sys.argv[1];"
+            "local.REQUIRED_MODULES = (); s = local.LocalServer().start();"
+            "print(s.base_url, flush=True); time.sleep(60)",
+            local.SERVER_MODULE,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base_url = parent.stdout.readline().strip()
+        assert requests.get(base_url + "/models", timeout=5).ok
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            requests.get(base_url + "/models", timeout=1)
+        except requests.ConnectionError:
+            return
+        time.sleep(0.2)
+    pytest.fail("the server outlived its killed parent")
 
 
 def test_shared_server_is_reused_and_restarted(fake_server, monkeypatch):
