@@ -158,22 +158,36 @@ def finish(output: dict, body: dict) -> dict:
     schema = (
         (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
     )
-    for choice in choices:
-        message = choice.get("message") or {}
-        reason = choice.get("finish_reason")
-        if reason == "length":
-            log.warning(
-                "Choice %s was cut at the token limit (finish_reason: length); raise Max "
-                "Completion Tokens for a complete reply.",
-                choice.get("index"),
-            )
-        if wants_json:
-            message["parsed"] = _parse_reply(message, reason, schema, choice.get("index"))
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                function["parsed_arguments"] = _parse_arguments(function)
+    try:
+        for choice in choices:
+            _finish_choice(choice, wants_json, schema)
+    except InvalidResponse as exc:
+        exc.partial = output  # `body` is capped: the whole reply rides along, nothing is lost
+        raise
     return output
+
+
+def _finish_choice(choice: dict, wants_json: bool, schema: dict | None) -> None:
+    """Warn about a cut reply; add `parsed` and `parsed_arguments` to one choice."""
+    if not isinstance(choice, dict) or not isinstance(choice.get("message") or {}, dict):
+        raise InvalidResponse(
+            "The API returned a choice that is not a chat message object.",
+            body=json.dumps(choice)[:2000],
+        )
+    message = choice.get("message") or {}
+    reason = choice.get("finish_reason")
+    if reason == "length":
+        log.warning(
+            "Choice %s was cut at the token limit (finish_reason: length); raise Max "
+            "Completion Tokens for a complete reply.",
+            choice.get("index"),
+        )
+    if wants_json:
+        message["parsed"] = _parse_reply(message, reason, schema, choice.get("index"))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            function["parsed_arguments"] = _parse_arguments(function)
 
 
 def _parse_reply(message: dict, reason: str | None, schema: dict | None, index: Any) -> Any:

@@ -20,9 +20,28 @@ def _out(doc: Any) -> None:
     sys.stdout.flush()
 
 
-def _err(message: str) -> None:
-    sys.stderr.write(message.rstrip() + "\n")
+_line_open = False  # a streamed token left the stderr line unfinished
+
+
+def _echo(text: str) -> None:
+    """Write a streamed token to stderr as it arrives (``--progress``)."""
+    global _line_open
+    sys.stderr.write(text)
     sys.stderr.flush()
+    _line_open = not text.endswith("\n")
+
+
+def _err(message: str) -> None:
+    global _line_open
+    text = message.rstrip() + "\n"
+    if _line_open and text.strip():
+        text = "\n" + text  # a message starts on a line of its own, after any echoed tokens
+    _line_open = False
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr is for humans: a closed one must not change stdout or the exit code
 
 
 def _read_mapping(source: str, what: str) -> dict:
@@ -84,24 +103,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _out(runner.prepare(args.action, form, conn))
         return 0
-    on_token = None
-    if args.progress:
-
-        def on_token(text: str) -> None:
-            sys.stderr.write(text)
-            sys.stderr.flush()
-
-    output = runner.run(args.action, form, conn, on_token=on_token)
-    if args.progress:
+    output = runner.run(args.action, form, conn, on_token=_echo if args.progress else None)
+    if _line_open:
         _err("")
     _out(output)
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .manifest import load_manifest
+    from .manifest import check_manifest
 
-    manifest = load_manifest(args.manifest)
+    manifest = check_manifest(args.manifest)
     count = sum(len(a.parameters) for a in manifest.actions)
     _err(f"ok: {len(manifest.actions)} actions, {count} parameters, manifest is valid")
     return 0

@@ -7,6 +7,7 @@ per form and reused. Every problem is collected, so the author sees all of them 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import json
 import math
@@ -49,6 +50,7 @@ def is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+@functools.lru_cache(maxsize=4096, typed=True)  # the same few keys arrive run after run
 def _norm_key(key: str) -> str:
     return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
 
@@ -262,6 +264,9 @@ class Form:
             (p, _COERCERS[p.input], getattr(hooks, p.transform) if p.transform else None)
             for p in params
         ]
+        # A run gives a few of many fields: visit those and the required ones, in form order.
+        self._position = {p.name: i for i, p in enumerate(params)}
+        self._required = frozenset(i for i, p in enumerate(params) if p.required)
 
     def lookup(self, key: str) -> Param | None:
         """Return the parameter a form key names (its API name or its label, any case)."""
@@ -280,7 +285,8 @@ class Form:
             elif not is_blank(value):
                 given[param.name] = value
         values: dict[str, Any] = {}
-        for param, coerce, transform in self._steps:
+        visit = sorted(self._required.union(self._position[name] for name in given))
+        for param, coerce, transform in (self._steps[i] for i in visit):
             raw = given.get(param.name, _OMIT)
             if raw is _OMIT:
                 if param.required:

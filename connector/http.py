@@ -122,6 +122,7 @@ class Transport:
         self._key = (connection.api_key or "").strip() or None
         self._secrets = [s for s in (*connection.secrets, self._key) if s]
         self._session = _new_session()
+        self._urls: dict[str, str] = {}  # checked URL by API path: the connection never changes
 
     def prepare(
         self, method: str, path: str, body: dict | None = None, *, stream: bool = False
@@ -203,8 +204,11 @@ class Transport:
 
     def _request(self, method: str, path: str, body: dict | None, stream: bool) -> _Request:
         stream = stream or bool(body and body.get("stream"))
-        url = self.provider.url(self.connection, path)
-        self._check_url(url)
+        url = self._urls.get(path)
+        if url is None:
+            url = self.provider.url(self.connection, path)
+            self._check_url(url)
+            self._urls[path] = url
         headers = {
             "User-Agent": USER_AGENT,
             "Accept": "text/event-stream" if stream else "application/json",
@@ -495,7 +499,7 @@ def _text_excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
     if "<" in text and ">" in text:
         text = _TAGS.sub(" ", text)
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
+    return text if len(text) <= limit else text[:limit].rstrip() + "..."
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -650,8 +654,11 @@ def _is_error_body(data: Any) -> bool:
     )
 
 
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]*").fullmatch  # one C-level pass: keys are ~164 chars
+
+
 def _header_safe(value: str) -> bool:
-    return all(0x21 <= ord(c) <= 0x7E for c in value)
+    return _HEADER_SAFE(value) is not None
 
 
 def _base_url_error(message: str) -> InvalidInput:

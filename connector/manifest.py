@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import json
 import math
@@ -10,12 +11,28 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    VERSION,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from .errors import ConnectorError
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = ROOT / "manifest.yaml"
+CACHE_FORMAT = 1
+# The code and files the full check depends on: a change to any of them invalidates the cache.
+CHECK_INPUTS = (
+    ROOT / "connector" / "manifest.py",
+    ROOT / "connector" / "forms.py",
+    ROOT / "connector" / "validation.py",
+    ROOT / "schemas" / "create_chat_completion.request.schema.json",
+)
 
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
 InputRule = Literal["text", "integer", "number", "boolean", "enum", "list", "json"]
@@ -121,7 +138,9 @@ class Output(Strict):
     example: dict[str, Any]
 
     @model_validator(mode="after")
-    def _example_fits(self) -> Output:
+    def _example_fits(self, info: ValidationInfo) -> Output:
+        if info.context and info.context.get("checked"):
+            return self  # this very manifest passed the check before (see _load)
         from jsonschema import Draft202012Validator
 
         Draft202012Validator.check_schema(self.schema_)
@@ -319,10 +338,14 @@ def _location(loc: tuple, data: Any) -> str:
     return "".join(parts) or "(root)"
 
 
-def parse_manifest(data: Any, source: str = "manifest.yaml") -> Manifest:
-    """Validate manifest data; raise ManifestError naming the file, the path and the reason."""
+def parse_manifest(data: Any, source: str = "manifest.yaml", *, checked: bool = False) -> Manifest:
+    """Validate manifest data; raise ManifestError naming the file, the path and the reason.
+
+    ``checked`` skips what needs code or files beyond the models (the example against its
+    schema, hooks, official enums): for data that already passed them, as the cache records.
+    """
     try:
-        manifest = Manifest.model_validate(data)
+        manifest = Manifest.model_validate(data, context={"checked": checked})
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -332,7 +355,7 @@ def parse_manifest(data: Any, source: str = "manifest.yaml") -> Manifest:
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{source}: {_location(loc, data)}: {msg}")
         raise ManifestError("Invalid manifest:\n" + "\n".join(lines)) from None
-    problems = _cross_checks(manifest)
+    problems = [] if checked else _cross_checks(manifest)
     if problems:
         raise ManifestError("Invalid manifest:\n" + "\n".join(f"{source}: {p}" for p in problems))
     return manifest
@@ -391,29 +414,145 @@ def _example_problems(where: str, params: list[Param], module: str | None) -> li
     return problems
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"Cannot read the manifest {path}: {exc.strerror}") from None
+
+
+def _parse_yaml(raw: bytes, path: Path) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(f"Cannot read the manifest {path}: {exc.strerror}") from None
-    try:
-        return yaml.load(text, Loader=loader)
+        return yaml.load(raw.decode("utf-8"), Loader=loader)
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path.name}: not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"{path.name}: not valid YAML: {exc}") from None
 
 
+def cache_dir() -> Path | None:
+    """Return the directory of the checked-manifest cache, or None when it is turned off."""
+    value = os.environ.get("CONNECTOR_CACHE_DIR")
+    if value is not None:
+        value = value.strip()
+        return Path(value) if value and value.lower() != "off" else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "openai-chat-connector"
+
+
+def _cache_key(raw: bytes) -> str:
+    """Return a digest of the manifest bytes and of the code and files that check it."""
+    digest = hashlib.sha256(raw)
+    digest.update(f"{CACHE_FORMAT} {VERSION}".encode())
+    for path in CHECK_INPUTS:
+        digest.update(_stamp(path).encode())
+    return digest.hexdigest()
+
+
+def _stamp(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return f"{path} missing"
+    return f"{path} {st.st_mtime_ns} {st.st_size}"
+
+
+def _module_stamps(names: list[str]) -> dict[str, str]:
+    """Return a stamp of each action module's file, found without importing the module."""
+    import importlib.util
+
+    stamps = {}
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        stamps[name] = _stamp(Path(spec.origin)) if spec and spec.origin else "not found"
+    return stamps
+
+
+def _cache_file(path: Path) -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    return folder / f"manifest-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.json"
+
+
+def _cached_data(file: Path | None, key: str) -> Any:
+    """Return the data of a manifest that passed the full check, or None."""
+    if file is None:
+        return None
+    try:
+        entry = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        return None
+    modules = entry.get("modules")
+    if not isinstance(modules, dict) or modules != _module_stamps(list(modules)):
+        return None  # an action module changed: its hooks are checked again
+    return entry.get("data")
+
+
+def _store(file: Path | None, key: str, data: Any, manifest: Manifest) -> None:
+    """Record that ``data`` passed the full check; quietly skip what JSON cannot carry."""
+    if file is None:
+        return
+    modules = _module_stamps(sorted({a.module for a in manifest.actions if a.module}))
+    try:
+        entry = {"key": key, "modules": modules, "data": data}
+        text = json.dumps(entry, ensure_ascii=False, allow_nan=False)
+        if json.loads(text)["data"] != data:  # e.g. YAML dates or number keys: not cached
+            return
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, file)  # atomic: a concurrent reader sees the old entry or the new one
+    except (OSError, TypeError, ValueError):
+        pass  # a read-only or full disk only costs the next process the full check
+
+
 @functools.cache
 def _load(path: str) -> Manifest:
-    return parse_manifest(_read_yaml(Path(path)), Path(path).name)
+    # The full check (the example against its schema, hooks, official enums) costs tens of
+    # milliseconds per process, mostly imports. A manifest whose bytes, and the code that checks
+    # it, passed it before is only validated structurally: same models, same error messages.
+    file = Path(path)
+    raw = _read_bytes(file)
+    key = _cache_key(raw)
+    cache = _cache_file(file)
+    data = _cached_data(cache, key)
+    if data is not None:
+        return parse_manifest(data, file.name, checked=True)
+    data = _parse_yaml(raw, file)
+    manifest = parse_manifest(data, file.name)
+    _store(cache, key, data, manifest)
+    return manifest
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(path: str, cwd: str) -> str:
+    return str(Path(cwd, path).resolve())
 
 
 def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
     """Return the manifest, parsed and validated once per process per path."""
-    path = path or os.environ.get("CONNECTOR_MANIFEST") or MANIFEST_PATH
-    return _load(str(Path(path).resolve()))
+    raw = os.fspath(path or os.environ.get("CONNECTOR_MANIFEST") or MANIFEST_PATH)
+    # Resolving a path costs more than the rest of a lookup; a relative one depends on the cwd.
+    return _load(_resolved(raw, "" if os.path.isabs(raw) else os.getcwd()))
+
+
+def check_manifest(path: str | os.PathLike | None = None) -> Manifest:
+    """Return the manifest after the full check, whatever the cache says."""
+    file = Path(path or os.environ.get("CONNECTOR_MANIFEST") or MANIFEST_PATH).resolve()
+    raw = _read_bytes(file)
+    data = _parse_yaml(raw, file)
+    manifest = parse_manifest(data, file.name)
+    _store(_cache_file(file), _cache_key(raw), data, manifest)
+    return manifest
 
 
 def export_schema() -> dict[str, Any]:

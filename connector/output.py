@@ -7,8 +7,6 @@ are present as null, and keys the API added pass through unchanged.
 
 from __future__ import annotations
 
-import functools
-import json
 from typing import Any
 
 # A skeleton mirrors the example: a dict of sub-skeletons, a one-item list of the item skeleton,
@@ -25,14 +23,17 @@ def skeleton(example: Any) -> Skeleton:
     return None
 
 
-@functools.cache
-def _skeleton_for(example_json: str) -> Skeleton:
-    return skeleton(json.loads(example_json))
+_skeletons: dict[int, tuple[dict, Skeleton]] = {}
 
 
 def skeleton_for(example: dict) -> Skeleton:
     """Return the (cached) skeleton of an action's example output."""
-    return _skeleton_for(json.dumps(example, sort_keys=False))
+    # Keyed by identity (the entry keeps the example alive): the manifest's examples never
+    # change, and encoding one to find its key would cost more than the shaping.
+    entry = _skeletons.get(id(example))
+    if entry is None or entry[0] is not example:
+        entry = _skeletons[id(example)] = (example, skeleton(example))
+    return entry[1]
 
 
 def shape(skel: Skeleton, value: Any) -> Any:
@@ -42,7 +43,11 @@ def shape(skel: Skeleton, value: Any) -> Any:
             if value is not None:
                 return value  # an unexpected type passes through rather than being lost
             value = {}
-        out = {key: shape(sub, value.get(key)) for key, sub in skel.items()}
+        # Leaves (None) take the value as is: most keys are leaves, and a call each adds up.
+        out = {
+            key: value.get(key) if sub is None else shape(sub, value.get(key))
+            for key, sub in skel.items()
+        }
         for key, extra in value.items():
             if key not in out:
                 out[key] = extra

@@ -8,6 +8,7 @@ cloud-metadata address, whatever the name resolves to.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import threading
@@ -52,59 +53,93 @@ def check_base_url(connection: Connection) -> None:
 
 def base_url_problem(connection: Connection) -> str | None:
     """Return what is wrong with the connection's base URL and how to fix it, or None."""
-    url = (connection.base_url or "").strip()
+    problem, host, port = _url_problem(
+        (connection.base_url or "").strip(),
+        connection.allow_insecure_http,
+        tuple(connection.allowed_hosts or ()),
+    )
+    if problem or host is None:
+        return problem
+    for address in _resolve(host, port):
+        if is_forbidden(address):
+            return (
+                f"points at {host} ({address}), a link-local or cloud-metadata address; the key is "
+                "never sent there. Use the API's public host name."
+            )
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _url_problem(
+    url: str, allow_insecure_http: bool, allowed_hosts: tuple[str, ...]
+) -> tuple[str | None, str | None, int | None]:
+    """Return (problem, host name left to resolve, port): all but the DNS lookup, cached."""
     if not url:
-        return "is empty. Enter the API root, e.g. https://api.openai.com/v1."
+        return "is empty. Enter the API root, e.g. https://api.openai.com/v1.", None, None
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        return "contains spaces or control characters. Remove them."
+        return "contains spaces or control characters. Remove them.", None, None
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as error:
-        return f"is not a valid URL ({error}). Use a form like https://api.openai.com/v1."
+        return (
+            f"is not a valid URL ({error}). Use a form like https://api.openai.com/v1.",
+            None,
+            None,
+        )
     if parts.scheme not in ("http", "https"):
-        return f"must start with https:// (got {url!r}). Use a form like https://api.openai.com/v1."
+        problem = (
+            f"must start with https:// (got {url!r}). Use a form like https://api.openai.com/v1."
+        )
+        return problem, None, None
     if "@" in parts.netloc:
         return (
             "must not contain a user name or password (user:pass@host). "
-            "Remove them and put the key in the API Key field."
+            "Remove them and put the key in the API Key field.",
+            None,
+            None,
         )
     if parts.query or url.endswith("?"):
         return (
             "must not contain a query (?...). Remove it; for Azure OpenAI, set the API "
-            "Version field instead of ?api-version=."
+            "Version field instead of ?api-version=.",
+            None,
+            None,
         )
     if parts.fragment or "#" in url:
-        return "must not contain a fragment (#...). Remove it."
+        return "must not contain a fragment (#...). Remove it.", None, None
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        return "has no host name. Use a form like https://api.openai.com/v1."
+        return "has no host name. Use a form like https://api.openai.com/v1.", None, None
     literal = _literal_address(host)
-    if connection.allowed_hosts and not host_allowed(host, connection.allowed_hosts):
-        allowed = ", ".join(connection.allowed_hosts)
+    if allowed_hosts and not host_allowed(host, allowed_hosts):
+        allowed = ", ".join(allowed_hosts)
         return (
             f"names the host {host!r}, which is not in Allowed Hosts ({allowed}). "
-            "Use one of those hosts, or ask the administrator to add it."
+            "Use one of those hosts, or ask the administrator to add it.",
+            None,
+            None,
         )
     if literal is not None and literal.is_unspecified:
-        return f"names {host}, which is a listen address, not a destination. Use 127.0.0.1."
-    if parts.scheme == "http" and not connection.allow_insecure_http and not is_loopback(host):
+        problem = f"names {host}, which is a listen address, not a destination. Use 127.0.0.1."
+        return problem, None, None
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(host):
         return (
             f"must use https:// for {host}: over plain http the key travels unencrypted. "
-            "Use https, or turn on Allow Insecure HTTP for a server on a trusted network."
+            "Use https, or turn on Allow Insecure HTTP for a server on a trusted network.",
+            None,
+            None,
         )
-    if literal is not None:
-        addresses = [literal]
-    else:
-        addresses = [] if host.lower() in LOOPBACK_NAMES else _resolve(host, port)
-    for address in addresses:
-        if is_forbidden(address):
-            shown = host if literal is not None else f"{host} ({address})"
-            return (
-                f"points at {shown}, a link-local or cloud-metadata address; the key is never "
-                "sent there. Use the API's public host name."
-            )
-    return None
+    if literal is not None and is_forbidden(literal):
+        return (
+            f"points at {host}, a link-local or cloud-metadata address; the key is never "
+            "sent there. Use the API's public host name.",
+            None,
+            None,
+        )
+    if literal is not None or host.lower() in LOOPBACK_NAMES:
+        return None, None, None
+    return None, host, port
 
 
 def host_allowed(host: str, allowed_hosts: tuple[str, ...] | list[str]) -> bool:
@@ -140,6 +175,7 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+@functools.lru_cache(maxsize=1024)
 def _literal_address(host: str) -> Address | None:
     try:
         return ipaddress.ip_address(host.strip("[]").split("%")[0])

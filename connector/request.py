@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .connection import Connection
 from .forms import Form, field_error, invalid
@@ -41,10 +41,9 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
         return None
     body: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    for param in action.parameters:
-        if param.name not in values:
-            continue
-        value = values[param.name]
+    plan = _plan(action)
+    for name, value in values.items():  # in parameter order, as the form coerced them
+        param = plan.by_name[name]
         if param.merge:
             extra = value
         elif param.send_as and param.send_as in values:
@@ -63,7 +62,7 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
                     else f"use {action.param(param.replaced_by).label} instead.",
                 )
             body[param.target] = value
-    merge_param = next((p for p in action.parameters if p.merge), None)
+    merge_param = plan.merge
     for key, value in extra.items():
         clash = form_for(action).lookup(key) if key not in body else None
         if key in body or (clash is not None and not clash.merge):
@@ -108,12 +107,37 @@ def _merge(action: Action) -> Param:
     return next(p for p in action.parameters if p.merge)
 
 
+class _Plan(NamedTuple):
+    """An action's parameters looked up by name and by body field, and its merge parameter."""
+
+    action: Action
+    by_name: dict[str, Param]
+    by_target: dict[str, Param]
+    merge: Param | None
+
+
+_plans: dict[int, _Plan] = {}
+
+
+def _plan(action: Action) -> _Plan:
+    """Return the lookups of an action's parameters (once per process)."""
+    plan = _plans.get(id(action))
+    if plan is None or plan.action is not action:
+        plan = _plans[id(action)] = _Plan(
+            action,
+            {p.name: p for p in action.parameters},
+            {p.target: p for p in action.parameters if not p.merge and not p.send_as},
+            next((p for p in action.parameters if p.merge), None),
+        )
+    return plan
+
+
 def _schema_errors(
     action: Action, body: dict, merge_param: Param | None, extra_keys: set[str]
 ) -> list[dict[str, str]]:
     from . import validation
 
-    by_target = {p.target: p for p in action.parameters if not p.merge and not p.send_as}
+    by_target = _plan(action).by_target
     errors = []
     for problem in validation.validate_request(body):
         head, rest = (problem.path[0], problem.path[1:]) if problem.path else (None, ())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .connection import OPENAI_BASE_URL, Connection, env_values
-from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected
+from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected, redact
 from .forms import Form, field_error, invalid
 from .manifest import Action, load_manifest
 from .output import shape, skeleton_for
@@ -32,6 +32,10 @@ def _conn_form() -> Form:
     return _connection_form
 
 
+_resolved: dict[tuple, Connection] = {}
+RESOLVED_SIZE = 64
+
+
 def resolve_connection(connection: Connection | Mapping[str, Any] | None = None) -> Connection:
     """Return a Connection from a Connection, a mapping of form values, or the environment."""
     if isinstance(connection, Connection):
@@ -41,6 +45,23 @@ def resolve_connection(connection: Connection | Mapping[str, Any] | None = None)
         raise InvalidInput(
             f"The connection must be an object of settings, not {type(raw).__name__}."
         )
+    # A worker passes the same settings run after run: coerce them once. The value's type is in
+    # the key because 1, 1.0 and True are equal keys but not equally valid settings.
+    try:
+        key = (id(load_manifest()), *((k, type(v), v) for k, v in raw.items()))
+        conn = _resolved.get(key)
+    except TypeError:  # a list or dict value: not hashable, coerced every time
+        key, conn = None, None
+    if conn is None:
+        conn = _connection(raw)
+        if key is not None:
+            if len(_resolved) >= RESOLVED_SIZE:
+                _resolved.clear()
+            _resolved[key] = conn
+    return conn
+
+
+def _connection(raw: Mapping[str, Any]) -> Connection:
     form = _conn_form()
     values, errors = form.coerce(raw, max_chars=100_000, max_depth=8)
     if errors:
@@ -117,16 +138,43 @@ def run(
         action, conn, body = _prepare(action_id, form, connection, start=True)
         from .http import transport_for
 
-        reply = _send(transport_for(conn), action, body, conn, on_token)
-        output = shape(skeleton_for(action.output.example), reply.data)
-        hooks = _hooks(action)
-        if hooks is not None and hasattr(hooks, "finish"):
-            output = hooks.finish(output, body or {})
+        echo = _guarded(on_token, conn.secrets)
+        reply = _send(transport_for(conn), action, body, conn, echo)
+        try:
+            output = shape(skeleton_for(action.output.example), reply.data)
+            hooks = _hooks(action)
+            if hooks is not None and hasattr(hooks, "finish"):
+                output = hooks.finish(output, body or {})
+        except ConnectorError as exc:  # the reply came back but failed a check: say which one
+            exc.status = exc.status or reply.status
+            exc.request_id = exc.request_id or reply.request_id
+            exc.attempts = exc.attempts or reply.attempts
+            raise
         return output
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else _raw_secrets(connection)) from None
     except Exception as exc:  # a bug: keep the class, message and place, never the key
         raise internal_error(exc, conn.secrets if conn else _raw_secrets(connection)) from None
+
+
+def _guarded(on_token: Callable[[str], None] | None, secrets) -> Callable[[str], None] | None:
+    """Return ``on_token`` made safe: its first failure turns the echo off, the run carries on."""
+    if on_token is None:
+        return None
+    failed = False
+
+    def echo(text: str) -> None:
+        nonlocal failed
+        if failed:
+            return
+        try:
+            on_token(text)
+        except Exception as exc:  # a progress echo (e.g. a closed stderr) must not cost the reply
+            failed = True
+            reason = redact(f"{type(exc).__name__}: {exc}", secrets)
+            log.warning("progress echo stopped (%s); the completion carries on.", reason)
+
+    return echo
 
 
 def internal_error(exc: BaseException, secrets) -> InternalError:
@@ -153,6 +201,11 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
         if body is None or exc.code not in UNSUPPORTED_CODES or not exc.param:
             raise
         field = re.split(r"[.\[]", str(exc.param), maxsplit=1)[0]
+        if field not in body:  # the provider renamed it on the way out (max_tokens on compatible)
+            from .providers import provider_for
+
+            if field == provider_for(conn.provider).max_tokens_field:
+                field = "max_completion_tokens"
         param = _param_for(action, field)
         label = f"{param.label} ({field})" if param else field
         model = body.get("model")
@@ -163,9 +216,13 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
                 label,
             )
             retry = {k: v for k, v in body.items() if k != field}
-            reply = transport.send(
-                action.method, action.path, retry, stream=stream, on_token=on_token
-            )
+            try:
+                reply = transport.send(
+                    action.method, action.path, retry, stream=stream, on_token=on_token
+                )
+            except ConnectorError as again:  # count the rejected send too
+                again.attempts = (again.attempts or 1) + (exc.attempts or 1)
+                raise
             reply.attempts += exc.attempts or 1
             return reply
         what = "this value of" if exc.code == "unsupported_value" else ""

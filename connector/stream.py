@@ -306,7 +306,9 @@ def _handle(event: Event, agg: Aggregator) -> None:
         if not event.complete:
             return  # the stream stopped inside this event: reported as cut by the caller
         if event.event == "error":
-            raise event_error({"error": {"message": event.data}}, agg.result()) from None
+            raise event_error(
+                {"error": {"message": event.data}}, agg.result(), in_stream=True
+            ) from None
         raise InvalidResponse(
             f"An event of the streamed reply is not JSON: {errors.excerpt(event.data, 200)}",
             body=event.data,
@@ -316,7 +318,7 @@ def _handle(event: Event, agg: Aggregator) -> None:
         isinstance(payload, dict)
         and (payload.get("error") is not None or payload.get("object") == "error")
     ):
-        raise event_error(payload, agg.result())
+        raise event_error(payload, agg.result(), in_stream=True)
     if not isinstance(payload, dict):
         raise InvalidResponse(
             "An event of the streamed reply is not a JSON object:"
@@ -327,7 +329,9 @@ def _handle(event: Event, agg: Aggregator) -> None:
     agg.add(payload)
 
 
-def event_error(payload: Any, partial: dict[str, Any] | None) -> ConnectorError:
+def event_error(
+    payload: Any, partial: dict[str, Any] | None, *, in_stream: bool = False
+) -> ConnectorError:
     """Return the error for an API error reported inside a 200 reply (an SSE error event)."""
     fields = providers.read_error(payload) or {
         "message": errors.excerpt(json.dumps(payload), 200),
@@ -341,7 +345,10 @@ def event_error(payload: Any, partial: dict[str, Any] | None) -> ConnectorError:
     if details:
         message += f" ({details})"
     kw = {"code": code, "param": fields["param"], "partial": partial}
-    # OpenRouter reports the would-be HTTP status as the code; classify it like a status.
-    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
-        return errors.error_for_status(code, message, **kw)
-    return InvalidResponse(message, **kw)
+    # A 200 whose whole body is an error (OpenRouter) carries the would-be HTTP status as the
+    # code: classify it like that status. Inside a stream the reply had begun: never retried.
+    if in_stream or not (
+        isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599
+    ):
+        return InvalidResponse(message, **kw)
+    return errors.error_for_status(code, message, **kw)

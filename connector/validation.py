@@ -16,13 +16,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, UndefinedTypeCheck, UnknownType, ValidationError
-from referencing.exceptions import Unresolvable
+from typing import TYPE_CHECKING, Any
 
 from connector.errors import InternalError
+from connector.predicate import Check, compile_schema
+
+if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at start-up
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 REQUEST_SCHEMA_PATH = (
     Path(__file__).resolve().parent.parent
@@ -67,8 +68,14 @@ class Problem:
 
 def validate_request(body: Any) -> list[Problem]:
     """Return every problem of a request body against the official schema (empty if valid)."""
+    checker = _checker()
+    if checker.quick(body):
+        return []
+    from jsonschema.exceptions import SchemaError, UndefinedTypeCheck, UnknownType
+    from referencing.exceptions import Unresolvable
+
     try:
-        return _checker().check_body(body)
+        return checker.check_body(body)
     except (SchemaError, UnknownType, UndefinedTypeCheck, Unresolvable) as exc:
         raise InternalError(f"the request schema is broken: {exc}") from exc
 
@@ -142,8 +149,27 @@ class _Checker:
         self._validators: dict[int, Draft202012Validator] = {}
         self._tagged: dict[int, _Tagged | None] = {}
         self._array_only: dict[int, dict[str, Any]] = {}
+        self._quick: dict[str, Check | None] = {}
         self.required: list[str] = schema.get("required", [])
         self.properties = {name: self.resolve(sub) for name, sub in schema["properties"].items()}
+
+    def quick(self, body: Any) -> bool:
+        """Return True when the body is certainly valid; False means: look closer."""
+        if not isinstance(body, dict) or any(name not in body for name in self.required):
+            return False
+        for name, value in body.items():
+            if name not in self.properties:
+                continue  # unknown fields are the API's business
+            try:
+                check = self._quick[name]
+            except KeyError:
+                check = self._quick[name] = compile_schema(self.properties[name], self.defs)
+            try:
+                if check is None or not check(value):
+                    return False
+            except RecursionError:
+                return False
+        return True
 
     def check_body(self, body: Any) -> list[Problem]:
         """Return the problems of a whole request body."""
@@ -268,6 +294,8 @@ class _Checker:
         """Return the (cached) validator of a schema node."""
         found = self._validators.get(id(node))
         if found is None:
+            from jsonschema import Draft202012Validator
+
             # $refs are inlined up front: following them at run time costs most of the time.
             found = Draft202012Validator({**self.inline(node, frozenset()), "$defs": self.defs})
             self._validators[id(node)] = found
@@ -322,6 +350,8 @@ class _Checker:
 
     def accepts_type(self, node: dict[str, Any], instance: Any) -> bool:
         """Return whether ``instance`` has one of the JSON types ``node`` accepts."""
+        from jsonschema import Draft202012Validator
+
         checker = Draft202012Validator.TYPE_CHECKER
         return any(checker.is_type(instance, kind) for kind in self.types(node))
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,21 @@ from faultserver import FaultServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "sk-canary-7f3a9c1e5b2d4068a1b3c5d7e9f0a2b4"  # must never appear in any output
+# The suite (and the CLI processes it starts) must not write to the user's own cache.
+os.environ.setdefault("CONNECTOR_CACHE_DIR", tempfile.mkdtemp(prefix="connector-test-cache-"))
+
+
+def key_paths(value, prefix=""):
+    """Return every key path of a JSON value (list items share their parent's path)."""
+    out = set()
+    if isinstance(value, list):
+        for item in value:
+            out |= key_paths(item, prefix)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            path = f"{prefix}.{k}" if prefix else k
+            out |= {path} | key_paths(v, path)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 import responses
 
 from connector import cli
@@ -241,3 +242,192 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "chat-connector"
     proc = subprocess.run([str(script), "list"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "create_chat_completion" in proc.stdout
+
+
+# -- more outcomes, the error object, warnings and --progress ------------------------------------
+
+STREAMS = ROOT / "tests" / "fixtures" / "streams"
+ERROR_KEYS = {"type", "message", "retryable", "status", "code", "param", "request_id", "attempts"}
+SSE = {"content_type": "text/event-stream"}
+
+
+def not_json_reply():
+    """Return a reply whose content is not the JSON a json_object format asked for."""
+    return {**REPLY, "choices": [{**REPLY["choices"][0], "message": {"content": "Sure! {"}}]}
+
+
+@pytest.mark.parametrize(
+    ("sets", "mocked", "code", "type_", "status"),
+    [
+        ([], {"body": requests.exceptions.ReadTimeout("slow")}, 4, "timeout", None),
+        ([], {"body": requests.exceptions.ConnectionError("refused")}, 4,
+         "connection", None),
+        ([], {"json": api_error(408), "status": 408}, 4, "timeout", 408),
+        ([], {"json": {"error": {"code": 402, "message": "No credits"}}, "status": 402}, 3,
+         "quota_exceeded", 402),
+        ([], {"status": 307, "headers": {"Location": "https://elsewhere.example/v1"}}, 3,
+         "bad_request", 307),
+        (["stream=true"], {"body": (STREAMS / "cut.sse").read_bytes(), **SSE}, 5,
+         "invalid_response", 200),
+        (["stream=true"], {"body": (STREAMS / "error_event.sse").read_bytes(), **SSE}, 5,
+         "invalid_response", 200),
+        (["response_format=json_object"], {"json": not_json_reply()}, 5, "invalid_response", 200),
+    ],
+)  # fmt: skip
+def test_exit_code_per_failure_kind(capsys, sets, mocked, code, type_, status):
+    with responses.RequestsMock() as mock:
+        mock.post(URL, **mocked)
+        args = [*ARGS]
+        for item in sets:
+            args += ["--set", item]
+        exit_code, doc, err = main(args, capsys)
+        assert len(mock.calls) == 1  # no retries were allowed; a redirect is not followed
+    error = doc["error"]
+    assert exit_code == code and error["type"] == type_ and error["status"] == status
+    assert set(error) >= ERROR_KEYS
+    assert error["attempts"] == 1
+    assert error["retryable"] is (code == 4)
+    assert err.startswith(f"error ({type_}):") and len(err.strip().splitlines()) == 1
+    if "stream=true" in sets:
+        assert error["partial"]["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("args", "keys"),
+    [
+        ([*ARGS, "--set", "temperature=hot"], ERROR_KEYS | {"fields"}),
+        (["run", "no_such_action"], ERROR_KEYS | {"fields"}),
+    ],
+)
+def test_the_error_object_always_has_every_field(capsys, args, keys):
+    code, doc, _ = main(args, capsys)
+    assert code == 2 and set(doc["error"]) == keys
+    for entry in doc["error"]["fields"]:
+        assert set(entry) >= {"name", "label", "message"}
+
+
+@pytest.mark.parametrize(
+    ("sets", "mocked", "code", "stderr"),
+    [
+        (["stream=true"], {"body": (STREAMS / "plain_text.sse").read_bytes(), **SSE}, 0,
+         "Hello, wörld!\n"),
+        (["stream=true"], {"body": (STREAMS / "multiline_data.sse").read_bytes(), **SSE}, 0,
+         "line one\nline two\n"),
+        (["stream=true"], {"body": (STREAMS / "usage_chunk.sse").read_bytes(), **SSE}, 0,
+         "Four.\nwarning: Choice 0 was cut at the token limit (finish_reason: length);"
+         " raise Max Completion Tokens for a complete reply.\n"),
+        (["stream=true"], {"body": (STREAMS / "cut.sse").read_bytes(), **SSE}, 5,
+         "The answer is\nerror (invalid_response): The streamed reply ended before [DONE] after"
+         " 2 chunks; the answer is incomplete (what arrived is in `partial`).\n"),
+        ([], {"json": REPLY}, 0, ""),  # nothing streamed, nothing echoed
+    ],
+)  # fmt: skip
+def test_progress_echoes_the_tokens_to_stderr(capsys, sets, mocked, code, stderr):
+    args = [*ARGS, "--progress"]
+    for item in sets:
+        args += ["--set", item]
+    with responses.RequestsMock() as mock:
+        mock.post(URL, **mocked)
+        exit_code, doc, err = main(args, capsys)
+    assert exit_code == code and err == stderr
+    if code == 0:
+        assert doc["choices"][0]["message"]["content"] in stderr or not sets
+
+
+class ClosedStderr:
+    """A stderr whose reader has gone: every write fails."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize(
+    ("sets", "mocked", "code"),
+    [
+        (["stream=true"], {"body": (STREAMS / "plain_text.sse").read_bytes(), **SSE}, 0),
+        (["stream=true"], {"body": (STREAMS / "usage_chunk.sse").read_bytes(), **SSE}, 0),
+        ([], {"json": api_error(401, "invalid_api_key"), "status": 401}, 3),
+    ],
+)
+def test_a_closed_stderr_changes_neither_stdout_nor_the_exit_code(
+    capsys, monkeypatch, sets, mocked, code
+):
+    monkeypatch.setattr(sys, "stderr", ClosedStderr())
+    args = [*ARGS, "--progress"]
+    for item in sets:
+        args += ["--set", item]
+    with responses.RequestsMock() as mock:
+        mock.post(URL, **mocked)
+        exit_code = cli.main(args)
+    doc = json.loads(capsys.readouterr().out)
+    assert exit_code == code
+    assert ("error" in doc) is (code != 0)
+    if code == 0:
+        assert doc["choices"][0]["message"]["content"] in ("Hello, wörld!", "Four.")
+
+
+def test_a_reply_cut_at_the_token_limit_exits_0_with_a_warning(capsys):
+    cut = {**REPLY, "choices": [{**REPLY["choices"][0], "finish_reason": "length"}]}
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=cut)
+        code, doc, err = main(ARGS, capsys)
+    assert code == 0 and doc["choices"][0]["finish_reason"] == "length"
+    assert err.startswith("warning: Choice 0 was cut at the token limit")
+
+
+def test_drop_unsupported_params_says_so_on_stderr(capsys, tmp_path):
+    conn = tmp_path / "conn.yaml"
+    conn.write_text("drop_unsupported_params: true\nmax_retries: 0\n")
+    rejected = {"error": {"message": "Unsupported parameter: 'temperature'.", "param": "temperature",
+                          "type": "invalid_request_error", "code": "unsupported_parameter"}}  # fmt: skip
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=rejected, status=400)
+        mock.post(URL, json=REPLY)
+        code, doc, err = main(
+            [*ARGS, "--set", "model=o3", "--set", "temperature=0.2", "--connection", str(conn)],
+            capsys,
+        )
+        sent = [json.loads(c.request.body) for c in mock.calls]
+    assert code == 0 and doc["choices"][0]["message"]["content"] == "Hi"
+    assert "temperature" in sent[0] and "temperature" not in sent[1]
+    assert err == (
+        "warning: The model 'o3' rejected Temperature (temperature); sent again without it"
+        " (Drop Unsupported Parameters).\n"
+    )
+
+
+def test_input_from_stdin_and_a_yaml_connection(capsys, monkeypatch, tmp_path):
+    import io
+
+    conn = tmp_path / "conn.yaml"
+    conn.write_text("base_url: https://llm.example.test/v1\norganization: org-9\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"model": "m1", "messages": "From stdin"}'))
+    with responses.RequestsMock() as mock:
+        mock.post("https://llm.example.test/v1/chat/completions", json=REPLY)
+        code, _, _ = main(
+            ["run", "create_chat_completion", "--input", "-", "--connection", str(conn)], capsys
+        )
+        request = mock.calls[0].request
+    assert code == 0 and request.headers["OpenAI-Organization"] == "org-9"
+    assert json.loads(request.body)["messages"] == [{"role": "user", "content": "From stdin"}]
+
+
+def test_progress_into_a_closed_pipe_still_prints_the_reply(fault_server):
+    """A real closed stderr (the reader went away): the reply still reaches stdout, exit 0."""
+    scenario = fault_server.scenario("ok")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env |= {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": scenario.base_url, "OPENAI_MAX_RETRIES": "0"}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "connector", *ARGS, "--set", "stream=true", "--progress"],
+            stdout=subprocess.PIPE, stderr=write_end, text=True, env=env, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["choices"][0]["message"]["content"] == "echo: Hello!"

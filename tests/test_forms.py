@@ -45,6 +45,10 @@ def errors(**form):
         ("logprobs", "no", False),
         ("logprobs", "1", True),
         ("logprobs", "0", False),
+        ("logprobs", " TRUE ", True),
+        ("logprobs", "NO", False),
+        ("store", "yEs", True),
+        ("store", "False", False),
         ("logprobs", True, True),
         ("store", " on ", True),
         ("reasoning_effort", "High", "high"),
@@ -87,6 +91,8 @@ def test_stop(text, sent):
     ("text", "fragment"),
     [
         ("a,b,c,d,e", "at most 4 items, got 5"),
+        ('["a", "b", "c", "d", "e"]', "at most 4 items, got 5"),
+        (["a", "b", "c", "d", "e"], "at most 4 items, got 5"),
         ('["a", 1]', "Stop[1]: expected text"),
         ('["a", ', "not valid JSON"),
         ("[]", "at least 1 item"),
@@ -167,6 +173,8 @@ def test_every_messages_problem_is_listed_with_its_path():
     ("text", "sent"),
     [
         ("Hello!", [{"role": "user", "content": "Hello!"}]),
+        ("Use {name} here", [{"role": "user", "content": "Use {name} here"}]),
+        ({"role": "user", "content": "Hi"}, [{"role": "user", "content": "Hi"}]),
         ("  Summarize: a, b  ", [{"role": "user", "content": "Summarize: a, b"}]),
         ('{"role": "user", "content": "Hi"}', [{"role": "user", "content": "Hi"}]),
         (
@@ -219,6 +227,8 @@ def test_messages(text, sent):
         ('[{"role": "user"}]', "Messages[0].content"),
         ('[{"role": "user", "content": 5}]', "Messages[0].content"),
         ('[{"role": "user", "content": [{"type": "video"}]}]', "Messages[0].content[0]"),
+        ('{"role": "user", "content": }', "not valid JSON: Expecting value at line 1, column 29"),
+        ('{"role": "user"', "line 1, column 16"),
     ],
 )
 def test_messages_errors(text, fragment):
@@ -401,3 +411,35 @@ def test_deep_json_does_not_crash():
     with pytest.raises(InvalidInput) as exc:
         body(metadata="[" * 100_000 + "]" * 100_000)
     assert exc.value.fields[0]["name"] == "metadata"
+
+
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+
+
+@pytest.mark.parametrize(
+    ("name", "native", "sent"),
+    [
+        ("tools", TOOLS, TOOLS),
+        ("tool_choice", {"type": "function", "function": {"name": "f"}},
+         {"type": "function", "function": {"name": "f"}}),
+        ("response_format", {"type": "json_object"}, {"type": "json_object"}),
+        ("response_format", {"type": "object", "properties": {"a": {"type": "string"}},
+                             "required": ["a"]},
+         {"type": "json_schema", "json_schema": {"name": "response", "strict": True, "schema": {
+             "type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+             "additionalProperties": False}}}),
+        ("metadata", {"team": "a"}, {"team": "a"}),
+        ("logit_bias", {"50256": -100}, {"50256": -100}),
+        ("stream", True, True),
+        ("n", 2, 2),
+        ("temperature", 0, 0),
+    ],
+)  # fmt: skip
+def test_native_values_are_taken_as_they_come(name, native, sent):
+    form = {"tools": TOOLS} if name == "tool_choice" else {}
+    assert body(**form, **{name: native})[name] == sent
+
+
+def test_native_additional_parameters_are_merged():
+    sent = body(additional_parameters={"prediction": {"type": "content", "content": "x"}})
+    assert sent["prediction"] == {"type": "content", "content": "x"}

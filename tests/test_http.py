@@ -99,6 +99,10 @@ def _fresh_transports():
         (502, api_error(), errors.TemporaryFailure, "server_error", 3),
         (503, api_error(), errors.TemporaryFailure, "server_error", 3),
         (504, api_error(), errors.TemporaryFailure, "server_error", 3),
+        (501, api_error(), errors.TemporaryFailure, "server_error", 3),
+        (520, api_error(), errors.TemporaryFailure, "server_error", 3),
+        (429, api_error("billing", code="billing_hard_limit_reached"), errors.RequestRejected,
+         "quota_exceeded", 1),
     ],
 )  # fmt: skip
 def test_status_classes_and_retry_counts(mock, status, body, cls, type_, calls):
@@ -121,6 +125,8 @@ def test_status_classes_and_retry_counts(mock, status, body, cls, type_, calls):
         (0.0, 2, {}, [0.5, 1.0]),
         (1.0, 2, {}, [0.375, 0.75]),
         (0.0, 6, {}, [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]),
+        (1.0, 6, {}, [0.375, 0.75, 1.5, 3.0, 6.0, 6.0]),  # jitter takes off up to a quarter
+        (0.5, 3, {}, [0.4375, 0.875, 1.75]),
         (0.0, 0, {}, []),
         (0.0, 2, {"retry-after": "3"}, [3.0, 3.0]),
         (0.0, 2, {"retry-after": "0"}, [0.5, 1.0]),
@@ -265,12 +271,15 @@ def test_retry_log_for_network_errors(mock, caplog):
 # -- redirects -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_redirects_are_not_followed(mock, status):
-    mock.post(URL, status=status, headers={"Location": "https://evil.example/v1/chat?k=1"})
+    # Even a server that says to retry is not followed or asked again.
+    headers = {"Location": "https://evil.example/v1/chat?k=1", "x-should-retry": "true"}
+    mock.post(URL, status=status, headers=headers)
+    evil = mock.post("https://evil.example/v1/chat", json=COMPLETION)
     transport, waits = make()
     error = fail(transport)
-    assert len(mock.calls) == 1  # nothing went to evil.example
+    assert len(mock.calls) == 1 and evil.call_count == 0  # the key never went to evil.example
     assert isinstance(error, errors.RequestRejected) and error.status == status
     assert "evil.example" in error.message and "base_url" in error.message
     assert "k=1" not in error.message
@@ -295,6 +304,45 @@ def test_html_error_page_gives_a_clean_excerpt(mock):
     )
     assert error.type == "server_error" and error.code is None
     assert error.body == HTML_502
+
+
+@pytest.mark.parametrize(
+    "status, content_type, body, message",
+    [
+        (502, "text/html", HTML_502, "HTTP 502 Bad Gateway from api.openai.com (text/html):"
+         " 502 Bad Gateway 502 Bad Gateway nginx (request id: req_h)"),
+        (503, "text/plain", "upstream connect error or disconnect/reset before headers",
+         "HTTP 503 Service Unavailable from api.openai.com (text/plain): upstream connect error"
+         " or disconnect/reset before headers (request id: req_h)"),
+        (500, "text/html", "<p>" + "word " * 200 + "</p>",
+         "HTTP 500 Internal Server Error from api.openai.com (text/html): "
+         + ("word " * 60).strip() + "... (request id: req_h)"),
+    ],
+)  # fmt: skip
+def test_non_json_error_bodies_give_a_short_excerpt_and_the_request_id(
+    mock, status, content_type, body, message
+):
+    mock.post(URL, body=body, status=status, content_type=content_type,
+              headers={"x-request-id": "req_h"})  # fmt: skip
+    transport, _ = make(max_retries=0)
+    error = fail(transport)
+    assert error.message == message
+    assert error.request_id == "req_h" and error.body == body and error.code is None
+
+
+@pytest.mark.parametrize(
+    "settings, timeout",
+    [
+        ({}, (10.0, 600.0)),  # the read timeout lets slow reasoning models finish
+        ({"timeout": 30.0}, (10.0, 30.0)),
+        ({"timeout": 1800.0, "connect_timeout": 3.0}, (3.0, 1800.0)),
+    ],
+)
+def test_connect_and_read_timeouts_are_sent_separately(mock, settings, timeout):
+    mock.post(URL, json=COMPLETION)
+    transport, _ = make(**settings)
+    transport.send("POST", "/chat/completions", BODY)
+    assert mock.calls[0].request.req_kwargs["timeout"] == timeout
 
 
 def test_empty_error_body(mock):

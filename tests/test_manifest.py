@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import key_paths
 
 from connector import docs, validation
 from connector.connection import Connection
@@ -44,19 +45,6 @@ SEED_OUTPUT_PATHS = {
     "usage.completion_tokens_details.accepted_prediction_tokens",
     "usage.completion_tokens_details.rejected_prediction_tokens", "service_tier", "system_fingerprint",
 }  # fmt: skip
-
-
-def key_paths(value, prefix=""):
-    """Return every key path of a JSON value (list items share their parent's path)."""
-    out = set()
-    if isinstance(value, list):
-        for item in value:
-            out |= key_paths(item, prefix)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            path = f"{prefix}.{k}" if prefix else k
-            out |= {path} | key_paths(v, path)
-    return out
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)

@@ -3,9 +3,11 @@
 import copy
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import responses
+from conftest import key_paths
 
 import connector
 from connector import InvalidInput, InvalidResponse, RequestRejected
@@ -236,6 +238,23 @@ def test_drop_unsupported_params_sends_once_more_without_it(caplog):
     assert "rejected Temperature (temperature)" in caplog.text
 
 
+def test_a_compatible_server_rejecting_max_tokens_drops_max_completion_tokens(caplog):
+    rejected = {"error": {**UNSUPPORTED["error"], "param": "max_tokens"}}
+    local_url = "http://127.0.0.1:8080/v1/chat/completions"
+    conn = {"provider": "compatible", "base_url": "http://127.0.0.1:8080/v1"}
+    with responses.RequestsMock() as mock, caplog.at_level(logging.WARNING, logger="connector"):
+        mock.post(local_url, json=rejected, status=400)
+        mock.post(local_url, json=REPLY)
+        connector.run(
+            "create_chat_completion",
+            {**FORM, "max_completion_tokens": "5"},
+            {**conn, "drop_unsupported_params": "true"},
+        )
+        bodies = [json.loads(c.request.body) for c in mock.calls]
+    assert bodies[0]["max_tokens"] == 5 and "max_tokens" not in bodies[1]
+    assert "rejected Max Completion Tokens (max_completion_tokens)" in caplog.text
+
+
 def test_drop_unsupported_params_retries_only_once():
     with responses.RequestsMock() as mock:
         mock.post(URL, json=UNSUPPORTED, status=400)
@@ -244,13 +263,14 @@ def test_drop_unsupported_params_retries_only_once():
             json={**UNSUPPORTED, "error": {**UNSUPPORTED["error"], "param": "top_p"}},
             status=400,
         )
-        with pytest.raises(RequestRejected):
+        with pytest.raises(RequestRejected) as exc:
             connector.run(
                 "create_chat_completion",
                 {**FORM, "temperature": "0.2", "top_p": "0.5"},
                 {**CONN, "drop_unsupported_params": "yes"},
             )
         assert len(mock.calls) == 2
+    assert exc.value.attempts == 2
 
 
 @pytest.mark.parametrize(
@@ -377,3 +397,201 @@ def test_unknown_action_is_invalid_input():
     with pytest.raises(InvalidInput) as exc:
         connector.run("delete_everything", {}, CONN)
     assert "Known actions: create_chat_completion, list_models" in exc.value.message
+
+
+# -- every key path, streamed or not, from any provider ------------------------------------------
+
+STREAMS = Path(__file__).parent / "fixtures" / "streams"
+
+
+EXAMPLE_PATHS = key_paths(connector.load_manifest().action("create_chat_completion").output.example)
+SPARSE = {  # what Ollama or llama.cpp may send: no refusal, annotations, tier, fingerprint, details
+    "id": "chatcmpl-9",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "llama3",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+COMPATIBLE = {"provider": "compatible", "base_url": "http://localhost:11434/v1", "max_retries": "0"}
+
+
+@pytest.mark.parametrize(
+    ("connection", "url", "form", "reply"),
+    [
+        (CONN, URL, {}, {"json": REPLY}),
+        (CONN, URL, {}, {"json": {"choices": [{"message": {"content": "x"}}]}}),
+        (COMPATIBLE, "http://localhost:11434/v1/chat/completions", {}, {"json": SPARSE}),
+        (CONN, URL, {"stream": "true"}, {"body": (STREAMS / "plain_text.sse").read_bytes(),
+                                         "content_type": "text/event-stream"}),
+        (COMPATIBLE, "http://localhost:11434/v1/chat/completions", {"stream": "yes"},
+         {"body": (STREAMS / "comments.sse").read_bytes(), "content_type": "text/event-stream"}),
+    ],
+)  # fmt: skip
+def test_every_example_key_path_is_present(connection, url, form, reply):
+    with responses.RequestsMock() as mock:
+        mock.post(url, **reply)
+        out = connector.run("create_chat_completion", {**FORM, **form}, connection)
+    missing = EXAMPLE_PATHS - key_paths(out)
+    assert not missing
+
+
+@pytest.mark.parametrize("name", ["plain_text", "usage_chunk", "tool_calls", "refusal_logprobs"])
+def test_a_streamed_reply_gives_the_output_of_the_same_reply_unstreamed(name):
+    """The aggregated stream, run through the runner, equals the same completion sent whole."""
+    whole = json.loads((STREAMS / f"{name}.json").read_text())["result"]
+    with responses.RequestsMock() as mock:
+        mock.post(
+            URL, body=(STREAMS / f"{name}.sse").read_bytes(), content_type="text/event-stream"
+        )
+        mock.post(URL, json=whole)
+        streamed = connector.run("create_chat_completion", {**FORM, "stream": "true"}, CONN)
+        plain = connector.run("create_chat_completion", FORM, CONN)
+        sent = json.loads(mock.calls[0].request.body)
+    assert streamed == plain
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+
+
+# -- the progress echo ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        BrokenPipeError(32, "Broken pipe"),
+        ValueError("I/O operation on closed file."),
+        RuntimeError(f"echo failed for {KEY}"),
+    ],
+)
+def test_a_failing_progress_echo_is_turned_off_and_the_reply_kept(caplog, exc):
+    calls: list[str] = []
+
+    def on_token(text):
+        calls.append(text)
+        raise exc
+
+    with (
+        responses.RequestsMock() as mock,
+        caplog.at_level(logging.WARNING, logger="connector"),
+    ):
+        mock.post(
+            URL, body=(STREAMS / "plain_text.sse").read_bytes(), content_type="text/event-stream"
+        )
+        out = connector.run(
+            "create_chat_completion", {**FORM, "stream": "true"}, CONN, on_token=on_token
+        )
+    assert out["choices"][0]["message"]["content"] == "Hello, wörld!"
+    assert calls == ["Hello"]  # called once, then off: three tokens arrived
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "progress echo stopped" in warnings[0]
+    assert type(exc).__name__ in warnings[0] and KEY not in caplog.text
+
+
+def test_a_working_progress_echo_sees_every_token():
+    tokens: list[str] = []
+    with responses.RequestsMock() as mock:
+        mock.post(
+            URL, body=(STREAMS / "plain_text.sse").read_bytes(), content_type="text/event-stream"
+        )
+        connector.run(
+            "create_chat_completion", {**FORM, "stream": "1"}, CONN, on_token=tokens.append
+        )
+    assert tokens == ["Hello", ", wörld", "!"]
+
+
+# -- rejected parameters, broken replies, the connection ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "param", "form", "words"),
+    [
+        ("unsupported_parameter", "temperature", {"temperature": "0.2"},
+         ["does not accept Temperature (temperature)", "clear the Temperature field"]),
+        ("unsupported_value", "reasoning_effort", {"reasoning_effort": "minimal"},
+         ["does not accept this value of Reasoning Effort (reasoning_effort)",
+          "clear the Reasoning Effort field or pick a supported value"]),
+        ("unsupported_parameter", "messages[0].role", {},
+         ["does not accept Messages (messages)"]),
+        ("unsupported_parameter", "some_new_field", {}, ["does not accept some_new_field"]),
+    ],
+)  # fmt: skip
+def test_rejected_parameters_name_the_field_the_model_and_the_fix(code, param, form, words):
+    body = {"error": {"message": "Not supported.", "type": "invalid_request_error",
+                      "param": param, "code": code}}  # fmt: skip
+    with pytest.raises(RequestRejected) as exc:
+        run({"model": "o3", **form}, body, status=400)
+    message = exc.value.message
+    assert message.startswith("The model 'o3' ")
+    for word in words:
+        assert word in message
+    assert "Drop Unsupported Parameters" in message and "Not supported." in message
+    assert (exc.value.code, exc.value.param) == (code, param)
+
+
+@pytest.mark.parametrize("field", ["model", "messages"])
+def test_drop_unsupported_params_never_drops_model_or_messages(field):
+    body = {"error": {"message": "No.", "type": "invalid_request_error", "param": field,
+                      "code": "unsupported_value"}}  # fmt: skip
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=body, status=400)
+        with pytest.raises(RequestRejected):
+            connector.run("create_chat_completion", FORM, {**CONN, "drop_unsupported_params": "on"})
+        assert len(mock.calls) == 1
+
+
+def test_a_long_reply_that_is_not_the_json_asked_for_keeps_all_of_its_content():
+    content = '{"story": "' + "x" * 10_000  # cut at the token limit: far past the body excerpt
+    reply = completion(content)
+    reply["choices"][0]["finish_reason"] = "length"
+    with pytest.raises(InvalidResponse) as exc:
+        run({"response_format": "json_object"}, reply)
+    error = exc.value.to_dict()
+    assert error["type"] == "invalid_response" and len(error["body"]) < len(content)
+    assert error["partial"]["choices"][0]["message"]["content"] == content
+
+
+@pytest.mark.parametrize(
+    "choices",
+    [["not a choice"], [{"index": 0, "message": "Hi"}], [[{"index": 0}]]],
+)
+def test_choices_that_are_not_objects_are_an_invalid_response(choices):
+    with pytest.raises(InvalidResponse) as exc:
+        run(reply={**REPLY, "choices": choices})
+    assert exc.value.exit_code == 5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("OPENAI_API_KEY", KEY, "api_key", KEY),
+        ("OPENAI_BASE_URL", "https://example.test/v1/", "base_url", "https://example.test/v1"),
+        ("OPENAI_ORG_ID", "org-1", "organization", "org-1"),
+        ("OPENAI_PROJECT_ID", "proj-1", "project", "proj-1"),
+        ("OPENAI_TIMEOUT", "1200", "timeout", 1200.0),
+        ("OPENAI_MAX_RETRIES", "5", "max_retries", 5),
+        ("OPENAI_PROVIDER", "Azure", "provider", "azure"),
+    ],
+)
+def test_each_environment_variable_sets_its_connection_field(
+    monkeypatch, variable, value, field, expected
+):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv(variable, value)
+    assert getattr(connector.runner.resolve_connection(), field) == expected
+
+
+def test_runs_with_the_same_connection_share_one_session(monkeypatch):
+    from connector import http
+
+    http.close_all()
+    made = []
+    real = http._new_session
+    monkeypatch.setattr(http, "_new_session", lambda: made.append(1) or real())
+    with responses.RequestsMock() as mock:
+        mock.post(URL, json=REPLY)
+        for _ in range(3):
+            connector.run("create_chat_completion", FORM, dict(CONN))
+        connector.run("create_chat_completion", FORM, {**CONN, "timeout": "30"})
+        assert len(mock.calls) == 4
+    http.close_all()
+    assert len(made) == 2  # one session for the three identical connections, one for the other
