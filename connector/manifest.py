@@ -23,14 +23,17 @@ from pydantic import (
 
 from .errors import ConnectorError
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+# A source checkout keeps the manifest and schemas/ at its root; a wheel carries them in
+# connector/data (see pyproject.toml), so `pip install` without -e works too.
+ROOT = PACKAGE.parent if (PACKAGE.parent / "manifest.yaml").is_file() else PACKAGE / "data"
 MANIFEST_PATH = ROOT / "manifest.yaml"
 CACHE_FORMAT = 1
 # The code and files the full check depends on: a change to any of them invalidates the cache.
 CHECK_INPUTS = (
-    ROOT / "connector" / "manifest.py",
-    ROOT / "connector" / "forms.py",
-    ROOT / "connector" / "validation.py",
+    PACKAGE / "manifest.py",
+    PACKAGE / "forms.py",
+    PACKAGE / "validation.py",
     ROOT / "schemas" / "create_chat_completion.request.schema.json",
 )
 

@@ -15,21 +15,17 @@ import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import InternalError
+from connector.manifest import ROOT
 from connector.predicate import Check, compile_schema
 
 if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at start-up
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-REQUEST_SCHEMA_PATH = (
-    Path(__file__).resolve().parent.parent
-    / "schemas"
-    / "create_chat_completion.request.schema.json"
-)
+REQUEST_SCHEMA_PATH = ROOT / "schemas" / "create_chat_completion.request.schema.json"
 ANNOTATIONS = frozenset({"title", "description", "default", "deprecated", "examples", "$comment"})
 TYPE_NAMES = {
     "object": "an object",

@@ -1,0 +1,67 @@
+"""The built wheel works on its own: manifest and schemas travel inside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def unpacked_wheel(tmp_path_factory) -> Path:
+    """Build the wheel (no dependencies) and unpack it, as pip would into site-packages."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(out), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = out.glob("*.whl")
+    site = out / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    return site
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "connector/data/manifest.yaml",
+        "connector/data/schemas/create_chat_completion.request.schema.json",
+        "connector/data/schemas/create_chat_completion.response.schema.json",
+        "actions/create_chat_completion.py",
+    ],
+)
+def test_the_wheel_carries(unpacked_wheel, path):
+    assert (unpacked_wheel / path).is_file()
+
+
+# -I: neither the checkout (the cwd) nor PYTHONPATH is on the path; the wheel goes first.
+SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv.pop(1))
+import connector.manifest as m
+print(m.ROOT, file=sys.stderr)
+from connector.cli import main
+sys.exit(main())
+"""
+
+
+def test_the_installed_package_runs_outside_the_checkout(unpacked_wheel, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CONNECTOR_"))}
+    env |= {"OPENAI_API_KEY": "sk-wheel-test", "CONNECTOR_CACHE_DIR": "off"}
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", SCRIPT, str(unpacked_wheel), "run", "create_chat_completion",
+         "--set", "model=gpt-4o-mini", "--set", "messages=Hello!", "--dry-run"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0] == str(unpacked_wheel / "connector" / "data")
+    assert json.loads(proc.stdout)["body"]["messages"] == [{"role": "user", "content": "Hello!"}]
