@@ -26,6 +26,8 @@ _line_open = False  # a streamed token left the stderr line unfinished
 def _echo(text: str) -> None:
     """Write a streamed token to stderr as it arrives (``--progress``)."""
     global _line_open
+    if sys.stderr is None:  # started with stderr closed (2>&-): nothing to echo to
+        return
     sys.stderr.write(text)
     sys.stderr.flush()
     _line_open = not text.endswith("\n")
@@ -40,7 +42,7 @@ def _err(message: str) -> None:
     try:
         sys.stderr.write(text)
         sys.stderr.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: sys.stderr is None (2>&-)
         pass  # stderr is for humans: a closed one must not change stdout or the exit code
 
 

@@ -87,12 +87,16 @@ def accepts(p: Param) -> str:
     if p.input == "number":
         return f"A number{rng}, such as `0.2` or `1e-1`."
     if p.input == "boolean":
-        return "`true` or `false` (also `yes`/`no`, `1`/`0`)."
+        return "`true` or `false` (also `yes`/`no`, `y`/`n`, `1`/`0`, `on`/`off`), in any case."
     if p.input == "enum":
         return "One of " + ", ".join(f"`{v}`" for v in p.enum or []) + " (any case)."
     if p.input == "list":
-        text = "Comma-separated text (quotes around items are dropped; `\\n` and `\\t` are understood), or a JSON array"
-        text += ' such as `["\\n\\n", "###"]` for items with commas or newlines.'
+        text = "Comma-separated text (quotes around items are dropped; `\\n`, `\\t` and `\\,` are"
+        text += " understood), or a JSON array"
+        if p.example is not None and isinstance(p.example, list):
+            text += f" such as `{json.dumps(p.example)}`."
+        else:
+            text += ' such as `["\\n\\n", "###"]` for items with commas or newlines.'
         if p.single_as_string:
             text += " One item is sent as a single string."
         if p.max_items:

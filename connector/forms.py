@@ -153,7 +153,7 @@ def _boolean(param: Param, value: Any) -> bool:
             return True
         if text in _FALSE:
             return False
-    raise FieldProblem(f"expected true or false (also yes/no, 1/0), got {value!r}")
+    raise FieldProblem(f"expected true or false (also yes/no, y/n, 1/0, on/off), got {value!r}")
 
 
 def _enum(param: Param, value: Any) -> str:

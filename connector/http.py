@@ -304,11 +304,16 @@ class Transport:
                 data = self._read_stream(resp, counter, on_token)
             else:
                 cap = self.connection.max_response_bytes
-                data = _parse_json(_read_body(resp, cap, counter), status, host)
+                raw = _read_body(resp, cap, counter)
+                data = _parse_json(raw, status, host)
                 if _is_error_body(data):
                     # A whole reply, so resending is as safe as after the same error status.
                     error = stream.event_error(data, None)
                     error.request_id = request_id
+                    error.body = errors.excerpt(raw)
+                    if request_id:
+                        error.message += f" (request id: {request_id})"
+                        error.args = (error.message,)
                     return _Failure(error, _should_retry(error, resp.headers), resp.headers)
         except requests.RequestException as exc:
             failure = _network_failure(exc, host, self.connection, reading=True)

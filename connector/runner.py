@@ -103,13 +103,27 @@ def _endpoint(conn: Connection, *, start: bool) -> Connection:
 
 def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, start: bool):
     action = load_manifest().action(action_id)
-    conn = resolve_connection(connection)
+    try:
+        conn = resolve_connection(connection)
+    except InvalidInput as bad_connection:
+        _raise_with_form_problems(bad_connection, action, form)
     body = build_body(action, form or {}, conn)
     conn = _endpoint(conn, start=start)
     from .policy import check_base_url
 
     check_base_url(conn)
     return action, conn, body
+
+
+def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form) -> None:
+    """Raise the connection's problem together with the form's, so one fix round suffices."""
+    try:
+        build_body(action, form or {}, Connection())
+    except InvalidInput as bad_form:
+        bad_connection.message += f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
+        bad_connection.args = (bad_connection.message,)
+        bad_connection.fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
+    raise bad_connection from None
 
 
 def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: Any = None) -> dict:
@@ -138,8 +152,12 @@ def run(
         action, conn, body = _prepare(action_id, form, connection, start=True)
         from .http import transport_for
 
-        echo = _guarded(on_token, conn.secrets)
-        reply = _send(transport_for(conn), action, body, conn, echo)
+        echo = _Echo(on_token, conn.secrets) if on_token is not None else None
+        try:
+            reply = _send(transport_for(conn), action, body, conn, echo)
+        finally:
+            if echo is not None:
+                echo.flush()
         try:
             output = shape(skeleton_for(action.output.example), reply.data)
             hooks = _hooks(action)
@@ -150,31 +168,84 @@ def run(
             exc.request_id = exc.request_id or reply.request_id
             exc.attempts = exc.attempts or reply.attempts
             raise
-        return output
+        return _without_keys(output, conn.secrets)
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else _raw_secrets(connection)) from None
     except Exception as exc:  # a bug: keep the class, message and place, never the key
         raise internal_error(exc, conn.secrets if conn else _raw_secrets(connection)) from None
 
 
-def _guarded(on_token: Callable[[str], None] | None, secrets) -> Callable[[str], None] | None:
-    """Return ``on_token`` made safe: its first failure turns the echo off, the run carries on."""
-    if on_token is None:
-        return None
-    failed = False
+# Keys this short are placeholders for key-less servers ("EMPTY", "ollama"): replacing them
+# would garble replies that merely mention them.
+MIN_SECRET_CHARS = 8
 
-    def echo(text: str) -> None:
-        nonlocal failed
-        if failed:
+
+def _output_secrets(secrets) -> list[str]:
+    return [s for s in secrets if s and len(s) >= MIN_SECRET_CHARS]
+
+
+def _without_keys(output: dict, secrets) -> dict:
+    """Return the output with any key the server echoed back replaced by ``***``."""
+    keys = _output_secrets(secrets)
+    if not keys:
+        return output
+    import json
+
+    text = json.dumps(output)  # keys are plain ASCII: JSON escaping leaves them as they are
+    if not any(k in text for k in keys):
+        return output
+    log.warning("The reply contained the API key; it was replaced by ***.")
+    return redact(output, keys)
+
+
+class _Echo:
+    """``on_token`` made safe: never echoes the key, and its first failure only turns it off."""
+
+    def __init__(self, on_token: Callable[[str], None], secrets) -> None:
+        self._on_token = on_token
+        self._secrets = tuple(secrets)
+        self._keys = _output_secrets(secrets)
+        self._pending = ""  # held back: it could be the start of a key split across tokens
+        self._failed = False
+
+    def __call__(self, text: str) -> None:
+        if self._failed:
             return
+        if not self._keys:
+            self._emit(text)
+            return
+        pending = redact(self._pending + text, self._keys)
+        hold = _key_prefix_at_end(pending, self._keys)
+        self._pending = pending[len(pending) - hold :]
+        if len(pending) > hold:
+            self._emit(pending[: len(pending) - hold])
+
+    def flush(self) -> None:
+        """Echo what was held back: the reply is over, so no key can complete it any more."""
+        if self._pending and not self._failed:
+            self._emit(self._pending)
+        self._pending = ""
+
+    def _emit(self, text: str) -> None:
         try:
-            on_token(text)
+            self._on_token(text)
         except Exception as exc:  # a progress echo (e.g. a closed stderr) must not cost the reply
-            failed = True
-            reason = redact(f"{type(exc).__name__}: {exc}", secrets)
+            self._failed = True
+            reason = redact(f"{type(exc).__name__}: {exc}", self._secrets)
             log.warning("progress echo stopped (%s); the completion carries on.", reason)
 
-    return echo
+
+def _key_prefix_at_end(text: str, keys: list[str]) -> int:
+    """Return the length of the longest end of ``text`` that begins some key."""
+    longest = 0
+    for key in keys:
+        i = text.find(key[0], max(0, len(text) - len(key) + 1))
+        while i != -1:
+            if key.startswith(text[i:]):
+                longest = max(longest, len(text) - i)
+                break
+            i = text.find(key[0], i + 1)
+    return longest
 
 
 def internal_error(exc: BaseException, secrets) -> InternalError:

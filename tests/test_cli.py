@@ -344,23 +344,28 @@ class ClosedStderr:
         raise BrokenPipeError(32, "Broken pipe")
 
 
+@pytest.mark.parametrize("stderr", [ClosedStderr(), None], ids=["broken-pipe", "closed-at-start"])
 @pytest.mark.parametrize(
     ("sets", "mocked", "code"),
     [
         (["stream=true"], {"body": (STREAMS / "plain_text.sse").read_bytes(), **SSE}, 0),
         (["stream=true"], {"body": (STREAMS / "usage_chunk.sse").read_bytes(), **SSE}, 0),
         ([], {"json": api_error(401, "invalid_api_key"), "status": 401}, 3),
+        (["temperature=hot"], None, 2),
+        (["temperature=hot", "--dry-run"], None, 2),
     ],
 )
 def test_a_closed_stderr_changes_neither_stdout_nor_the_exit_code(
-    capsys, monkeypatch, sets, mocked, code
+    capsys, monkeypatch, stderr, sets, mocked, code
 ):
-    monkeypatch.setattr(sys, "stderr", ClosedStderr())
+    # None is what Python sets when the process starts with stderr closed (2>&-).
+    monkeypatch.setattr(sys, "stderr", stderr)
     args = [*ARGS, "--progress"]
     for item in sets:
-        args += ["--set", item]
+        args += [item] if item.startswith("--") else ["--set", item]
     with responses.RequestsMock() as mock:
-        mock.post(URL, **mocked)
+        if mocked is not None:
+            mock.post(URL, **mocked)
         exit_code = cli.main(args)
     doc = json.loads(capsys.readouterr().out)
     assert exit_code == code

@@ -396,11 +396,14 @@ def test_body_over_max_response_bytes(mock, length_header):
     ],
 )  # fmt: skip
 def test_2xx_body_that_is_an_error(mock, body, cls, type_, calls):
-    mock.post(URL, json=body)
+    mock.post(URL, json=body, headers={"x-request-id": "req_2xx"})
     transport, _ = make()
     error = fail(transport)
     assert type(error) is cls and error.type == type_
     assert len(mock.calls) == calls
+    # Nothing is lost: the raw reply and the request id, as for an error status.
+    assert json.loads(error.body) == body
+    assert error.request_id == "req_2xx" and "request id: req_2xx" in error.message
 
 
 # -- error bodies ----------------------------------------------------------------------------

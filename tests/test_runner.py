@@ -595,3 +595,84 @@ def test_runs_with_the_same_connection_share_one_session(monkeypatch):
         assert len(mock.calls) == 4
     http.close_all()
     assert len(made) == 2  # one session for the three identical connections, one for the other
+
+
+# -- the key never reaches the output or the progress echo, even when the server echoes it --------
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        [f"my key is {KEY}."],
+        ["my key is ", KEY[:3], KEY[3:10], KEY[10:], "."],
+        ["my key is ", *KEY, "."],  # one character a token
+        ["my key is sk-", "sk-", KEY[3:], "."],  # a false start right before the key
+        ["my key is ", KEY[:-1], "!", " done."],  # almost the key: shown as it is
+    ],
+)
+def test_the_progress_echo_never_shows_the_key(tokens):
+    from connector.runner import _Echo
+
+    seen: list[str] = []
+    echo = _Echo(seen.append, [KEY])
+    for token in tokens:
+        echo(token)
+    echo.flush()
+    shown = "".join(seen)
+    assert KEY not in shown
+    assert shown == "".join(tokens).replace(KEY, "***")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_key_echoed_in_a_reply_is_replaced_in_the_output(stream, caplog):
+    reply = completion(f"Your key is {KEY}")
+    with responses.RequestsMock() as mock:
+        if stream:
+            text = f"Your key is {KEY}"
+            events = [
+                {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                 "choices": [{"index": 0, "delta": {"content": part}, "finish_reason": None}]}
+                for part in (text[:15], text[15:])
+            ]  # fmt: skip
+            body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            mock.post(URL, body=body, content_type="text/event-stream")
+        else:
+            mock.post(URL, json=reply)
+        seen: list[str] = []
+        form = {**FORM, "stream": "true"} if stream else FORM
+        out = connector.run("create_chat_completion", form, CONN, on_token=seen.append)
+    assert out["choices"][0]["message"]["content"] == "Your key is ***"
+    assert KEY not in json.dumps(out) and KEY not in "".join(seen)
+    assert "replaced by ***" in caplog.text
+
+
+def test_short_placeholder_keys_are_not_replaced_in_replies():
+    with responses.RequestsMock() as mock:
+        mock.post("http://127.0.0.1:11434/v1/chat/completions", json=completion("I run on ollama"))
+        out = connector.run(
+            "create_chat_completion",
+            FORM,
+            {
+                "provider": "compatible",
+                "base_url": "http://127.0.0.1:11434/v1",
+                "api_key": "ollama",
+            },
+        )
+    assert out["choices"][0]["message"]["content"] == "I run on ollama"
+
+
+@pytest.mark.parametrize(
+    ("form", "names"),
+    [
+        (FORM, ["api_key"]),
+        ({**FORM, "temperature": "hot"}, ["api_key", "temperature"]),
+        ({"model": "", "messages": "Hi", "n": "1.5"}, ["api_key", "model", "n"]),
+    ],
+)
+def test_a_missing_key_is_reported_with_the_form_problems(monkeypatch, form, names):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with responses.RequestsMock() as mock, pytest.raises(InvalidInput) as exc:
+        connector.run("create_chat_completion", form, {})
+    assert not mock.calls
+    assert [f["name"] for f in exc.value.fields] == names
+    assert exc.value.message.startswith("API Key is required for provider 'openai'")
