@@ -10,6 +10,7 @@ every error carry the number of attempts and lets tests inject the sleep.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import json
 import logging
 import random as _random
@@ -29,7 +30,7 @@ from requests.adapters import HTTPAdapter
 from connector import errors, providers, stream
 from connector.connection import Connection
 from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
-from connector.policy import host_allowed, is_loopback
+from connector.policy import host_allowed, is_forbidden, is_loopback
 
 log = logging.getLogger("connector")
 
@@ -268,6 +269,11 @@ class Transport:
             )
         except requests.exceptions.InvalidURL as exc:
             raise _base_url_error(f"base_url is not a valid URL: {exc}") from None
+        except ForbiddenPeer as exc:
+            raise _base_url_error(
+                f"base_url's host {exc.host} led to {exc.address}, a link-local or cloud-metadata"
+                " address; the key is never sent there. Use the API's public host name."
+            ) from None
         except requests.RequestException as exc:
             return _network_failure(exc, host, self.connection, reading=False)
         try:
@@ -404,10 +410,60 @@ def close_all() -> None:
         transport._session.close()
 
 
+class ForbiddenPeer(Exception):
+    """A connection reached a link-local or cloud-metadata address (not an OSError: no retry)."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} connected to {address}")
+        self.host, self.address = host, address
+
+
+def _checked(sock, host: str):
+    # The policy checked the name before sending; this checks the address actually reached, so
+    # a DNS answer that changed in between (rebinding) cannot carry the key to metadata services.
+    try:
+        address = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
+    except (OSError, ValueError, IndexError):
+        return sock
+    if is_forbidden(address):
+        sock.close()
+        raise ForbiddenPeer(host, str(address))
+    return sock
+
+
+class _GuardedHTTPConnection(urllib3.connection.HTTPConnection):
+    def _new_conn(self):
+        return _checked(super()._new_conn(), self.host)
+
+
+class _GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self):
+        return _checked(super()._new_conn(), self.host)
+
+
+class _GuardedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """An adapter whose connections refuse forbidden peer addresses."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPPool,
+            "https": _GuardedHTTPSPool,
+        }
+
+
 def _new_session() -> requests.Session:
     session = requests.Session()
     # max_retries=0: the loop in Transport.send is the only retry layer.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+    adapter = _GuardedAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

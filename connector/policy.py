@@ -197,8 +197,8 @@ def _resolve(host: str, port: int | None) -> list[Address]:
     then reports a retryable ``connection`` error naming the host, which is the right signal;
     refusing here would turn a resolver hiccup into "fix your form" (exit 2). It cannot reach a
     forbidden address without resolving, and the next run checks again (failures are not
-    cached). The check guards against misconfiguration; it does not pin the address the
-    transport later connects to, so a hostile DNS server could still rebind between the two.
+    cached). This check gives a clear error before anything is sent; the transport checks the
+    address each connection actually reaches as well, so DNS rebinding in between is caught.
     """
     key = host.lower()
     now = _clock()

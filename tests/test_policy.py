@@ -199,3 +199,47 @@ def test_cache_stays_bounded(resolver, monkeypatch):
 )
 def test_host_allowed(host, entries, expected):
     assert policy.host_allowed(host, entries) is expected
+
+
+@pytest.fixture
+def counting_server():
+    """Return (port, hits) of an HTTP server on loopback that counts the requests it gets."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            hits.append(self.path)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], hits
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_the_address_reached_is_checked_at_connect_time(counting_server, monkeypatch, scheme):
+    """A name that resolved to a public address, then to a forbidden one (DNS rebinding)."""
+    import ipaddress
+
+    import connector
+
+    port, hits = counting_server
+    reached = ipaddress.ip_address("127.0.0.1")
+    monkeypatch.setattr("connector.http.is_forbidden", lambda address: address == reached)
+    conn = {"base_url": f"{scheme}://127.0.0.1:{port}/v1", "api_key": "sk-rebind-0123456789"}
+    with pytest.raises(InvalidInput) as exc:
+        connector.run("create_chat_completion", {"model": "m", "messages": "Hi"}, conn)
+    assert "led to 127.0.0.1, a link-local or cloud-metadata address" in exc.value.message
+    assert exc.value.fields[0]["name"] == "base_url"
+    assert hits == []  # nothing was sent, not even the headers
