@@ -13,6 +13,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import os
 import random as _random
 import re
 import threading
@@ -124,6 +125,7 @@ class Transport:
         self._secrets = [s for s in (*connection.secrets, self._key) if s]
         self._session = _new_session()
         self._urls: dict[str, str] = {}  # checked URL by API path: the connection never changes
+        self._settings: dict[str, dict[str, Any]] = {}  # proxies and CA bundle by URL
 
     def prepare(
         self, method: str, path: str, body: dict | None = None, *, stream: bool = False
@@ -257,6 +259,9 @@ class Transport:
         host = urlsplit(req.url).hostname or "the server"
         timeout = (self.connection.connect_timeout, self.connection.timeout)
         try:
+            settings = self._settings.get(req.url)
+            if settings is None:
+                settings = self._settings[req.url] = _environment_settings(req.url)
             resp = self._session.request(
                 req.method,
                 req.url,
@@ -266,6 +271,7 @@ class Transport:
                 allow_redirects=False,
                 stream=True,
                 auth=_keep_headers,
+                **settings,
             )
         except requests.exceptions.InvalidURL as exc:
             raise _base_url_error(f"base_url is not a valid URL: {exc}") from None
@@ -460,8 +466,18 @@ class _GuardedAdapter(HTTPAdapter):
         }
 
 
+def _environment_settings(url: str) -> dict[str, Any]:
+    """Return the proxies and CA bundle the environment sets for ``url``, as requests reads them."""
+    verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return {"proxies": requests.utils.get_environ_proxies(url), "verify": verify}
+
+
 def _new_session() -> requests.Session:
     session = requests.Session()
+    # requests would scan the whole environment for proxy settings on every request (tens of
+    # microseconds); the transport reads them once per URL instead (_environment_settings).
+    # Netrc, the other thing trust_env brings, must stay off anyway: the key is passed explicitly.
+    session.trust_env = False
     # max_retries=0: the loop in Transport.send is the only retry layer.
     adapter = _GuardedAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
     session.mount("https://", adapter)

@@ -925,3 +925,40 @@ def test_nan_in_the_body_is_invalid_input(mock):
     with pytest.raises(errors.InvalidInput, match="NaN"):
         transport.send("POST", "/chat/completions", {**BODY, "temperature": float("nan")})
     assert len(mock.calls) == 0
+
+
+# -- environment: proxies and CA bundle, read once per URL ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "proxies", "verify"),
+    [
+        ({}, {}, True),
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, {"https": "http://proxy.example:3128"}, True),
+        ({"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "api.openai.com"}, {}, True),
+        ({"REQUESTS_CA_BUNDLE": "/etc/ssl/corp.pem"}, {}, "/etc/ssl/corp.pem"),
+        ({"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"}, {}, "/etc/ssl/curl.pem"),
+    ],
+)  # fmt: skip
+def test_proxies_and_ca_bundle_come_from_the_environment(mock, monkeypatch, env, proxies, verify):
+    for name in (
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
+        monkeypatch.delenv(name, raising=False)  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    mock.post(URL, json=COMPLETION)
+    transport, _ = make()
+    transport.send("POST", "/chat/completions", BODY)
+    sent = mock.calls[0].request.req_kwargs
+    assert {k: v for k, v in sent["proxies"].items() if v} == proxies
+    assert sent["verify"] == verify
