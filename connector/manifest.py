@@ -271,7 +271,10 @@ def _unique(params: list[Param], what: str) -> None:
         raise ValueError(f"{what} names are not unique: {dupes}")
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str | None:
+    """Return the JSON Schema type name of a parsed JSON value; None for anything else."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -284,12 +287,12 @@ def _json_type(value: Any) -> str:
         return "array"
     if isinstance(value, dict):
         return "object"
-    return "null"
+    return None
 
 
 def constraint_problem(param: Param, value: Any) -> str | None:
     """Return what is wrong with an already-typed ``value`` for ``param``, or None."""
-    kind = _json_type(value)
+    kind = json_type(value) or "null"
     types = param.types
     if kind not in types and not (kind == "integer" and "number" in types):
         return f"expected {' or '.join(types)}, got {kind}"

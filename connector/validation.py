@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connector.errors import InternalError
-from connector.manifest import ROOT
+from connector.manifest import ROOT, json_type
 from connector.predicate import Check, compile_schema
 
 if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at start-up
@@ -451,21 +451,8 @@ def _join_types(types: Iterable[str]) -> str:
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    name = json_type(value)
+    return TYPE_NAMES[name] if name else type(value).__name__
 
 
 def _plain(value: Any) -> str:
