@@ -85,6 +85,7 @@ class _Request:
     headers: dict[str, str]
     body: dict[str, Any] | None
     stream: bool
+    settings: dict[str, Any]  # proxies and CA bundle for the URL, from the environment
 
     @property
     def data(self) -> bytes | None:
@@ -124,8 +125,8 @@ class Transport:
         self._key = (connection.api_key or "").strip() or None
         self._secrets = [s for s in (*connection.secrets, self._key) if s]
         self._session = _new_session()
-        self._urls: dict[str, str] = {}  # checked URL by API path: the connection never changes
-        self._settings: dict[str, dict[str, Any]] = {}  # proxies and CA bundle by URL
+        # The checked URL and its environment settings by API path: the connection never changes.
+        self._targets: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def prepare(
         self, method: str, path: str, body: dict | None = None, *, stream: bool = False
@@ -207,11 +208,12 @@ class Transport:
 
     def _request(self, method: str, path: str, body: dict | None, stream: bool) -> _Request:
         stream = stream or bool(body and body.get("stream"))
-        url = self._urls.get(path)
-        if url is None:
+        target = self._targets.get(path)
+        if target is None:
             url = self.provider.url(self.connection, path)
             self._check_url(url)
-            self._urls[path] = url
+            target = self._targets[path] = (url, _environment_settings(url))
+        url, settings = target
         headers = {
             "User-Agent": USER_AGENT,
             "Accept": "text/event-stream" if stream else "application/json",
@@ -232,7 +234,7 @@ class Transport:
                 )
         headers.update(self.provider.headers(self._key, self.connection))
         sent = self.provider.body(body, stream=stream) if body is not None else None
-        return _Request(method.upper(), url, headers, sent, stream)
+        return _Request(method.upper(), url, headers, sent, stream, settings)
 
     def _check_url(self, url: str) -> None:
         """Refuse URLs the key must not travel to (a cheap recheck of policy.check_base_url)."""
@@ -259,9 +261,6 @@ class Transport:
         host = urlsplit(req.url).hostname or "the server"
         timeout = (self.connection.connect_timeout, self.connection.timeout)
         try:
-            settings = self._settings.get(req.url)
-            if settings is None:
-                settings = self._settings[req.url] = _environment_settings(req.url)
             resp = self._session.request(
                 req.method,
                 req.url,
@@ -271,7 +270,7 @@ class Transport:
                 allow_redirects=False,
                 stream=True,
                 auth=_keep_headers,
-                **settings,
+                **req.settings,
             )
         except requests.exceptions.InvalidURL as exc:
             raise _base_url_error(f"base_url is not a valid URL: {exc}") from None
