@@ -735,13 +735,18 @@ class _BrokenRaw(io.RawIOBase):
         return n
 
 
-def test_stream_failing_before_the_first_byte_is_retried(mock):
+def reply_broken_after(mock, content_type: str, data: bytes, exc: Exception) -> None:
+    """Answer 200 with ``data``, then fail reading with ``exc``."""
     mock.add_callback(
         responses.POST,
         URL,
-        callback=lambda req: (200, {"Content-Type": "text/event-stream"},
-                              io.BufferedReader(_BrokenRaw(b"", TimeoutError("timed out")))),
+        callback=lambda req: (200, {"Content-Type": content_type},
+                              io.BufferedReader(_BrokenRaw(data, exc))),
     )  # fmt: skip
+
+
+def test_stream_failing_before_the_first_byte_is_retried(mock):
+    reply_broken_after(mock, "text/event-stream", b"", TimeoutError("timed out"))
     transport, waits = make()
     error = fail(transport, stream=True)
     assert error.type == "timeout" and error.attempts == 3 and waits == [0.5, 1.0]
@@ -749,12 +754,7 @@ def test_stream_failing_before_the_first_byte_is_retried(mock):
 
 def test_stream_failing_after_the_first_byte_is_not_retried(mock):
     first = (STREAMS / "cut.sse").read_bytes().split(b"\n\n")[0] + b"\n\n"
-    mock.add_callback(
-        responses.POST,
-        URL,
-        callback=lambda req: (200, {"Content-Type": "text/event-stream"},
-                              io.BufferedReader(_BrokenRaw(first, ConnectionResetError("reset")))),
-    )  # fmt: skip
+    reply_broken_after(mock, "text/event-stream", first, ConnectionResetError("reset"))
     transport, waits = make()
     error = fail(transport, stream=True)
     assert isinstance(error, errors.InvalidResponse) and error.attempts == 1 and waits == []
@@ -763,12 +763,7 @@ def test_stream_failing_after_the_first_byte_is_not_retried(mock):
 
 
 def test_non_stream_body_cut_by_the_network_is_retried(mock):
-    mock.add_callback(
-        responses.POST,
-        URL,
-        callback=lambda req: (200, {"Content-Type": "application/json"},
-                              io.BufferedReader(_BrokenRaw(b'{"id"', ConnectionResetError("reset")))),
-    )  # fmt: skip
+    reply_broken_after(mock, "application/json", b'{"id"', ConnectionResetError("reset"))
     transport, waits = make()
     error = fail(transport)
     assert waits == [0.5, 1.0]
