@@ -91,6 +91,10 @@ class Provider:
             out = {k: v for k, v in out.items() if v is not None}
         return out
 
+    def body_field(self, sent: str) -> str:
+        """Return the body field that ``body`` sent under the name ``sent`` (the inverse rename)."""
+        return "max_completion_tokens" if sent == self.max_tokens_field else sent
+
     def _message(self, message: Any) -> Any:
         if not isinstance(message, dict):
             return message

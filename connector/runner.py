@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .connection import OPENAI_BASE_URL, Connection, env_values
 from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected, redact
@@ -115,7 +115,7 @@ def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, st
     return action, conn, body
 
 
-def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form) -> None:
+def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form) -> NoReturn:
     """Raise the connection's problem together with the form's, so one fix round suffices."""
     try:
         build_body(action, form or {}, Connection())
@@ -271,12 +271,11 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
     except RequestRejected as exc:
         if body is None or exc.code not in UNSUPPORTED_CODES or not exc.param:
             raise
-        field = re.split(r"[.\[]", str(exc.param), maxsplit=1)[0]
-        if field not in body:  # the provider renamed it on the way out (max_tokens on compatible)
-            from .providers import provider_for
+        from .providers import provider_for
 
-            if field == provider_for(conn.provider).max_tokens_field:
-                field = "max_completion_tokens"
+        # The error names the field as sent, which the provider may have renamed (max_tokens).
+        sent = re.split(r"[.\[]", str(exc.param), maxsplit=1)[0]
+        field = sent if sent in body else provider_for(conn.provider).body_field(sent)
         param = _param_for(action, field)
         label = f"{param.label} ({field})" if param else field
         model = body.get("model")

@@ -260,3 +260,17 @@ def test_error_status(provider, status, message, expected):
 )
 def test_error_message_drops_tracebacks(message, expected):
     assert providers.PROVIDERS["local"].error_message(message) == expected
+
+
+@pytest.mark.parametrize(
+    ("provider", "sent", "field"),
+    [
+        ("openai", "max_completion_tokens", "max_completion_tokens"),
+        ("openai", "temperature", "temperature"),
+        ("compatible", "max_tokens", "max_completion_tokens"),
+        ("local", "max_tokens", "max_completion_tokens"),
+        ("compatible", "temperature", "temperature"),
+    ],
+)
+def test_body_field_undoes_the_providers_rename(provider, sent, field):
+    assert providers.provider_for(provider).body_field(sent) == field
