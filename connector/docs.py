@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .forms import BOOLEAN_SPELLINGS
 from .manifest import Action, Manifest, Param, load_manifest
 
 GENERATED = "<!-- Generated from manifest.yaml by `python -m connector docs`. Do not edit. -->"
@@ -87,7 +88,8 @@ def accepts(p: Param) -> str:
     if p.input == "number":
         return f"A number{rng}, such as `0.2` or `1e-1`."
     if p.input == "boolean":
-        return "`true` or `false` (also `yes`/`no`, `y`/`n`, `1`/`0`, `on`/`off`), in any case."
+        others = ", ".join(f"`{t}`/`{f}`" for t, f in BOOLEAN_SPELLINGS[1:])
+        return f"`true` or `false` (also {others}), in any case."
     if p.input == "enum":
         return "One of " + ", ".join(f"`{v}`" for v in p.enum or []) + " (any case)."
     if p.input == "list":

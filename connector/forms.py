@@ -19,8 +19,11 @@ from .errors import InvalidInput
 from .manifest import Param, constraint_problem
 
 _OMIT = object()
-_TRUE = frozenset({"true", "yes", "y", "1", "on"})
-_FALSE = frozenset({"false", "no", "n", "0", "off"})
+# Spellings of (true, false) accepted in any case; the first pair is the canonical one.
+BOOLEAN_SPELLINGS = (("true", "false"), ("yes", "no"), ("y", "n"), ("1", "0"), ("on", "off"))
+_TRUE = frozenset(t for t, _ in BOOLEAN_SPELLINGS)
+_FALSE = frozenset(f for _, f in BOOLEAN_SPELLINGS)
+_OTHER_BOOLEANS = ", ".join(f"{t}/{f}" for t, f in BOOLEAN_SPELLINGS[1:])
 _INT_RE = re.compile(r"[+-]?\d+")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", ",": ","}
 _ESCAPE_RE = re.compile(r"\\(.)")
@@ -153,7 +156,7 @@ def _boolean(param: Param, value: Any) -> bool:
             return True
         if text in _FALSE:
             return False
-    raise FieldProblem(f"expected true or false (also yes/no, y/n, 1/0, on/off), got {value!r}")
+    raise FieldProblem(f"expected true or false (also {_OTHER_BOOLEANS}), got {value!r}")
 
 
 def _enum(param: Param, value: Any) -> str:
