@@ -14,11 +14,9 @@ import time
 import connector
 from connector import local
 
+# The platform page's example messages, as the manifest declares them.
 MESSAGES = json.dumps(
-    [
-        {"role": "developer", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "Hello!"},
-    ]
+    connector.load_manifest().action("create_chat_completion").param("messages").example
 )
 
 

@@ -23,11 +23,9 @@ pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = local.MODEL_ALIAS
+# The platform page's example messages, as the manifest declares them.
 SEED_MESSAGES = json.dumps(
-    [
-        {"role": "developer", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "Hello!"},
-    ]
+    connector.load_manifest().action("create_chat_completion").param("messages").example
 )
 JSON_MESSAGES = json.dumps(
     [
