@@ -173,7 +173,7 @@ def page(action: Action, manifest: Manifest | None = None) -> str:
         "## Example Output",
         "",
         "Every key of this example is always present in the output, with its official type: a",
-        "key the API left out is `[]`, `0`, `\"\"` or an object filled the same way, and null",
+        'key the API left out is `[]`, `0`, `""` or an object filled the same way, and null',
         "only where the official schema or this example allows null. Other keys the API",
         "returns pass through.",
         "",
