@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|docs|schema``.
+"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 Exit codes: 0 success, 2 invalid input, 3 rejected by the API, 4 transient failure,
@@ -148,6 +148,13 @@ def cmd_options(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_form_schema(args: argparse.Namespace) -> int:
+    from .formschema import form_schema
+
+    _out(form_schema(args.action))
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from . import docs
 
@@ -214,6 +221,10 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("field")
     o.add_argument("--connection", metavar="FILE", help="connection settings (JSON or YAML)")
     o.set_defaults(func=cmd_options)
+
+    f = sub.add_parser("form-schema", help="an action's form as JSON Schema plus a UI schema")
+    f.add_argument("action")
+    f.set_defaults(func=cmd_form_schema)
 
     g = sub.add_parser("docs", help="write one Markdown page per action under docs/")
     g.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))

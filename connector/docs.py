@@ -110,8 +110,9 @@ def accepts(p: Param) -> str:
     return f"JSON text ({types})." + (" Shortcuts as described." if p.text_fallback else "")
 
 
-def _row(p: Param) -> str:
-    parts = [p.description.strip()]
+def notes(p: Param) -> list[str]:
+    """Return the Markdown notes on a field beside its description: status, input, default."""
+    parts = []
     if p.deprecated:
         instead = f" Use **{_label(p.replaced_by)}** instead." if p.replaced_by else ""
         parts.append(f"**Deprecated.**{instead}")
@@ -125,6 +126,11 @@ def _row(p: Param) -> str:
             f"Options: from the **{_action_title(p.options.action)}** action"
             + ("; any other value may be typed." if p.options.free_text else ".")
         )
+    return parts
+
+
+def _row(p: Param) -> str:
+    parts = [p.description.strip(), *notes(p)]
     if p.example is not None:
         example = p.example if isinstance(p.example, str) else json.dumps(p.example, indent=2)
         parts.append(
