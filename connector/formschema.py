@@ -70,14 +70,17 @@ def field_ui(action: Action, p: Param) -> dict[str, Any]:
         widget = "combobox"
         options["source"] = f"/actions/{action.id}/options/{p.name}"
         options["freeText"] = p.options.free_text
+    placeholder = None
+    if p.example is not None:
+        placeholder = p.example if isinstance(p.example, str) else json.dumps(p.example, indent=2)
     if p.input == "json":
-        options["rows"] = 8 if p.required else 4
+        # Tall enough for the example, so an author who types it sees all of it.
+        lines = placeholder.count("\n") + 1 if placeholder else 1
+        options["rows"] = max(3, min(12, lines + 1))
         options["textFallback"] = p.text_fallback
     ui: dict[str, Any] = {"ui:widget": widget, "ui:help": " ".join(notes(p))}
-    if p.example is not None:
-        ui["ui:placeholder"] = (
-            p.example if isinstance(p.example, str) else json.dumps(p.example, indent=2)
-        )
+    if placeholder is not None:
+        ui["ui:placeholder"] = placeholder
     if options:
         ui["ui:options"] = options
     return ui

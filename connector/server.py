@@ -34,7 +34,7 @@ from .runs import RunStore
 log = logging.getLogger("connector.server")
 
 # Import paths ("module:function") of route contributors; each is called as fn(app, settings).
-ROUTE_MODULES: list[str] = []
+ROUTE_MODULES: list[str] = ["connector.page:add_routes"]
 # Paths that need no bearer token (besides resources whose class sets ``public = True``).
 PUBLIC_PREFIXES: list[str] = []
 

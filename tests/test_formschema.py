@@ -59,14 +59,15 @@ def test_field_says_what_the_manifest_says(action_id, name):
 @pytest.mark.parametrize(
     ("name", "widget", "options"),
     [
-        ("messages", "json", {"rows": 8, "textFallback": True}),
+        ("messages", "json", {"rows": 11, "textFallback": True}),
         ("model", "combobox", {"source": f"/actions/{CHAT}/options/model", "freeText": True}),
         ("temperature", "text", {"inputMode": "decimal"}),
         ("n", "text", {"inputMode": "numeric"}),
         ("reasoning_effort", "select", None),
         ("logprobs", "select", None),
         ("stop", "text", None),
-        ("tools", "json", {"rows": 4, "textFallback": False}),
+        ("tools", "json", {"rows": 12, "textFallback": False}),
+        ("metadata", "json", {"rows": 4, "textFallback": False}),
     ],
 )
 def test_widgets(name, widget, options):

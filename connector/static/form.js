@@ -175,8 +175,8 @@
       el("p", { class: "help", id: `h-${name}` }, inline(ui["ui:help"])),
     );
     fields.set(name, { prop, ui, input: field, wrap, error, group, syntax: null });
-    field.addEventListener("input", () => onEdit(name));
-    field.addEventListener("change", () => onEdit(name));
+    // Text fields report each keystroke; a select only its change (no second check on blur).
+    field.addEventListener(field.tagName === "SELECT" ? "change" : "input", () => onEdit(name));
     return wrap;
   }
 
@@ -253,6 +253,7 @@
       const text = input.value.trim().toLowerCase();
       const exact = options.some((o) => o.value.toLowerCase() === text);
       shown = options.filter((o) => exact || !text || `${o.value} ${o.label}`.toLowerCase().includes(text));
+      active = Math.min(active, shown.length - 1);
       if (!shown.length) {
         const note = list.dataset.error || (opts.freeText ? "No match in the list; the typed value is used." : "No match.");
         list.append(el("li", { class: "muted", text: note }));
@@ -303,7 +304,8 @@
         ev.preventDefault();
         if (list.hidden) open();
         const step = ev.key === "ArrowDown" ? 1 : -1;
-        if (shown.length) active = (active + step + shown.length) % shown.length;
+        // Before the list has loaded, ArrowDown still means "the first option".
+        active = shown.length ? (active + step + shown.length) % shown.length : 0;
         render();
       } else if (ev.key === "Enter" && !list.hidden && active >= 0) {
         ev.preventDefault();
