@@ -147,11 +147,19 @@ def test_seed_example_runs_against_the_local_model(page, action_server, tmp_path
     field(page, "Temperature").fill("0")
     expect(page.locator("#check-state")).to_contain_text("Ready to run", timeout=10_000)
     open_advanced(page)  # folded again, as an author leaves it
+    page.evaluate(
+        """() => {
+          const progress = document.getElementById("progress");
+          new MutationObserver(() => { if (!progress.hidden) window.sawProgress = true; })
+            .observe(progress, {attributes: true});
+        }"""
+    )
     page.get_by_role("button", name="Run").click()
     reply = page.get_by_test_id("reply-content")
     expect(reply).to_be_visible(timeout=60_000)
     assert reply.text_content().strip()
     expect(page.locator("#progress")).to_be_hidden()
+    assert page.evaluate("window.sawProgress") is True
     output = page.locator("#output-box")
     assert output.get_attribute("open") is None  # the whole output is folded
     doc = json.loads(page.locator("#output").text_content())
@@ -276,6 +284,16 @@ def test_copy_as_curl_and_as_n8n_node_make_the_same_call(page, action_server):
         params["url"], json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120
     )
     assert reply.status_code == 200 and reply.json()["object"] == "chat.completion"
+
+
+def test_list_models_form_runs_without_fields(page, action_server):
+    page.get_by_role("link", name="List Models").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("List Models")
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_role("dialog")).to_be_hidden()  # the tab kept the token: asked once
+    expect(page.locator("#fields")).to_contain_text("This action takes no parameters.")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#reply")).to_contain_text(local.MODEL_ALIAS, timeout=30_000)
 
 
 def test_the_page_serves_only_its_own_assets(action_server):

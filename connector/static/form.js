@@ -11,7 +11,8 @@
   const UI = FORM.uiSchema;
   const TOKEN_KEY = "connector.server-token";
   const CHECK_DELAY_MS = 400;
-  const POLL_MS = 500;
+  const FIRST_POLL_MS = 150;
+  const MAX_POLL_MS = 2000;
   const TOKEN_VAR = "CONNECTOR_SERVER_TOKEN";
 
   const $ = (id) => document.getElementById(id);
@@ -547,14 +548,14 @@
       $("progress-text").textContent = `Running… ${((performance.now() - started) / 1000).toFixed(1)} s`;
     }, 100);
     try {
+      // The async route: a long run outlives no proxy's timeout, and the page shows progress.
       let { status, headers, doc } = await api("POST", `/actions/${ACTION}/runs`, formValues());
-      if (status === 404 || status === 405) {
-        ({ status, headers, doc } = await api("POST", `/actions/${ACTION}/run`, formValues()));
-      }
       const where = headers.get("Location") || (doc.id ? `/runs/${doc.id}` : null);
+      let delay = FIRST_POLL_MS; // short runs end soon: poll fast first, then back off
       while (status === 202 && where) {
-        const wait = Number(headers.get("Retry-After")) * 1000;
-        await sleep(Math.min(wait > 0 ? wait : POLL_MS, 1000));
+        const asked = Number(headers.get("Retry-After")) * 1000 || MAX_POLL_MS;
+        await sleep(Math.min(delay, asked));
+        delay = Math.min(delay * 2, MAX_POLL_MS);
         ({ status, headers, doc } = await api("GET", where));
       }
       showResult(doc);
