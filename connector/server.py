@@ -486,6 +486,7 @@ class StartRun(_Call):
         _action(action)
         form = read_form(req, self.engine.settings)
         conn = connection_for(req, self.engine.settings)
+        runner.prepare(action, form, conn)  # a bad form or connection is refused now, not later
         self.engine.slot()
         try:
             run_id = self.engine.submit(action, form, conn, req.context.request_id)
@@ -538,17 +539,21 @@ class Metrics:
 
 
 class Document:
+    """The OpenAPI document, with this server's address added (an importer needs it)."""
+
     def __init__(self, swagger: bool) -> None:
         self.swagger = swagger
-        self._text: bytes | None = None
+        self._doc: dict | None = None
 
     def on_get(self, req, resp) -> None:
-        if self._text is None:
+        if self._doc is None:
             from .openapi import document
 
-            self._text = json.dumps(document(swagger2=self.swagger), indent=2).encode()
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = self._text
+            self._doc = document(swagger2=self.swagger)
+        if self.swagger:
+            resp.media = {**self._doc, "host": req.netloc, "schemes": [req.scheme]}
+        else:
+            resp.media = {**self._doc, "servers": [{"url": req.prefix}]}
 
 
 class App(falcon.App):

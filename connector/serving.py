@@ -73,6 +73,12 @@ def serve(
             if left:
                 log.warning('{"event": "drain", "interrupted_runs": %d}', left)
 
+    def when_ready(server: Any) -> None:
+        # One line with the address, so that `--port 0` is usable (tests, supervisors).
+        for listener in server.LISTENERS:
+            sys.stderr.write(f"listening on {listener}\n")
+        sys.stderr.flush()
+
     def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
@@ -91,6 +97,7 @@ def serve(
         "loglevel": "warning",
         "worker_exit": worker_exit,
         "child_exit": child_exit,
+        "when_ready": when_ready,
         "post_worker_init": lambda worker: _log_to_stderr(),
         "proc_name": "connector-server",
     }
