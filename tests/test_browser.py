@@ -12,12 +12,11 @@ import json
 import os
 import re
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+from actionserver import TOKEN, ActionServer
 
 import connector
 import connector.formschema
@@ -37,7 +36,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TOKEN = "browser-test-token-5d1c"
 CHAT = connector.load_manifest().action("create_chat_completion")
 SEED_MESSAGES = json.dumps(CHAT.param("messages").example, indent=2)
 ADVANCED = [p for p in CHAT.parameters if p.visibility == "advanced"]
@@ -45,36 +43,11 @@ ADVANCED = [p for p in CHAT.parameters if p.visibility == "advanced"]
 
 @pytest.fixture(scope="session")
 def action_server(local_backend, tmp_path_factory):
-    """Run ``python -m connector serve`` on a free loopback port; yield its base URL."""
-    folder = tmp_path_factory.mktemp("server")
-    (folder / "tokens").write_text(TOKEN + "\n")
-    port = local.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CONNECTOR_"))}
-    env |= {
-        "OPENAI_PROVIDER": "local",
-        local.BASE_URL_ENV: local_backend.base_url,
-        "CONNECTOR_CACHE_DIR": os.environ["CONNECTOR_CACHE_DIR"],
-    }
-    command = [sys.executable, "-m", "connector", "serve", "--port", str(port)]
-    command += ["--token-file", str(folder / "tokens"), "--runs-db", str(folder / "runs.db")]
-    log = (folder / "server.log").open("wb")
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"The action server did not start:\n{(folder / 'server.log').read_text()}")
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=60)
-    log.close()
+    """Run ``python -m connector serve`` with provider local; yield its base URL."""
+    runs = tmp_path_factory.mktemp("server") / "runs.db"
+    env = {"OPENAI_PROVIDER": "local", local.BASE_URL_ENV: local_backend.base_url}
+    with ActionServer("--runs-db", str(runs), env=env) as server:
+        yield server.url
 
 
 def expect(locator):
