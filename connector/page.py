@@ -33,8 +33,8 @@ def render(action_id: str) -> str:
         "actions": [{"id": a.id, "title": a.title} for a in manifest.actions],
         "form": form_schema(action_id),
     }
-    # JSON inside <script> must not be able to close the element.
-    data = json.dumps(doc, ensure_ascii=False).replace("</", "<\\/")
+    # JSON inside <script> must not close the element or open a comment: no "<" at all.
+    data = json.dumps(doc, ensure_ascii=False).replace("<", "\\u003c")
     template = (STATIC / "index.html").read_text(encoding="utf-8")
     return template.replace("{{title}}", html.escape(doc["form"]["title"])).replace(
         "{{data}}", data

@@ -211,6 +211,15 @@ def test_pick_a_model_from_the_dropdown(page):
     expect(model).to_have_value(local.MODEL_ALIAS)
 
 
+def test_fill_in_the_examples_fills_the_basic_fields(page):
+    page.get_by_role("button", name="Fill in the examples").click()
+    expect(field(page, "Messages")).to_have_value(SEED_MESSAGES)
+    expect(field(page, "Model")).to_have_value(CHAT.param("model").example)
+    expect(page.locator("#check-state")).to_contain_text("Ready to run", timeout=10_000)
+    open_advanced(page)
+    expect(field(page, "Temperature")).to_have_value("")  # Advanced stays as the author left it
+
+
 def test_a_run_error_marks_its_fields(page):
     field(page, "Messages").fill('[{"role": "tool", "content": "42"}]')
     field(page, "Model").fill(local.MODEL_ALIAS)

@@ -82,10 +82,12 @@ def test_text_in_the_manifest_cannot_close_the_script(monkeypatch):
 
     def hostile(action_id):
         doc = real(action_id)
-        doc["description"] = "</script><script>alert(1)</script>"
+        doc["description"] = "<!--<script></script><script>alert(1)</script>"
         return doc
 
     monkeypatch.setattr(page, "form_schema", hostile)
     text = page.render("create_chat_completion")
-    assert "</script><script>" not in text
-    assert page_data(text)["form"]["description"] == "</script><script>alert(1)</script>"
+    assert "alert" in text and "<!--" not in text and "</script><script>" not in text
+    assert (
+        page_data(text)["form"]["description"] == "<!--<script></script><script>alert(1)</script>"
+    )
