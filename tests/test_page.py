@@ -1,6 +1,7 @@
 """The form page's routes in the action server's app (fast tier; the browser tier drives the page)."""
 
 import json
+import logging
 import re
 
 import pytest
@@ -16,8 +17,12 @@ TOKEN = "page-test-token"
 
 @pytest.fixture
 def client(tmp_path):
+    """An in-process app; the handlers it adds to the "connector" logger are taken off after."""
+    logger = logging.getLogger("connector")
+    handlers = logger.handlers[:]
     settings = Settings(tokens=(TOKEN,), runs_db=str(tmp_path / "runs.db"))
-    return testing.TestClient(create_app(settings))
+    yield testing.TestClient(create_app(settings))
+    logger.handlers[:] = handlers
 
 
 def page_data(text):
