@@ -2,7 +2,9 @@
 
 One run starts the stub (benchmarks/stub.py), the action server (``python -m connector serve``)
 and the reference, a bare WSGI app that forwards the body to the stub
-(benchmarks/forward.py), both on gunicorn with the same settings (2 workers, gthread). A
+(benchmarks/forward.py), both on gunicorn with the same settings (2 workers, gthread), and a
+third server, the action server's app with the runner replaced by that bare forward (the server
+layer's own cost, without the connector's work on each run). A
 client of 50 concurrent keep-alive connections (asyncio, one process) sends the same request
 to each, in short rounds of alternating order, and measures throughput and latency. The ratios
 are the medians of the ratios of paired rounds, so that the load of other processes on a shared
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "CONNECTOR_SERVER_TOKENS": TOKEN,
         "CONNECTOR_RUNS_DB": str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-runs.sqlite3"),
     }
-    ours = bare = None
+    ours = bare = layer = None
     try:
         ours = Server(
             [
@@ -204,16 +206,18 @@ def main(argv: list[str] | None = None) -> int:
             ],
             env,
         )
-        bare = Server(
-            [str(HERE / "forward.py"), stub.base_url, str(WORKERS), str(CONCURRENCY)], env
-        )
         path = "/actions/create_chat_completion/run"
+        forward = [str(HERE / "forward.py"), stub.base_url, str(WORKERS), str(CONCURRENCY)]
+        bare = Server(forward, env)
+        layer = Server([*forward, "--through-app"], env)
         load(ours, path, CLIENTS * 4)  # warm-up: imports, manifest, connection pools
         load(bare, "/", CLIENTS * 4)
-        results: dict[str, list] = {"server": [], "bare": [], "server_1": [], "bare_1": []}
+        load(layer, path, CLIENTS * 4)
+        results: dict[str, list] = {k: [] for k in ("server", "bare", "layer")}
+        results.update({k + "_1": [] for k in ("server", "bare", "layer")})
         for i in range(rounds):
             print(f"round {i + 1}/{rounds}: {total} requests each ...", flush=True)
-            order = [("server", ours, path), ("bare", bare, "/")]
+            order = [("server", ours, path), ("bare", bare, "/"), ("layer", layer, path)]
             for name, target, route in order if i % 2 == 0 else order[::-1]:
                 cpu = target.workers_cpu_seconds()
                 results[name].append(load(target, route, total))
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         rss = ours.workers_peak_rss_kib()
         bare_rss = bare.workers_peak_rss_kib()
     finally:
-        for s in (ours, bare):
+        for s in (ours, bare, layer):
             if s is not None:
                 s.close()
         stub.close()
@@ -270,6 +274,22 @@ def main(argv: list[str] | None = None) -> int:
             b1["p50_ms"],
             a1["p50_ms"] / b1["p50_ms"],
             f"({one:+.2f} ms)",
+        ),
+        Row(
+            "throughput: server layer only",
+            merge(results["layer"])["per_second"],
+            "req/s",
+            "bare forwarding app",
+            b["per_second"],
+            paired(results["layer"], results["bare"], "per_second", lambda x, y: x / y),
+        ),
+        Row(
+            "worker CPU per call: server layer only",
+            merge(results["layer"])["worker_cpu_us"],
+            "us",
+            "bare forwarding app",
+            b["worker_cpu_us"],
+            paired(results["layer"], results["bare"], "worker_cpu_us", lambda x, y: x / y),
         ),
         Row(
             "worker CPU per /run",
