@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import ERROR_TYPES
 from .forms import BOOLEAN_SPELLINGS
 from .manifest import Action, Manifest, Param, load_manifest
 
@@ -13,49 +14,9 @@ GENERATED = "<!-- Generated from manifest.yaml by `python -m connector docs`. Do
 
 # (type, exit code, retryable, when): the error object's `type` values, for every action page.
 ERRORS = [
-    (
-        "invalid_input",
-        2,
-        False,
-        "A form field or connection setting is invalid; `fields` lists each one. Nothing was sent.",
-    ),
-    (
-        "bad_request",
-        3,
-        False,
-        "The API rejected the request (400/422), e.g. a parameter the model does not support; `param` names it.",
-    ),
-    ("authentication", 3, False, "The API key is missing, wrong or revoked (401)."),
-    ("permission", 3, False, "The key may not use this model or project (403)."),
-    ("not_found", 3, False, "Unknown model or wrong Base URL (404)."),
-    (
-        "quota_exceeded",
-        3,
-        False,
-        "Out of credits or quota (429 `insufficient_quota`, 402). Retrying does not help.",
-    ),
-    (
-        "rate_limited",
-        4,
-        True,
-        "Still rate limited (429) after the retries, or Retry-After is longer than Max Retry Wait (`retry_after` says how long).",
-    ),
-    ("server_error", 4, True, "The server kept failing (5xx, 409) through the retries."),
-    (
-        "timeout",
-        4,
-        True,
-        "No reply within the timeout, through the retries (408 or a read timeout), or the run"
-        " reached Max Duration (what arrived of a stream is in `partial`).",
-    ),
-    ("connection", 4, True, "The server could not be reached, or the local backend did not start."),
-    (
-        "invalid_response",
-        5,
-        False,
-        "The reply was unusable: not JSON, a stream cut short, or not the JSON that Response Format asked for. `body` keeps the raw reply.",
-    ),
-    ("internal", 1, False, "A bug in the connector."),
+    (name, t.cls.exit_code, t.cls.retryable, t.when)
+    for name, t in ERROR_TYPES.items()
+    if not t.server_only
 ]
 
 
@@ -111,8 +72,9 @@ def accepts(p: Param) -> str:
     return f"JSON text ({types})." + (" Shortcuts as described." if p.text_fallback else "")
 
 
-def _row(p: Param) -> str:
-    parts = [p.description.strip()]
+def notes(p: Param) -> list[str]:
+    """Return the Markdown notes on a field beside its description: status, input, default."""
+    parts = []
     if p.deprecated:
         instead = f" Use **{_label(p.replaced_by)}** instead." if p.replaced_by else ""
         parts.append(f"**Deprecated.**{instead}")
@@ -126,6 +88,11 @@ def _row(p: Param) -> str:
             f"Options: from the **{_action_title(p.options.action)}** action"
             + ("; any other value may be typed." if p.options.free_text else ".")
         )
+    return parts
+
+
+def _row(p: Param) -> str:
+    parts = [p.description.strip(), *notes(p)]
     if p.example is not None:
         example = p.example if isinstance(p.example, str) else json.dumps(p.example, indent=2)
         parts.append(
@@ -218,11 +185,38 @@ def connection_page(manifest: Manifest | None = None) -> str:
     return "\n".join([*lines, ""])
 
 
+def status_table() -> str:
+    """Return the Markdown table of error types: the server's HTTP status and the CLI's exit code."""
+    lines = [
+        "| type | HTTP status | exit code | retryable | when |",
+        "| --- | --- | --- | --- | --- |",
+        "| (success) | 200 (202 for an async run still running) | 0 | | |",
+    ]
+    for name, t in ERROR_TYPES.items():
+        code = "(server only)" if t.server_only else str(t.cls.exit_code)
+        retry = "yes" if t.cls.retryable else "no"
+        lines.append(f"| `{name}` | {t.http_status} | {code} | {retry} | {_cell(t.when)} |")
+    return "\n".join(lines) + "\n"
+
+
+def server_page() -> str:
+    """Return the page of the action server's statuses, generated from ``errors.ERROR_TYPES``."""
+    lines = [GENERATED, "", "# Action server: statuses and exit codes", ""]
+    lines += [
+        'Every failure is `{"error": {...}}` with the HTTP status of its `type`; the CLI exits with',
+        "the exit code. Upstream failures are gateway statuses (502, 504); `retry_after`, when",
+        "known, is also sent as the `Retry-After` header.",
+        "",
+    ]
+    return "\n".join(lines) + "\n" + status_table()
+
+
 def pages(manifest: Manifest | None = None) -> dict[str, str]:
     """Return every generated page by file name."""
     manifest = manifest or load_manifest()
     out = {f"{a.id}.md": page(a, manifest) for a in manifest.actions}
     out["connection.md"] = connection_page(manifest)
+    out["server.md"] = server_page()
     return out
 
 

@@ -36,6 +36,28 @@ def key_paths(value, prefix=""):
 
 
 @pytest.fixture(scope="session")
+def local_backend():
+    """Start one local llama.cpp server for the session (fail, not skip, when it cannot start)."""
+    from connector import local
+    from connector.errors import ConnectorError
+
+    external = os.environ.get(local.BASE_URL_ENV, "").strip()
+    if external:
+        yield local.LocalServer(base_url=external)
+        return
+    try:
+        started = local.LocalServer().start()
+    except ConnectorError as exc:
+        pytest.fail(
+            f"The local backend could not start ({exc.type}): {exc.message}\n{exc.body or ''}",
+            pytrace=False,
+        )
+    yield started
+    started.stop()
+    assert not started.running
+
+
+@pytest.fixture(scope="session")
 def fault_server() -> Iterator[FaultServer]:
     """Yield one fault-injection server for the session; use ``.scenario()`` for fresh counters."""
     with FaultServer() as server:

@@ -37,6 +37,9 @@ def unpacked_wheel(tmp_path_factory) -> Path:
         "connector/data/schemas/create_chat_completion.request.schema.json",
         "connector/data/schemas/create_chat_completion.response.schema.json",
         "actions/create_chat_completion.py",
+        "connector/static/index.html",
+        "connector/static/form.js",
+        "connector/static/form.css",
     ],
 )
 def test_the_wheel_carries(unpacked_wheel, path):
