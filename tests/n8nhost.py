@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from connector.local import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "tests" / "n8n" / "node_modules" / ".bin" / "n8n"
@@ -22,14 +26,14 @@ ENV = {
     "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
     "N8N_TEMPLATES_ENABLED": "false",
     "N8N_PERSONALIZATION_ENABLED": "false",
-    "N8N_LOG_LEVEL": "warn",
-    "N8N_LOG_OUTPUT": "file",  # so stdout holds only the result document
+    # The workflows need no Code node: no task runner process is started (external mode).
+    "N8N_RUNNERS_MODE": "external",
 }
 
 
 @dataclass
 class Execution:
-    """One ``n8n execute`` run: exit code, the run data it printed (or None), the raw output."""
+    """One ``n8n execute`` run: exit code, the execution it printed (or None), the raw output."""
 
     code: int
     data: Any
@@ -39,23 +43,25 @@ class Execution:
     @property
     def ok(self) -> bool:
         """Return True when n8n exited 0 and printed run data with no error in it."""
-        return self.code == 0 and isinstance(self.data, dict) and not self.error
+        return self.code == 0 and self.data is not None and self.data.get("status") == "success"
 
     @property
-    def error(self) -> Any:
-        """Return the run's error (n8n's own object), if any."""
-        if not isinstance(self.data, dict):
-            return None
-        return self.data.get("resultData", {}).get("error")
+    def _result(self) -> dict:
+        return (self.data or {}).get("data", {}).get("resultData", {})
+
+    @property
+    def error(self) -> dict | None:
+        """Return the run's error (n8n's own object: node, httpCode, messages...), if any."""
+        return self._result.get("error")
 
     def output(self, node: str) -> list[dict]:
         """Return the ``json`` of each item the node gave in its last run."""
-        runs = self.data["resultData"]["runData"][node]
+        runs = self._result["runData"][node]
         return [item["json"] for item in runs[-1]["data"]["main"][0]]
 
     def ran(self, node: str) -> int:
         """Return how many times a node ran."""
-        return len(self.data["resultData"]["runData"].get(node, []))
+        return len(self._result.get("runData", {}).get(node, []))
 
 
 class N8n:
@@ -67,6 +73,10 @@ class N8n:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **ENV, "N8N_USER_FOLDER": str(folder)}
+        # The task broker listens even in external mode: on a free port (its default is fixed),
+        # behind a token no runner knows.
+        self.env["N8N_RUNNERS_BROKER_PORT"] = str(free_port())
+        self.env["N8N_RUNNERS_AUTH_TOKEN"] = secrets.token_hex(16)
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -95,8 +105,16 @@ class N8n:
     def execute(self, workflow_id: str, timeout: float = 300) -> Execution:
         """Run an imported workflow once, as the editor's Execute button would."""
         proc = self.cli("execute", f"--id={workflow_id}", "--rawOutput", timeout=timeout)
-        try:
-            data = json.loads(proc.stdout[proc.stdout.index("{") :])
-        except ValueError:
-            data = None
-        return Execution(proc.returncode, data, proc.stdout, proc.stderr)
+        return Execution(proc.returncode, _execution(proc.stdout), proc.stdout, proc.stderr)
+
+
+def _execution(stdout: str) -> dict | None:
+    """Return the execution document in n8n's stdout: log lines come before it, and after a
+    failure, an error report follows it."""
+    start = re.search(r"^\{$", stdout, re.MULTILINE)
+    if start is None:
+        return None
+    try:
+        return json.JSONDecoder().raw_decode(stdout, start.start())[0]
+    except ValueError:
+        return None
