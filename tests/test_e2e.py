@@ -191,17 +191,17 @@ def assert_one_mail(mail: MailServer, text: str) -> None:
 # -- Python: examples/python/chat_to_email.py ----------------------------------------------
 
 
-def run_example(model_env: dict, smtp: MailServer, *args: str) -> subprocess.CompletedProcess:
+def run_example(model_env: dict, smtp_port: int, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, str(EXAMPLES / "python" / "chat_to_email.py")]
-    command += ["--to", TO, "--subject", SUBJECT, "--smtp-host", smtp.host]
-    command += ["--smtp-port", str(smtp.port), "--model", MODEL, *args]
+    command += ["--to", TO, "--subject", SUBJECT, "--smtp-host", "127.0.0.1"]
+    command += ["--smtp-port", str(smtp_port), "--model", MODEL, *args]
     return subprocess.run(
         command, env=model_env, cwd=ROOT, capture_output=True, text=True, timeout=300
     )
 
 
 def test_python_example_mails_the_reply(model_env, mail):
-    proc = run_example(model_env, mail, "--set", "max_completion_tokens=48", PROMPT)
+    proc = run_example(model_env, mail.port, "--set", "max_completion_tokens=48", PROMPT)
     assert proc.returncode == 0, proc.stderr
     sent = json.loads(proc.stdout)
     assert sent["subject"] == SUBJECT
@@ -217,11 +217,21 @@ def test_python_example_mails_the_reply(model_env, mail):
     ids=["invalid-form", "upstream-rejects"],
 )
 def test_python_example_failure_sends_no_mail(model_env, mail, args, code, error_type):
-    proc = run_example(model_env, mail, *args)
+    proc = run_example(model_env, mail.port, *args)
     assert proc.returncode == code, proc.stderr
     assert json.loads(proc.stdout)["error"]["type"] == error_type
     assert "Traceback" not in proc.stderr
     assert mail.wait(1, timeout=1) == []
+
+
+def test_python_example_says_when_the_mail_server_is_down(model_env):
+    nothing_there = local.free_port()
+    proc = run_example(model_env, nothing_there, "--set", "max_completion_tokens=16", PROMPT)
+    assert proc.returncode == 6, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error["type"] == "mail"
+    assert error["content"]  # the reply is not lost
+    assert "Traceback" not in proc.stderr
 
 
 # -- n8n: examples/n8n/*.json --------------------------------------------------------------

@@ -7,7 +7,8 @@ The connection comes from the environment as for the CLI (`OPENAI_API_KEY`, or
 (`--smtp-host`, `--smtp-port`); `--starttls` and `SMTP_USER`/`SMTP_PASSWORD` for a real one.
 
 Exit codes are the connector's (0 sent, 2 invalid input, 3 rejected, 4 transient, 5 invalid
-response); when the step fails, no email is sent and stdout holds `{"error": {...}}`.
+response), and 6 when the mail server refused or could not be reached; when the step fails, no
+email is sent and stdout holds `{"error": {...}}`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from email.message import EmailMessage
 import connector
 
 ACTION = "create_chat_completion"
+MAIL_FAILED = 6
 
 
 def chat(form: dict, attempts: int = 2) -> dict:
@@ -90,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error ({error['type']}): {error['message']}", file=sys.stderr)
         return exc.exit_code  # no email: a failed step must not become an empty message
 
-    send_mail(args, content)
+    try:
+        send_mail(args, content)
+    except (smtplib.SMTPException, OSError) as exc:
+        message = f"The mail to {args.to} was not sent: {exc}"
+        print(json.dumps({"error": {"type": "mail", "message": message, "content": content}}))
+        print(f"error (mail): {message}", file=sys.stderr)
+        return MAIL_FAILED
     print(json.dumps({"sent_to": args.to, "subject": args.subject, "content": content}))
     return 0
 
