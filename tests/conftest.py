@@ -101,3 +101,26 @@ def cli(tmp_path: Path) -> Callable[..., CliResult]:
         return CliResult(proc.returncode, doc, proc.stdout, proc.stderr, seconds)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def local_model():
+    """The embedded llama.cpp server for the session, or the one $CONNECTOR_LOCAL_BASE_URL
+    names; when it cannot start, the test fails (never skips)."""
+    from connector import local
+    from connector.errors import ConnectorError
+
+    external = os.environ.get(local.BASE_URL_ENV, "").strip()
+    if external:
+        yield local.LocalServer(base_url=external)
+        return
+    try:
+        server = local.LocalServer().start()
+    except ConnectorError as exc:
+        pytest.fail(
+            f"The local backend could not start ({exc.type}): {exc.message}\n{exc.body or ''}",
+            pytrace=False,
+        )
+    yield server
+    server.stop()
+    assert not server.running

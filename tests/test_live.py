@@ -17,7 +17,7 @@ import pytest
 
 import connector
 from connector import local
-from connector.errors import ConnectorError, RequestRejected
+from connector.errors import RequestRejected
 
 pytestmark = pytest.mark.live
 
@@ -42,22 +42,9 @@ PERSON_SCHEMA = {
 
 
 @pytest.fixture(scope="session")
-def server():
-    """Start one local server for the session (fail, not skip, when it cannot start)."""
-    external = os.environ.get(local.BASE_URL_ENV, "").strip()
-    if external:
-        yield local.LocalServer(base_url=external)
-        return
-    try:
-        started = local.LocalServer().start()
-    except ConnectorError as exc:
-        pytest.fail(
-            f"The local backend could not start ({exc.type}): {exc.message}\n{exc.body or ''}",
-            pytrace=False,
-        )
-    yield started
-    started.stop()
-    assert not started.running
+def server(local_model):
+    """The session's local server (``local_model`` in conftest: fails, never skips)."""
+    return local_model
 
 
 def chat(server, **form: str) -> dict:
