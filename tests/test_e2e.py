@@ -1,0 +1,269 @@
+"""End-to-end tier: the platform page's workflow (chat completion, then email), run for real.
+
+Run with ``pytest -m e2e``. On loopback, each for real: the embedded llama.cpp model, the
+action server (``python -m connector serve``), an SMTP server (aiosmtpd), a webhook receiver,
+and n8n 2.8.4 (installed by scripts/setup-n8n). The example workflows in examples/n8n/ are
+imported as they ship, with only their Settings node and credentials filled in for this
+machine. Nothing here skips: a part that cannot start fails the tier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from actionserver import TOKEN, ActionServer
+from faultserver import FaultServer
+from mailserver import MailServer
+from n8nhost import N8n
+
+from connector import local
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+MODEL = local.MODEL_ALIAS
+PROMPT = "Write one short sentence about the sea."
+# Past the model's 2048-token context: the model server rejects it (400), an upstream error.
+TOO_LONG = "hello " * 3000
+SUBJECT = "Chat completion (e2e)"
+TO = "ops@example.com"
+
+
+def form(**changes: str) -> dict:
+    """Return the Create Chat Completion form the workflows send, as a web form's text."""
+    return {
+        "model": MODEL,
+        "messages": PROMPT,
+        "max_completion_tokens": "48",
+        "temperature": "0",
+        **changes,
+    }
+
+
+@pytest.fixture(scope="session")
+def model_env(local_backend) -> dict[str, str]:
+    """The environment that points the connector at the local model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    return env | {"OPENAI_PROVIDER": "local", local.BASE_URL_ENV: local_backend.base_url}
+
+
+@pytest.fixture(scope="session")
+def action_server(local_backend, tmp_path_factory):
+    """``python -m connector serve`` on loopback, with one bearer token, calling the model."""
+    runs = tmp_path_factory.mktemp("server") / "runs.sqlite3"
+    env = {"OPENAI_PROVIDER": "local", local.BASE_URL_ENV: local_backend.base_url}
+    with ActionServer("--runs-db", str(runs), env=env) as server:
+        yield server.url
+    assert TOKEN not in server.logs()
+
+
+@pytest.fixture(scope="session")
+def smtp():
+    with MailServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mail(smtp):
+    """The SMTP server, emptied for this test."""
+    smtp.clear()
+    return smtp
+
+
+@pytest.fixture(scope="session")
+def webhook():
+    """A loopback HTTP server that records what is posted to it, like a chat webhook."""
+    with FaultServer(recorder=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def n8n(tmp_path_factory, smtp):
+    """n8n with its own user folder, and the two example credentials filled in for here."""
+    host = N8n(tmp_path_factory.mktemp("n8n"))
+    credentials = json.loads((EXAMPLES / "n8n" / "credentials.json").read_text())
+    filled = {
+        "httpBearerAuth": {"token": TOKEN},
+        "smtp": {"host": smtp.host, "port": smtp.port},
+    }
+    for credential in credentials:
+        credential["data"] |= filled[credential["type"]]
+    host.import_credentials(credentials)
+    return host
+
+
+def workflow(name: str, workflow_id: str | None = None, **settings) -> dict:
+    """Load an example workflow with values of its Settings node replaced."""
+    doc = json.loads((EXAMPLES / "n8n" / f"{name}.json").read_text())
+    if workflow_id:
+        doc["id"] = workflow_id
+        doc["name"] += f" ({workflow_id})"
+    node = next(n for n in doc["nodes"] if n["name"] == "Settings")
+    assignments = node["parameters"]["assignments"]["assignments"]
+    unknown = set(settings) - {a["name"] for a in assignments}
+    assert not unknown, f"{name} has no setting {unknown}"
+    for item in assignments:
+        if item["name"] in settings:
+            value = settings[item["name"]]
+            item["value"] = json.dumps(value) if item["type"] == "object" else value
+    return doc
+
+
+def run_workflow(n8n: N8n, doc: dict):
+    n8n.import_workflow(doc)
+    result = n8n.execute(doc["id"])
+    assert TOKEN not in result.stdout and TOKEN not in result.stderr
+    return result
+
+
+def content(output: dict) -> str:
+    return output["choices"][0]["message"]["content"]
+
+
+def body_of(message) -> str:
+    """Return a mail's text; SMTP ends it with a line break the reply may not have had."""
+    return message.get_content().removesuffix("\n")
+
+
+def assert_one_mail(mail: MailServer, text: str) -> None:
+    messages = mail.wait(1)
+    assert len(messages) == 1, [m["Subject"] for m in messages]
+    assert messages[0]["Subject"] == SUBJECT
+    assert messages[0]["To"] == TO
+    assert text.strip(), "the reply is empty: nothing worth mailing was tested"
+    assert body_of(messages[0]) == text.removesuffix("\n")
+
+
+# -- Python: examples/python/chat_to_email.py ----------------------------------------------
+
+
+def run_example(model_env: dict, smtp_port: int, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(EXAMPLES / "python" / "chat_to_email.py")]
+    command += ["--to", TO, "--subject", SUBJECT, "--smtp-host", "127.0.0.1"]
+    command += ["--smtp-port", str(smtp_port), "--model", MODEL, *args]
+    return subprocess.run(
+        command, env=model_env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_python_example_mails_the_reply(model_env, mail):
+    proc = run_example(model_env, mail.port, "--set", "max_completion_tokens=48", PROMPT)
+    assert proc.returncode == 0, proc.stderr
+    sent = json.loads(proc.stdout)
+    assert sent["subject"] == SUBJECT
+    assert_one_mail(mail, sent["content"])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error_type"),
+    [
+        (("--set", "temperature=hot", PROMPT), 2, "invalid_input"),
+        ((TOO_LONG,), 3, "bad_request"),
+    ],
+    ids=["invalid-form", "upstream-rejects"],
+)
+def test_python_example_failure_sends_no_mail(model_env, mail, args, code, error_type):
+    proc = run_example(model_env, mail.port, *args)
+    assert proc.returncode == code, proc.stderr
+    assert json.loads(proc.stdout)["error"]["type"] == error_type
+    assert "Traceback" not in proc.stderr
+    assert mail.wait(1, timeout=1) == []
+
+
+def test_python_example_says_when_the_mail_server_is_down(model_env):
+    nothing_there = local.free_port()
+    proc = run_example(model_env, nothing_there, "--set", "max_completion_tokens=16", PROMPT)
+    assert proc.returncode == 6, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error["type"] == "mail"
+    assert error["content"]  # the reply is not lost
+    assert "Traceback" not in proc.stderr
+
+
+# -- n8n: examples/n8n/*.json --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "node", "reply"),
+    [
+        ("chat-to-email", "Create Chat Completion", lambda out: out),
+        ("chat-to-email-async", "Get Run", lambda out: out["body"]),
+    ],
+    ids=["sync", "async"],
+)
+def test_n8n_workflow_mails_the_reply(n8n, action_server, mail, name, node, reply):
+    doc = workflow(name, server_url=action_server, form=form(), to=TO, subject=SUBJECT)
+    result = run_workflow(n8n, doc)
+    assert result.ok, result.stdout[-3000:]
+    output = reply(result.output(node)[0])
+    assert output["object"] == "chat.completion"
+    assert_one_mail(mail, content(output))
+
+
+def test_n8n_async_workflow_polls_until_done(n8n, action_server, mail):
+    # A longer reply, so the first poll finds the run still going (202) and waits Retry-After.
+    long_form = form(max_completion_tokens="400", messages="Tell a long story about a ship.")
+    doc = workflow(
+        "chat-to-email-async",
+        "ChatToEmailAsyncLong",
+        server_url=action_server,
+        form=long_form,
+        to=TO,
+        subject=SUBJECT,
+    )
+    result = run_workflow(n8n, doc)
+    assert result.ok, result.stdout[-3000:]
+    assert result.ran("Get Run") >= 2
+    assert result.ran("Wait Retry-After") == result.ran("Get Run") - 1
+    assert_one_mail(mail, content(result.output("Get Run")[0]["body"]))
+
+
+def test_n8n_workflow_posts_the_reply_to_a_chat_webhook(n8n, action_server, webhook):
+    hook = webhook.scenario("ok")
+    # The recorder answers 200 on its chat path, as a webhook does; any path would do for n8n.
+    url = hook.base_url + "/chat/completions"
+    doc = workflow("chat-to-webhook", server_url=action_server, form=form(), webhook_url=url)
+    result = run_workflow(n8n, doc)
+    assert result.ok, result.stdout[-3000:]
+    posted = hook.requests
+    assert len(posted) == 1
+    assert posted[0].method == "POST"
+    assert posted[0].header("content-type").startswith("application/json")
+    # Slack and Teams incoming webhooks take {"text": ...}.
+    assert posted[0].json == {"text": content(result.output("Create Chat Completion")[0])}
+
+
+SYNC = ("Create Chat Completion",)
+ASYNC = ("Start Run",)  # the async route checks the form before it answers 202
+
+
+@pytest.mark.parametrize(
+    ("name", "workflow_id", "bad_form", "nodes", "status", "error_type"),
+    [
+        ("chat-to-email", "BadFormSync", form(temperature="hot"), SYNC, 422, "invalid_input"),
+        ("chat-to-email", "UpstreamSync", form(messages=TOO_LONG), SYNC, 400, "bad_request"),
+        ("chat-to-email-async", "BadFormAsync", form(temperature="hot"), ASYNC, 422, "invalid_input"),
+        ("chat-to-email-async", "UpstreamAsync", form(messages=TOO_LONG), ("Get Run",), 400, "bad_request"),
+    ],
+    ids=["sync-invalid-form", "sync-upstream-rejects", "async-invalid-form", "async-upstream-rejects"],
+)  # fmt: skip
+def test_n8n_failed_step_fails_the_run_and_sends_no_mail(
+    n8n, action_server, mail, name, workflow_id, bad_form, nodes, status, error_type
+):
+    doc = workflow(name, workflow_id, server_url=action_server, form=bad_form, to=TO)
+    result = run_workflow(n8n, doc)
+    assert result.code != 0
+    assert result.data["status"] == "error"
+    error = result.error
+    assert error["node"]["name"] in nodes
+    assert error["httpCode"] == str(status)
+    # n8n keeps the connector's error object, so a workflow's error branch can read its type.
+    assert f'\\"type\\": \\"{error_type}\\"' in error["messages"][0]
+    assert result.ran("Send Email") == 0
+    assert mail.wait(1, timeout=1) == []
