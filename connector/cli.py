@@ -155,8 +155,23 @@ def cmd_form_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _needs_checkout(command: str) -> None:
+    """Refuse a developer command in an installed package: it writes a checkout's files."""
+    from .errors import InvalidInput
+    from .manifest import CHECKOUT
+
+    if not CHECKOUT:
+        raise InvalidInput(
+            f"'{command}' is a developer command: it writes or checks the generated files of a"
+            " source checkout, and this connector runs from an installed package. Run it in a"
+            " clone of the project (python -m connector " + command + ")."
+        )
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from . import docs
+
+    _needs_checkout("docs")
 
     stale = docs.write_all(Path(args.out), check=args.check)
     if args.check and stale:
@@ -169,6 +184,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from .manifest import ROOT, export_schema
 
+    _needs_checkout("schema")
     path = ROOT / "schemas" / "manifest.schema.json"
     text = json.dumps(export_schema(), indent=2) + "\n"
     if args.check:
@@ -227,9 +243,12 @@ class _Parser(argparse.ArgumentParser):
         raise InvalidInput(f"{self.prog}: {message}. See --help.")
 
 
-def parser() -> argparse.ArgumentParser:
+PROG = "chat-connector"  # the installed command; ``python -m connector`` passes its own name
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """Return the argument parser."""
-    p = _Parser(prog="python -m connector", description="OpenAI Create Chat Completion connector.")
+    p = _Parser(prog=prog, description="OpenAI Create Chat Completion connector.")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run an action and print its output as JSON")
@@ -262,12 +281,14 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("action")
     f.set_defaults(func=cmd_form_schema)
 
-    g = sub.add_parser("docs", help="write one Markdown page per action under docs/")
+    g = sub.add_parser("docs", help="write one Markdown page per action under docs/ (checkout)")
     g.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
     g.add_argument("--check", action="store_true", help="fail if the pages are stale")
     g.set_defaults(func=cmd_docs)
 
-    s = sub.add_parser("schema", help="export schemas/manifest.schema.json from the models")
+    s = sub.add_parser(
+        "schema", help="export schemas/manifest.schema.json from the models (checkout)"
+    )
     s.add_argument("--check", action="store_true", help="fail if the file is stale")
     s.set_defaults(func=cmd_schema)
 
@@ -290,7 +311,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Run the command line; return the exit code."""
     logger = logging.getLogger("connector")
     if not logger.handlers:
@@ -300,11 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import ConnectorError
 
     try:
-        args = parser().parse_args(argv)
+        args = parser(prog).parse_args(argv)
         return args.func(args)
     except ConnectorError as exc:
         _out({"error": exc.to_dict()})
-        _err(f"error ({exc.type}): {exc.message.splitlines()[0]}")
+        _err(f"error ({exc.type}): {exc.message}")  # whole: a JSON error's caret line too
         return exc.exit_code
     except KeyboardInterrupt:
         _err("interrupted")

@@ -226,6 +226,18 @@ ERROR_TYPES: dict[str, ErrorType] = {
         502,
         "The server could not be reached, or the local backend did not start.",
     ),
+    "local_server_crashed": ErrorType(
+        RequestRejected,
+        502,
+        "The embedded local server died while answering (a signal such as SIGSEGV, or an exit"
+        " code): the error names its signal and its kept log. Fix the set-up; do not retry.",
+    ),
+    "local_server_killed": ErrorType(
+        TemporaryFailure,
+        503,
+        "The embedded local server was stopped from outside (SIGKILL, SIGTERM) while answering;"
+        " the next run starts a fresh one.",
+    ),
     "invalid_response": ErrorType(
         InvalidResponse,
         502,

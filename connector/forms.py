@@ -318,7 +318,7 @@ class Form:
                     value = transform(value)
                 problem = constraint_problem(param, value)
                 if problem:
-                    raise FieldProblem(f"{problem}. {_how(param)}".strip())
+                    raise FieldProblem(f"{problem}. {_how(param, raw)}".strip())
             except FieldProblem as exc:
                 errors.append(field_error(param, exc.message, exc.path))
                 continue
@@ -332,8 +332,8 @@ class Form:
         return {"name": str(key), "label": str(key), "message": f"unknown field '{key}'.{fix}"}
 
 
-def _how(param: Param) -> str:
-    """Return a short hint on what to enter."""
+def _how(param: Param, raw: Any = None) -> str:
+    """Return a short hint on what to enter (``raw``: what was entered, if anything)."""
     if param.input == "enum":
         return f"Use one of: {', '.join(param.enum or [])}."
     lo, hi = param.minimum, param.maximum
@@ -344,7 +344,9 @@ def _how(param: Param) -> str:
         kind = "a whole number" if param.input == "integer" else "a number"
         return f"Enter {kind} of at least {_fmt(lo)}."
     if param.input == "list" and param.max_items:
-        return f"Enter up to {param.max_items} items, separated by commas."
+        # Commas only help text items; a JSON array or a host's list needs fewer items.
+        commas = not (isinstance(raw, list) or (isinstance(raw, str) and raw.lstrip()[:1] == "["))
+        return f"Enter up to {param.max_items} items{', separated by commas' if commas else ''}."
     if param.example is not None:
         example = param.example if isinstance(param.example, str) else json.dumps(param.example)
         return f"For example: {example}"

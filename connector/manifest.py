@@ -26,7 +26,8 @@ from .errors import ConnectorError
 PACKAGE = Path(__file__).resolve().parent
 # A source checkout keeps the manifest and schemas/ at its root; a wheel carries them in
 # connector/data (see pyproject.toml), so `pip install` without -e works too.
-ROOT = PACKAGE.parent if (PACKAGE.parent / "manifest.yaml").is_file() else PACKAGE / "data"
+CHECKOUT = (PACKAGE.parent / "manifest.yaml").is_file()
+ROOT = PACKAGE.parent if CHECKOUT else PACKAGE / "data"
 MANIFEST_PATH = ROOT / "manifest.yaml"
 CACHE_FORMAT = 1
 # The code and files the full check depends on: a change to any of them invalidates the cache.
@@ -319,7 +320,8 @@ def constraint_problem(param: Param, value: Any) -> str | None:
         if param.max_items is not None and len(value) > param.max_items:
             return f"takes at most {param.max_items} items, got {len(value)}"
         if param.min_items is not None and len(value) < param.min_items:
-            return f"needs at least {param.min_items} item(s)"
+            n = param.min_items
+            return f"needs at least {n} {'item' if n == 1 else 'items'}, got {len(value)}"
         if param.enum:
             bad = [v for v in value if v not in param.enum]
             if bad:

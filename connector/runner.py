@@ -36,8 +36,13 @@ _resolved: dict[tuple, Connection] = {}
 RESOLVED_SIZE = 64
 
 
-def resolve_connection(connection: Connection | Mapping[str, Any] | None = None) -> Connection:
-    """Return a Connection from a Connection, a mapping of form values, or the environment."""
+def resolve_connection(
+    connection: Connection | Mapping[str, Any] | None = None, *, require_key: bool = True
+) -> Connection:
+    """Return a Connection from a Connection, a mapping of form values, or the environment.
+
+    ``require_key=False`` accepts a missing API key (a dry run sends nothing, so needs none).
+    """
     if isinstance(connection, Connection):
         return connection
     raw = env_values() if connection is None else connection
@@ -58,6 +63,8 @@ def resolve_connection(connection: Connection | Mapping[str, Any] | None = None)
             if len(_resolved) >= RESOLVED_SIZE:
                 _resolved.clear()
             _resolved[key] = conn
+    if require_key:
+        _check_key(conn)
     return conn
 
 
@@ -73,9 +80,13 @@ def _connection(raw: Mapping[str, Any]) -> Connection:
         values["allowed_hosts"] = tuple(h.lower() for h in values["allowed_hosts"])
     if "base_url" in values:
         values["base_url"] = values["base_url"].rstrip("/")
-    conn = Connection(**values)
+    return Connection(**values)
+
+
+def _check_key(conn: Connection) -> None:
     providers = {p.name: p for p in load_manifest().providers}
     if providers[conn.provider].key_required and not conn.api_key:
+        form = _conn_form()
         raise InvalidInput(
             f"API Key is required for provider '{conn.provider}'. Set OPENAI_API_KEY, or api_key "
             "in the connection; for a key-less server set provider to 'compatible' or 'local'.",
@@ -83,7 +94,6 @@ def _connection(raw: Mapping[str, Any]) -> Connection:
                 field_error(form.lookup("api_key"), "is required for provider " + conn.provider)
             ],
         )
-    return conn
 
 
 def _hooks(action: Action):
@@ -97,14 +107,19 @@ def _endpoint(conn: Connection, *, start: bool) -> Connection:
     if not start:
         return conn.with_values(base_url=_LOCAL_PLACEHOLDER)
     from . import local
+    from .http import transport_for
 
-    return conn.with_values(base_url=local.shared_server().base_url)
+    server = local.shared_server()
+    conn = conn.with_values(base_url=server.base_url)
+    # A failed request asks the server whether it died, so a crash is named, not retried.
+    transport_for(conn).peer_check = server.crash_error
+    return conn
 
 
 def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, start: bool):
     action = load_manifest().action(action_id)
     try:
-        conn = resolve_connection(connection)
+        conn = resolve_connection(connection, require_key=start)
     except InvalidInput as bad_connection:
         _raise_with_form_problems(bad_connection, action, form)
     body = build_body(action, form or {}, conn)
@@ -152,6 +167,11 @@ def run(
         action, conn, body = _prepare(action_id, form, connection, start=True)
         from .http import transport_for
 
+        if on_token is not None and not (body and body.get("stream")):
+            log.warning(
+                "Tokens are echoed only for a streamed reply: set Stream (stream=true) to see"
+                " them as they arrive. This reply comes whole."
+            )
         echo = _Echo(on_token, conn.secrets) if on_token is not None else None
         try:
             reply = _send(transport_for(conn), action, body, conn, echo)

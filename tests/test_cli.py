@@ -249,6 +249,45 @@ def test_console_script_is_installed():
     assert proc.returncode == 0 and "create_chat_completion" in proc.stdout
 
 
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ([str(Path(sys.executable).parent / "chat-connector")], "usage: chat-connector "),
+        ([sys.executable, "-m", "connector"], "usage: python -m connector "),
+    ],
+)
+def test_help_names_the_command_as_it_was_typed(command, usage):
+    proc = subprocess.run(
+        [*command, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith(usage)
+
+
+def test_dry_run_needs_no_api_key(capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    code, doc, err = main([*ARGS, "--dry-run"], capsys)
+    assert code == 0 and err == ""
+    assert "Authorization" not in doc["headers"]
+    assert doc["body"]["messages"] == [{"role": "user", "content": "Hello!"}]
+
+
+def test_a_real_run_still_needs_the_key(capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    code, doc, _ = main(ARGS, capsys)
+    assert code == 2 and doc["error"]["fields"][0]["name"] == "api_key"
+
+
+def test_stderr_keeps_the_caret_line_of_broken_json(capsys):
+    code, _, err = main([*ARGS, "--set", 'messages=[{"role": "user" "content": "Hi"}]'], capsys)
+    assert code == 2
+    assert err.splitlines() == [
+        "error (invalid_input): The form has 1 problem: Messages: not valid JSON: Expecting ','"
+        " delimiter at line 1, column 18:",
+        '    [{"role": "user" "content": "Hi"}]',
+        "    " + " " * 17 + "^",  # under the second string
+    ]
+
+
 # -- more outcomes, the error object, warnings and --progress ------------------------------------
 
 STREAMS = ROOT / "tests" / "fixtures" / "streams"
@@ -324,7 +363,9 @@ def test_the_error_object_always_has_every_field(capsys, args, keys):
         (["stream=true"], {"body": (STREAMS / "cut.sse").read_bytes(), **SSE}, 5,
          "The answer is\nerror (invalid_response): The streamed reply ended before [DONE] after"
          " 2 chunks; the answer is incomplete (what arrived is in `partial`).\n"),
-        ([], {"json": REPLY}, 0, ""),  # nothing streamed, nothing echoed
+        ([], {"json": REPLY}, 0,  # nothing streamed, nothing echoed, and it says so
+         "warning: Tokens are echoed only for a streamed reply: set Stream (stream=true) to"
+         " see them as they arrive. This reply comes whole.\n"),
     ],
 )  # fmt: skip
 def test_progress_echoes_the_tokens_to_stderr(capsys, sets, mocked, code, stderr):

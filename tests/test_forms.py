@@ -90,12 +90,12 @@ def test_stop(text, sent):
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("a,b,c,d,e", "at most 4 items, got 5"),
-        ('["a", "b", "c", "d", "e"]', "at most 4 items, got 5"),
-        (["a", "b", "c", "d", "e"], "at most 4 items, got 5"),
+        ("a,b,c,d,e", "at most 4 items, got 5. Enter up to 4 items, separated by commas."),
+        ('["a", "b", "c", "d", "e"]', "at most 4 items, got 5. Enter up to 4 items."),
+        (["a", "b", "c", "d", "e"], "at most 4 items, got 5. Enter up to 4 items."),
         ('["a", 1]', "Stop[1]: expected text"),
         ('["a", ', "not valid JSON"),
-        ("[]", "at least 1 item"),
+        ("[]", "needs at least 1 item, got 0"),
     ],
 )
 def test_stop_errors(text, fragment):
@@ -219,7 +219,7 @@ def test_messages(text, sent):
             "not valid JSON: Expecting ',' delimiter at line 1, column 35",
         ),
         ('[\n  {"role": "user",\n   "content": "Hi",}\n]', "line 3, column 20"),
-        ("[]", "needs at least 1 item"),
+        ("[]", "needs at least 1 item, got 0"),
         ('["Hello"]', "Messages[0]: expected a message object"),
         ('[{"content": "Hi"}]', "Messages[0].role: is missing"),
         ('[{"role": "bot", "content": "Hi"}]', "Messages[0].role: must be one of"),

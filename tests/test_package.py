@@ -18,11 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def unpacked_wheel(tmp_path_factory) -> Path:
     """Build the wheel (no dependencies) and unpack it, as pip would into site-packages."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
          "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+    # setuptools warns of data folders missing from the packages configuration.
+    assert "absent from the `packages` configuration" not in build.stdout + build.stderr
     (wheel,) = out.glob("*.whl")
     site = out / "site"
     with zipfile.ZipFile(wheel) as archive:
@@ -36,7 +38,7 @@ def unpacked_wheel(tmp_path_factory) -> Path:
         "connector/data/manifest.yaml",
         "connector/data/schemas/create_chat_completion.request.schema.json",
         "connector/data/schemas/create_chat_completion.response.schema.json",
-        "actions/create_chat_completion.py",
+        "connector/actions/create_chat_completion.py",
         "connector/static/index.html",
         "connector/static/form.js",
         "connector/static/form.css",
@@ -44,6 +46,11 @@ def unpacked_wheel(tmp_path_factory) -> Path:
 )
 def test_the_wheel_carries(unpacked_wheel, path):
     assert (unpacked_wheel / path).is_file()
+
+
+def test_the_wheel_installs_only_the_connector_package(unpacked_wheel):
+    top = {p.name for p in unpacked_wheel.iterdir() if not p.name.endswith(".dist-info")}
+    assert top == {"connector"}  # no top-level `actions` to clash with other projects
 
 
 # -I: neither the checkout (the cwd) nor PYTHONPATH is on the path; the wheel goes first.
@@ -68,3 +75,17 @@ def test_the_installed_package_runs_outside_the_checkout(unpacked_wheel, tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines()[0] == str(unpacked_wheel / "connector" / "data")
     assert json.loads(proc.stdout)["body"]["messages"] == [{"role": "user", "content": "Hello!"}]
+
+
+@pytest.mark.parametrize("command", ["docs", "schema"])
+def test_developer_commands_explain_themselves_outside_a_checkout(
+    unpacked_wheel, tmp_path, command
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CONNECTOR_"))}
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", SCRIPT, str(unpacked_wheel), command, "--check"],
+        env=env | {"CONNECTOR_CACHE_DIR": "off"}, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"'{command}' is a developer command" in json.loads(proc.stdout)["error"]["message"]
