@@ -250,7 +250,14 @@ def test_each_refusal_has_its_status(srv, kind, status, method, path, kw):
 
 def test_every_error_type_is_tested():
     tested = {c[0] for c in UPSTREAM_ERRORS} | {c[0] for c in SERVER_ERRORS}
-    elsewhere = {"overloaded", "interrupted", "internal"}  # tests below, and test_server_app.py
+    # tests below, and test_server_app.py
+    elsewhere = {
+        "overloaded",
+        "interrupted",
+        "internal",
+        "local_server_crashed",
+        "local_server_killed",
+    }
     assert tested | elsewhere == set(ERROR_TYPES)
 
 

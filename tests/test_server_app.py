@@ -38,6 +38,18 @@ def test_a_bug_is_a_500_error_object_without_its_message(client, monkeypatch):
     assert CANARY not in r.text
 
 
+@pytest.mark.parametrize("kind", ["local_server_crashed", "local_server_killed"])
+def test_a_local_server_death_has_its_status(client, monkeypatch, kind):
+    # Raised by connector.local (tests/test_local.py, the live tier); here only its status.
+    def dead(*args, **kwargs):
+        raise ERROR_TYPES[kind].cls("The local model server died", type=kind, body="log tail")
+
+    monkeypatch.setattr(runner, "run", dead)
+    r = client.simulate_post("/actions/create_chat_completion/run", json={"model": "m"})
+    assert r.status_code == ERROR_TYPES[kind].http_status
+    assert r.json["error"]["type"] == kind and r.json["error"]["body"] == "log tail"
+
+
 class Extra:
     public = True
 
