@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import CANARY
+from mailserver import MailServer
 from n8nhost import _execution
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "n8n"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "n8n"
 WORKFLOWS = sorted(p for p in EXAMPLES.glob("*.json") if p.name != "credentials.json")
 CREDENTIALS = json.loads((EXAMPLES / "credentials.json").read_text())
 # A conservative bound, reported for `n8n execute --id`; n8n 2.8.4 on SQLite ran a 22-character
@@ -91,3 +97,39 @@ def test_smtp_credential_is_plain_for_a_local_server():
 def test_execution_document_is_found_in_n8n_stdout(stdout, status):
     doc = _execution(stdout)
     assert (doc or {}).get("status") == status
+
+
+@pytest.mark.parametrize(
+    ("scenario", "code", "requests", "mails"),
+    [
+        ("429-then-ok", 0, 2, 1),  # retryable: the example waits Retry-After, tries once more
+        ("quota", 3, 1, 0),  # not retryable: no second try, no mail
+        ("503-always", 4, 2, 0),  # retryable, but the second try fails too
+    ],
+)
+def test_python_example_branches_on_the_error_object(fault_server, scenario, code, requests, mails):
+    hit = fault_server.scenario(scenario, retry_after=0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env |= {"OPENAI_API_KEY": CANARY, "OPENAI_BASE_URL": hit.base_url, "OPENAI_MAX_RETRIES": "0"}
+    with MailServer() as mail:
+        example = str(ROOT / "examples" / "python" / "chat_to_email.py")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                example,
+                "Hello",
+                "--to",
+                "ops@example.com",
+                "--smtp-port",
+                str(mail.port),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == code, proc.stderr
+        assert hit.count == requests
+        assert len(mail.wait(mails, timeout=2 if mails else 0.5)) == mails
+    assert CANARY not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr

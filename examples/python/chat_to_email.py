@@ -40,7 +40,7 @@ def chat(form: dict, attempts: int = 2) -> dict:
             error = exc.to_dict()
             if not error["retryable"] or attempt == attempts:
                 raise
-            wait = error.get("retry_after") or 5.0
+            wait = 5.0 if error.get("retry_after") is None else error["retry_after"]
             print(f"warning: {error['type']}; trying again in {wait:g} s", file=sys.stderr)
             time.sleep(wait)
     raise AssertionError("unreachable")
