@@ -164,7 +164,22 @@ def finish(output: dict, body: dict) -> dict:
     except InvalidResponse as exc:
         exc.partial = output  # `body` is capped: the whole reply rides along, nothing is lost
         raise
+    _warn_without_usage(output.get("usage"), body)
     return output
+
+
+def _warn_without_usage(usage: Any, body: dict) -> None:
+    """Warn when the server reported no token counts (the output then shows 0 for each)."""
+    if not isinstance(usage, dict) or usage.get("total_tokens") or usage.get("prompt_tokens"):
+        return
+    options = body.get("stream_options") or {}
+    if body.get("stream") and options.get("include_usage") is False:
+        why = " because stream_options.include_usage is false"
+    elif body.get("stream"):
+        why = " for this stream, although the connector asked for it (stream_options.include_usage)"
+    else:
+        why = ""
+    log.warning("The server reported no token usage%s; the usage counts are 0.", why)
 
 
 def _finish_choice(choice: dict, wants_json: bool, schema: dict | None) -> None:
@@ -182,7 +197,12 @@ def _finish_choice(choice: dict, wants_json: bool, schema: dict | None) -> None:
             "Completion Tokens for a complete reply.",
             choice.get("index"),
         )
-    if wants_json:
+    if message.get("refusal"):
+        # A refusal is an answer, not a failure: the workflow branches on message.refusal.
+        log.warning("Choice %s: the model refused (message.refusal).", choice.get("index"))
+        if wants_json:
+            message["parsed"] = None
+    elif wants_json:
         message["parsed"] = _parse_reply(message, reason, schema, choice.get("index"))
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None

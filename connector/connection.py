@@ -38,6 +38,7 @@ class Connection:
     api_version: str | None = None
     timeout: float = 600.0
     connect_timeout: float = 10.0
+    max_duration: float = 900.0
     max_retries: int = 2
     max_retry_wait: float = 120.0
     drop_unsupported_params: bool = False

@@ -13,6 +13,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import math
 import os
 import random as _random
 import re
@@ -86,6 +87,7 @@ class _Request:
     body: dict[str, Any] | None
     stream: bool
     settings: dict[str, Any]  # proxies and CA bundle for the URL, from the environment
+    deadline: float = math.inf  # the end of max_duration, on the monotonic clock
 
     @property
     def data(self) -> bytes | None:
@@ -100,10 +102,13 @@ class _Request:
 
 
 class _Counter:
-    """Bytes read from one reply body so far."""
+    """Bytes read from one reply body so far, and the run's deadline for reading them."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float = math.inf, read_timeout: float = math.inf) -> None:
         self.bytes = 0
+        self.deadline = deadline
+        self.read_timeout = read_timeout
+        self.socket: Any = None  # tightened to the time left once that is below the timeout
 
 
 class Transport:
@@ -166,6 +171,7 @@ class Transport:
         on_token: Callable[[str], None] | None,
     ) -> Reply:
         req = self._request(method, path, body, stream)
+        req.deadline = time.monotonic() + self.connection.max_duration
         data = req.data  # encoded once for every attempt
         if self.provider.key_required and not self._key:
             raise InvalidInput(
@@ -181,7 +187,7 @@ class Transport:
             if isinstance(outcome, Reply):
                 outcome.attempts = attempt
                 return outcome
-            delay = self._retry_delay(outcome, attempt, max_retries)
+            delay = self._retry_delay(outcome, attempt, max_retries, req.deadline)
             if delay is None:
                 error = outcome.error
                 error.attempts = attempt
@@ -259,7 +265,10 @@ class Transport:
         self, req: _Request, data: bytes | None, on_token: Callable[[str], None] | None
     ) -> Reply | _Failure:
         host = urlsplit(req.url).hostname or "the server"
-        timeout = (self.connection.connect_timeout, self.connection.timeout)
+        left = req.deadline - time.monotonic()
+        if left <= 0:
+            return _Failure(self._overdue(host), False)
+        timeout = (min(self.connection.connect_timeout, left), min(self.connection.timeout, left))
         try:
             resp = self._session.request(
                 req.method,
@@ -280,6 +289,8 @@ class Transport:
                 " address; the key is never sent there. Use the API's public host name."
             ) from None
         except requests.RequestException as exc:
+            if _past(req.deadline):
+                return _Failure(self._overdue(host), False)
             return _network_failure(exc, host, self.connection, reading=False)
         try:
             return self._read(resp, req, host, on_token)
@@ -297,7 +308,8 @@ class Transport:
         status = resp.status_code
         if 300 <= status < 400:
             return _Failure(_redirect_error(resp, host, request_id), False, resp.headers)
-        counter = _Counter()
+        counter = _Counter(req.deadline, self.connection.timeout)
+        counter.socket = _socket(resp)
         content_type = resp.headers.get("content-type", "").lower()
         try:
             if status >= 400 or status < 200:
@@ -326,7 +338,12 @@ class Transport:
                         error.message += f" (request id: {request_id})"
                         error.args = (error.message,)
                     return _Failure(error, _should_retry(error, resp.headers), resp.headers)
-        except requests.RequestException as exc:
+        except (requests.RequestException, _Overdue) as exc:
+            if isinstance(exc, _Overdue) or _past(req.deadline):
+                partial = getattr(exc, "partial", None)
+                error = self._overdue(host, counter.bytes if req.stream else 0, partial)
+                error.status, error.request_id = status, request_id
+                return _Failure(error, False)
             failure = _network_failure(exc, host, self.connection, reading=True)
             if req.stream and counter.bytes:
                 partial = getattr(exc, "partial", None)
@@ -360,11 +377,13 @@ class Transport:
             )
         except _TooLarge:
             raise _too_large(self.connection.max_response_bytes, partial=agg.result()) from None
-        except requests.RequestException as exc:
-            exc.partial = agg.result()  # type: ignore[attr-defined]
+        except (requests.RequestException, _Overdue) as exc:
+            exc.partial = agg.result()  # type: ignore[union-attr]
             raise
 
-    def _retry_delay(self, outcome: _Failure, attempt: int, max_retries: int) -> float | None:
+    def _retry_delay(
+        self, outcome: _Failure, attempt: int, max_retries: int, deadline: float = math.inf
+    ) -> float | None:
         """Return how long to wait before the next attempt, or None to give up (noting why)."""
         error = outcome.error
         wait = _retry_after(outcome.headers, self._clock())
@@ -385,9 +404,42 @@ class Transport:
                 _add_note(error, f"The server asks to wait {wait:g} s before retrying.")
             return None
         if wait is not None and wait > 0:
-            return wait
-        backoff = min(INITIAL_BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF)
-        return backoff * (1 - 0.25 * self._random())
+            delay = wait
+        else:
+            backoff = min(INITIAL_BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF)
+            delay = backoff * (1 - 0.25 * self._random())
+        left = deadline - time.monotonic()
+        if delay >= left:
+            # Waiting would only end in the deadline: fail now, with this attempt's error.
+            total = self.connection.max_duration
+            if wait is not None and wait > 0:
+                why = f"The server asks to wait {delay:g} s before retrying"
+            else:
+                why = f"The next retry would start in {delay:.1f} s"
+            _add_note(
+                error,
+                f"{why}, but only {max(left, 0):.1f} s of max_duration ({total:g} s) remain:"
+                " retry later, or raise max_duration.",
+            )
+            return None
+        return delay
+
+    def _overdue(self, host: str, streamed: int = 0, partial: Any = None) -> TemporaryFailure:
+        """Return the error for a run that reached max_duration."""
+        total = self.connection.max_duration
+        if streamed:
+            where = (
+                f" while reading the streamed reply from {host} ({streamed} bytes so far; what"
+                " arrived is in `partial`)"
+            )
+        else:
+            where = f" waiting for {host}"
+        return TemporaryFailure(
+            f"The run reached max_duration ({total:g} s){where}. Retry later, or raise"
+            " max_duration (and timeout) in the connection if the reply takes that long.",
+            type="timeout",
+            partial=partial,
+        )
 
 
 # -- the process-wide transports ---------------------------------------------------------------
@@ -491,6 +543,23 @@ class _TooLarge(Exception):
     """The body grew past max_response_bytes."""
 
 
+class _Overdue(Exception):
+    """The run reached max_duration while reading a body."""
+
+
+def _past(deadline: float) -> bool:
+    # A socket timeout cut to the time left may fire a hair before the deadline.
+    return time.monotonic() >= deadline - 0.01
+
+
+def _socket(resp: requests.Response) -> Any:
+    """Return the socket a reply is read from, or None when urllib3 hides it."""
+    try:
+        return resp.raw._fp.fp.raw._sock
+    except AttributeError:
+        return None
+
+
 def _too_large(cap: int, partial: Any = None) -> InvalidResponse:
     return InvalidResponse(
         f"The reply is larger than max_response_bytes ({cap} bytes); raise max_response_bytes"
@@ -523,6 +592,16 @@ def _capped(chunks: Iterator[bytes], cap: int, counter: _Counter) -> Iterator[by
             yield chunk[: max(0, cap - (counter.bytes - len(chunk)))]
             raise _TooLarge
         yield chunk
+        # A server trickling keep-alive comments never trips the read timeout: the deadline
+        # does. Near it, the next read waits only for the time left.
+        left = counter.deadline - time.monotonic()
+        if left <= 0:
+            raise _Overdue
+        if left < counter.read_timeout and counter.socket is not None:
+            try:
+                counter.socket.settimeout(left)
+            except OSError:
+                counter.socket = None
 
 
 def _stream_chunks(resp: requests.Response) -> Iterator[bytes]:

@@ -36,6 +36,7 @@ CHECK_INPUTS = (
     PACKAGE / "forms.py",
     PACKAGE / "validation.py",
     ROOT / "schemas" / "create_chat_completion.request.schema.json",
+    ROOT / "schemas" / "create_chat_completion.response.schema.json",
 )
 
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
@@ -165,6 +166,10 @@ class Action(Strict):
     path: str = Field(pattern=r"^/[A-Za-z0-9_/{}.-]*$")
     module: str | None = Field(None, description="Python module with the action's hooks.")
     request_schema: str | None = Field(None, description="JSON Schema file for the body.")
+    response_schema: str | None = Field(
+        None,
+        description="The official JSON Schema file of the reply: the types that filled keys keep.",
+    )
     parameters: list[Param] = []
     output: Output
 
@@ -383,6 +388,8 @@ def _cross_checks(manifest: Manifest) -> list[str]:
                 problems.append(f"actions.{action.id}.module: cannot import: {exc}")
         if action.request_schema and not (ROOT / action.request_schema).is_file():
             problems.append(f"actions.{action.id}.request_schema: no file {action.request_schema}")
+        if action.response_schema:
+            problems += _response_problems(action)
         for p in action.parameters:
             where = f"actions.{action.id}.parameters.{p.name}"
             if (
@@ -402,6 +409,26 @@ def _cross_checks(manifest: Manifest) -> list[str]:
                 f"actions.{action.id}.parameters", action.parameters, action.module
             )
     return problems
+
+
+def _response_problems(action: Action) -> list[str]:
+    """Check the output example against the official response schema, its own nulls allowed."""
+    from jsonschema import Draft202012Validator
+
+    from .output import allow_example_nulls
+
+    where = f"actions.{action.id}.response_schema"
+    try:
+        schema = json.loads((ROOT / action.response_schema).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"{where}: cannot read {action.response_schema}: {exc}"]
+    example = action.output.example
+    validator = Draft202012Validator(allow_example_nulls(schema, example))
+    errors = sorted(validator.iter_errors(example), key=str)
+    if errors:
+        at = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
+        return [f"{where}: the output example breaks it at {at}: {errors[0].message}"]
+    return []
 
 
 def _example_problems(where: str, params: list[Param], module: str | None) -> list[str]:

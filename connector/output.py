@@ -1,59 +1,216 @@
 """Output shaping: the API's reply made to carry every key path of the action's example.
 
 A later workflow step can always read e.g. ``choices[0].message.content`` or
-``usage.prompt_tokens_details.cached_tokens``: keys the API (or a compatible server) left out
-are present as null, and keys the API added pass through unchanged.
+``usage.completion_tokens_details.reasoning_tokens``, with the type the official response
+schema gives it: a key the API (or a compatible server) left out, or sent as null where its
+type has no null, gets the empty value of that type (``[]``, ``0``, ``""``, an object with its
+own keys filled the same way). It is null only where the official schema allows null or the
+example shows null. Keys the API added pass through unchanged.
+
+The fill values are derived once per process from the example and the official schema
+(``template``), never per run.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
-# A skeleton mirrors the example: a dict of sub-skeletons, a one-item list of the item skeleton,
-# or None for a leaf (its value passes through; null when missing).
-Skeleton = dict[str, Any] | list | None
+# A template mirrors the example: {key: (sub, fill)}. ``sub`` is None for a leaf, a template
+# for an object, or a one-item list of the item template for a list of objects. ``fill`` is
+# what an absent (or wrongly null) key gets: a constant, or one of the markers below.
+Template = dict[str, tuple[Any, Any]]
 
 
-def skeleton(example: Any) -> Skeleton:
-    """Return the key-path skeleton of an example value."""
-    if isinstance(example, dict):
-        return {k: skeleton(v) for k, v in example.items()}
-    if isinstance(example, list) and example and isinstance(example[0], dict):
-        return [skeleton(example[0])]
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+EMPTY_LIST = _Marker("EMPTY_LIST")  # a fresh [] each time
+FILLED = _Marker("FILLED")  # the object's own template, filled
+_ZERO = {"integer": 0, "number": 0, "string": "", "boolean": False}
+
+
+def template(example: dict, schema: dict | None = None) -> Template:
+    """Return the shaping template of an example, with fill values from ``schema``'s types."""
+    defs = (schema or {}).get("$defs", {})
+    return _template(example, schema, defs)
+
+
+def _template(example: dict, schema: dict | None, defs: dict) -> Template:
+    props = (_resolve(schema, defs) or {}).get("properties") or {}
+    out: Template = {}
+    for key, value in example.items():
+        sub_schema = _resolve(props.get(key), defs)
+        out[key] = (_sub(value, sub_schema, defs), fill_value(value, sub_schema, defs))
+    return out
+
+
+def _sub(value: Any, schema: dict | None, defs: dict) -> Any:
+    if isinstance(value, dict):
+        return _template(value, schema, defs)
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        items = _resolve((schema or {}).get("items"), defs)
+        return [_template(value[0], items, defs)]
     return None
 
 
-_skeletons: dict[int, tuple[dict, Skeleton]] = {}
+def fill_value(example: Any, schema: dict | None, defs: dict | None = None) -> Any:
+    """Return what a key gets when the reply lacks it: null only where null is allowed."""
+    schema = _resolve(schema, defs or {})
+    if example is None or schema is None or _nullable(schema):
+        return None  # the example shows null, the type is unknown, or the schema allows null
+    kinds = _types(schema)
+    if isinstance(example, dict) or "object" in kinds:
+        return FILLED
+    if "array" in kinds:
+        return EMPTY_LIST
+    if "enum" in schema:
+        default = schema.get("default")
+        return default if default in schema["enum"] else schema["enum"][0]
+    if "default" in schema:
+        return copy.deepcopy(schema["default"])
+    return next((_ZERO[k] for k in kinds if k in _ZERO), None)
 
 
-def skeleton_for(example: dict) -> Skeleton:
-    """Return the (cached) skeleton of an action's example output."""
-    # Keyed by identity (the entry keeps the example alive): the manifest's examples never
-    # change, and encoding one to find its key would cost more than the shaping.
-    entry = _skeletons.get(id(example))
-    if entry is None or entry[0] is not example:
-        entry = _skeletons[id(example)] = (example, skeleton(example))
+def _resolve(schema: Any, defs: dict) -> dict | None:
+    """Return a schema with ``$ref`` followed and ``anyOf [X, null]`` seen as a nullable X."""
+    for _ in range(32):  # refs chain a few levels at most; a cycle must not hang the loader
+        if not isinstance(schema, dict):
+            return None
+        if "$ref" in schema:
+            schema = {**defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), **_without(schema)}
+            continue
+        branches = schema.get("anyOf") or schema.get("oneOf")
+        if isinstance(branches, list):
+            real = [b for b in branches if b != {"type": "null"}]
+            if len(real) == 1:
+                rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+                merged = {**(_resolve(real[0], defs) or {}), **rest}
+                if len(real) < len(branches):
+                    merged["nullable"] = True
+                return merged
+        return schema
+    return None
+
+
+def _without(schema: dict) -> dict:
+    return {k: v for k, v in schema.items() if k != "$ref"}
+
+
+def _types(schema: dict) -> list[str]:
+    kind = schema.get("type")
+    return [kind] if isinstance(kind, str) else list(kind or ())
+
+
+def _nullable(schema: dict) -> bool:
+    return (
+        schema.get("nullable") is True
+        or "null" in _types(schema)
+        or None in (schema.get("enum") or ())
+    )
+
+
+_templates: dict[int, tuple[Any, Template]] = {}
+
+
+def template_for(action: Any) -> Template:
+    """Return the (cached) template of an action's output, typed by its official schema."""
+    # Keyed by identity (the entry keeps the action alive): a manifest never changes once
+    # loaded, and the schema file is read once per process.
+    entry = _templates.get(id(action))
+    if entry is None or entry[0] is not action:
+        entry = _templates[id(action)] = (action, template(action.output.example, _schema(action)))
     return entry[1]
 
 
-def shape(skel: Skeleton, value: Any) -> Any:
-    """Return ``value`` with every key path of ``skel`` present, extra keys kept."""
-    if isinstance(skel, dict):
-        if not isinstance(value, dict):
-            if value is not None:
-                return value  # an unexpected type passes through rather than being lost
-            value = {}
-        # Leaves (None) take the value as is: most keys are leaves, and a call each adds up.
-        out = {
-            key: value.get(key) if sub is None else shape(sub, value.get(key))
-            for key, sub in skel.items()
-        }
+def _schema(action: Any) -> dict:
+    """Return the official response schema of an action, else its output schema."""
+    if getattr(action, "response_schema", None):
+        from .manifest import ROOT
+
+        return json.loads((ROOT / action.response_schema).read_text(encoding="utf-8"))
+    return action.output.schema_
+
+
+def shape(node: Template, value: Any) -> Any:
+    """Return ``value`` with every key path of ``node`` present, extra keys kept."""
+    if not isinstance(value, dict):
+        return value  # an unexpected type passes through rather than being lost
+    out = {}
+    for key, (sub, fill) in node.items():
+        item = value.get(key)
+        if item is None:
+            if fill is FILLED:
+                item = shape(sub, {}) if sub is not None else {}
+            elif fill is EMPTY_LIST:
+                item = []
+            else:
+                item = fill
+        elif sub is not None:
+            if type(sub) is dict:
+                item = shape(sub, item)
+            elif isinstance(item, list):
+                item = [shape(sub[0], x) for x in item]
+        out[key] = item
+    if len(value) > len(out) or any(k not in out for k in value):
         for key, extra in value.items():
             if key not in out:
                 out[key] = extra
-        return out
-    if isinstance(skel, list):
-        if isinstance(value, list):
-            return [shape(skel[0], item) for item in value]
-        return value
-    return value
+    return out
+
+
+def filled(node: Template) -> dict[str, Any]:
+    """Return every key path of a template with its fill value, as ``a.b[].c``: value."""
+    out: dict[str, Any] = {}
+    for key, (sub, fill) in node.items():
+        value = shape(sub, {}) if fill is FILLED else [] if fill is EMPTY_LIST else fill
+        out[key] = value
+        if type(sub) is dict:
+            out.update({f"{key}.{k}": v for k, v in filled(sub).items()})
+        elif isinstance(sub, list):
+            out.update({f"{key}[].{k}": v for k, v in filled(sub[0]).items()})
+    return out
+
+
+def allow_example_nulls(schema: dict, example: Any) -> dict:
+    """Return a copy of ``schema`` that also accepts null wherever ``example`` shows null.
+
+    The seed's example has nulls the official schema lacks (``system_fingerprint``); the output
+    keeps them, so the output is checked against the official schema with these allowed.
+    """
+    schema = copy.deepcopy(schema)
+    defs = schema.get("$defs", {})
+    _allow(schema, example, defs, schema)
+    return schema
+
+
+def _allow(node: dict, example: Any, defs: dict, root: dict) -> None:
+    node = _inline(node, defs)
+    if isinstance(example, dict):
+        props = node.get("properties") or {}
+        for key, value in example.items():
+            if key not in props:
+                continue
+            if value is None:
+                props[key] = {"anyOf": [props[key], {"type": "null"}]}
+            else:
+                props[key] = dict(props[key])
+                _allow(props[key], value, defs, root)
+    elif isinstance(example, list) and example and isinstance(node.get("items"), dict):
+        node["items"] = dict(node["items"])
+        _allow(node["items"], example[0], defs, root)
+
+
+def _inline(node: dict, defs: dict) -> dict:
+    """Replace a ``$ref`` in place by a copy of its target, so changes stay on this path."""
+    while "$ref" in node:
+        target = copy.deepcopy(defs[node.pop("$ref").rsplit("/", 1)[-1]])
+        for key, value in target.items():
+            node.setdefault(key, value)
+    return node

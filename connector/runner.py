@@ -13,7 +13,7 @@ from .connection import OPENAI_BASE_URL, Connection, env_values
 from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected, redact
 from .forms import Form, field_error, invalid
 from .manifest import Action, load_manifest
-from .output import shape, skeleton_for
+from .output import shape, template_for
 from .request import build_body
 
 log = logging.getLogger("connector")
@@ -174,7 +174,7 @@ def run(
             if echo is not None:
                 echo.flush()
         try:
-            output = shape(skeleton_for(action.output.example), reply.data)
+            output = shape(template_for(action), reply.data)
             hooks = _hooks(action)
             if hooks is not None and hasattr(hooks, "finish"):
                 output = hooks.finish(output, body or {})

@@ -25,6 +25,8 @@ Scenarios:
                         breaks off; ``mode=eof``: a clean close of a body without length)
     stream-error-event  SSE with an ``{"error": ...}`` event after some content
     stream-stall        SSE that sends some content, then sleeps ``seconds``
+    stream-trickle      SSE that sends some content, then a keep-alive comment every ``every``
+                        seconds (default 0.2) for ``seconds`` (default 30), then the rest
     stream-big-line     SSE whose content event is one line of ``size`` bytes
     big                 a valid chat.completion whose content is ``size`` characters
     redirect            307 to the same path on another host (a second server that records hits)
@@ -63,6 +65,7 @@ SCENARIOS = (
     "stream-cut",
     "stream-error-event",
     "stream-stall",
+    "stream-trickle",
     "stream-big-line",
     "big",
     "redirect",
@@ -442,17 +445,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, json.dumps(completion(self.body_json, content)))
 
-    def _stream(self, events: list[str], *, end: str = "done", stall: bool = False) -> None:
-        """Send SSE ``events``; ``end`` is done, chunked-cut or eof-cut."""
+    def _stream(
+        self, events: list[str], *, end: str = "done", stall: bool = False, head: bool = True
+    ) -> None:
+        """Send SSE ``events``; ``end`` is done, chunked-cut, eof-cut or open (more follows)."""
         eof = end == "eof-cut"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("x-request-id", self.request_id)
-        if eof:
-            self.send_header("Connection", "close")
-        else:
-            self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        if head:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("x-request-id", self.request_id)
+            if eof:
+                self.send_header("Connection", "close")
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
         for event in events:
             data = event.encode()
             self.wfile.write(data if eof else b"%x\r\n%s\r\n" % (len(data), data))
@@ -460,6 +466,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._sleep(5.0)
         if end == "done":
             self.wfile.write(b"0\r\n\r\n")
+        elif end == "open":
+            self.wfile.flush()
         else:
             self.close_connection = True
 
@@ -536,6 +544,24 @@ class _Handler(BaseHTTPRequestHandler):
         events = stream_events(self.body_json, "Partial answer then silence")[:3]
         self._stream(events, end="chunked-cut", stall=True)
 
+    def fault_stream_trickle(self) -> None:
+        events = stream_events(self.body_json, "Partial answer then keep-alives")
+        seconds = min(float(self.params.get("seconds", MAX_SLEEP)), MAX_SLEEP)
+        every = max(float(self.params.get("every", 0.2)), 0.01)
+        # Each comment comes well within any read timeout: only an overall deadline ends this.
+        keep_alive = b": keep-alive\n\n"
+        trickle = time.monotonic() + seconds
+        self._stream(events[:3], end="open")
+        stopping = self.server.owner.stopping
+        while time.monotonic() < trickle and not stopping.wait(every):
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(keep_alive), keep_alive))
+                self.wfile.flush()
+            except OSError:  # the client gave up: the point of the scenario
+                self.close_connection = True
+                return
+        self._stream(events[3:], end="done", head=False)
+
     def fault_stream_big_line(self) -> None:
         size = int(self.params.get("size", 2 * 1024 * 1024))
         self._stream(stream_events(self.body_json, "x" * size))
@@ -593,6 +619,7 @@ FAULTS = {
     "stream-cut": _Handler.fault_stream_cut,
     "stream-error-event": _Handler.fault_stream_error_event,
     "stream-stall": _Handler.fault_stream_stall,
+    "stream-trickle": _Handler.fault_stream_trickle,
     "stream-big-line": _Handler.fault_stream_big_line,
     "big": _Handler.fault_big,
     "redirect": _Handler.fault_redirect,

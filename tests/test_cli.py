@@ -23,7 +23,12 @@ REPLY = {
     "choices": [
         {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}
     ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
 }
+NO_STREAM_USAGE = (
+    "warning: The server reported no token usage for this stream, although the connector asked"
+    " for it (stream_options.include_usage); the usage counts are 0.\n"
+)
 ARGS = ["run", "create_chat_completion", "--set", "model=gpt-4o-mini", "--set", "messages=Hello!"]
 
 
@@ -349,9 +354,9 @@ def test_the_error_object_always_has_every_field(capsys, args, keys):
     ("sets", "mocked", "code", "stderr"),
     [
         (["stream=true"], {"body": (STREAMS / "plain_text.sse").read_bytes(), **SSE}, 0,
-         "Hello, wörld!\n"),
+         "Hello, wörld!\n" + NO_STREAM_USAGE),
         (["stream=true"], {"body": (STREAMS / "multiline_data.sse").read_bytes(), **SSE}, 0,
-         "line one\nline two\n"),
+         "line one\nline two\n" + NO_STREAM_USAGE),
         (["stream=true"], {"body": (STREAMS / "usage_chunk.sse").read_bytes(), **SSE}, 0,
          "Four.\nwarning: Choice 0 was cut at the token limit (finish_reason: length);"
          " raise Max Completion Tokens for a complete reply.\n"),

@@ -94,6 +94,54 @@ CASES = [
         1,
         3.5,
     ),
+    (
+        "stream-trickle-past-max-duration",
+        "stream-trickle",
+        {"every": 0.2},
+        ("stream=true",),
+        {"connection": {"max_duration": 2}},
+        4,
+        "timeout",
+        1,
+        1,
+        5,
+    ),
+    (
+        "slow-past-max-duration",
+        "slow",
+        {"seconds": 8},
+        (),
+        {"retries": 0, "connection": {"max_duration": 1.5}},
+        4,
+        "timeout",
+        1,
+        1,
+        4,
+    ),
+    (
+        "429-retry-after-past-max-duration",
+        "429-then-ok",
+        {"retry_after": 5},
+        (),
+        {"connection": {"max_duration": 2}},
+        4,
+        "rate_limited",
+        1,
+        1,
+        2,
+    ),
+    (
+        "503-retries-past-max-duration",
+        "503-always",
+        {"retry_after": 1},
+        (),
+        {"retries": 5, "connection": {"max_duration": 1.5}},
+        4,
+        "server_error",
+        2,
+        2,
+        4,
+    ),
     ("redirect", "redirect", {}, (), {}, 3, "bad_request", 1, 1, 10),
     ("echo-key", "echo-key", {}, (), {}, 3, "authentication", 1, 1, 10),
 ]
@@ -112,12 +160,15 @@ KEPT = {
     "stream-cut-eof": ("partial", "This reply is cut off here"),
     "stream-error-event": ("partial", "Partial"),
     "stream-stall": ("partial", "Partial"),
+    "stream-trickle-past-max-duration": ("partial", "Partial"),
+    "429-retry-after-past-max-duration": ("body", "Rate limit reached"),
+    "503-retries-past-max-duration": ("body", "overloaded"),
     "echo-key": ("body", "Incorrect API key provided: Bearer ***"),
 }
 
 
 # Runs where no reply headers came back, so there is no request id.
-NO_REPLY = {"reset", "slow"}
+NO_REPLY = {"reset", "slow", "slow-past-max-duration"}
 
 
 @pytest.mark.parametrize(
@@ -167,6 +218,26 @@ def test_retry_after_past_the_cap_says_how_long_to_wait(fault_server, cli):
     assert result.code == 4 and scenario.count == 1
     assert result.error["retry_after"] == 30
     assert "max_retry_wait" in result.error["message"]
+
+
+def test_a_trickling_stream_is_ended_by_max_duration(fault_server, cli):
+    scenario = fault_server.scenario("stream-trickle", every=0.1)
+    result = cli(scenario.base_url, "stream=true", connection={"max_duration": 1.5}, timeout=1)
+    assert result.code == 4 and result.error["type"] == "timeout"
+    assert 1.4 < result.seconds < 4  # keep-alives every 0.1 s never trip the 1 s read timeout
+    assert "max_duration (1.5 s) while reading the streamed reply" in result.error["message"]
+    assert result.error["partial"]["choices"][0]["message"]["content"] == "Partial"
+
+
+def test_a_retry_after_past_the_time_left_fails_at_once_with_the_api_error(fault_server, cli):
+    scenario = fault_server.scenario("429-then-ok", retry_after=20)
+    result = cli(scenario.base_url, connection={"max_duration": 10})
+    assert result.code == 4 and scenario.count == 1 and result.seconds < 5
+    error = result.error
+    assert error["type"] == "rate_limited" and error["retry_after"] == 20
+    assert error["message"].startswith("HTTP 429 Too Many Requests from 127.0.0.1: Rate limit")
+    assert "asks to wait 20 s before retrying, but only" in error["message"]
+    assert "of max_duration (10 s) remain" in error["message"]
 
 
 @pytest.mark.parametrize("provider", ["openai", "azure", "compatible"])

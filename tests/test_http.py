@@ -335,7 +335,7 @@ def test_non_json_error_bodies_give_a_short_excerpt_and_the_request_id(
     [
         ({}, (10.0, 600.0)),  # the read timeout lets slow reasoning models finish
         ({"timeout": 30.0}, (10.0, 30.0)),
-        ({"timeout": 1800.0, "connect_timeout": 3.0}, (3.0, 1800.0)),
+        ({"timeout": 1800.0, "connect_timeout": 3.0, "max_duration": 3600.0}, (3.0, 1800.0)),
     ],
 )
 def test_connect_and_read_timeouts_are_sent_separately(mock, settings, timeout):

@@ -1,0 +1,170 @@
+"""Output shaping: each key the reply lacks is filled with the empty value of its official type."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import connector
+from connector.manifest import ROOT
+from connector.output import allow_example_nulls, filled, shape, template, template_for
+
+CHAT = connector.load_manifest().action("create_chat_completion")
+OFFICIAL = json.loads((ROOT / CHAT.response_schema).read_text(encoding="utf-8"))
+USAGE_ZEROS = {
+    "prompt_tokens": 0,
+    "completion_tokens": 0,
+    "total_tokens": 0,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+}
+
+# Every key path of the example: what a reply without it gets, and that value's JSON type.
+FILLED = [
+    ("id", "", str),
+    ("object", "chat.completion", str),  # the official enum's only value
+    ("created", 0, int),
+    ("model", "", str),
+    ("choices", [], list),
+    ("choices[].index", 0, int),
+    ("choices[].message", {"role": "assistant", "content": None, "refusal": None,
+                           "annotations": []}, dict),
+    ("choices[].message.role", "assistant", str),
+    ("choices[].message.content", None, type(None)),  # the official schema allows null
+    ("choices[].message.refusal", None, type(None)),  # allowed, and the example shows null
+    ("choices[].message.annotations", [], list),
+    ("choices[].logprobs", None, type(None)),
+    ("choices[].finish_reason", "stop", str),  # the first of the official values
+    ("usage", USAGE_ZEROS, dict),
+    ("usage.prompt_tokens", 0, int),
+    ("usage.completion_tokens", 0, int),
+    ("usage.total_tokens", 0, int),
+    ("usage.prompt_tokens_details", USAGE_ZEROS["prompt_tokens_details"], dict),
+    ("usage.prompt_tokens_details.cached_tokens", 0, int),
+    ("usage.prompt_tokens_details.audio_tokens", 0, int),
+    ("usage.completion_tokens_details", USAGE_ZEROS["completion_tokens_details"], dict),
+    ("usage.completion_tokens_details.reasoning_tokens", 0, int),
+    ("usage.completion_tokens_details.audio_tokens", 0, int),
+    ("usage.completion_tokens_details.accepted_prediction_tokens", 0, int),
+    ("usage.completion_tokens_details.rejected_prediction_tokens", 0, int),
+    ("service_tier", None, type(None)),  # the official ServiceTier is nullable
+    ("system_fingerprint", None, type(None)),  # not nullable officially, but null in the example
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "value", "kind"), FILLED, ids=[p for p, _, _ in FILLED])
+def test_each_filled_key_has_its_official_type(path, value, kind):
+    fills = filled(template_for(CHAT))
+    assert fills[path] == value
+    assert type(fills[path]) is kind
+
+
+def test_the_table_lists_every_key_path_of_the_example():
+    assert set(filled(template_for(CHAT))) == {p for p, _, _ in FILLED}
+
+
+def _at(value, path):
+    for part in path.split("."):
+        value = value[part[:-2]][0] if part.endswith("[]") else value[part]
+    return value
+
+
+# A reply with one choice: each key the table lists is filled there (or, for "choices", not).
+MINIMAL = {"choices": [{"message": {"content": "Hi"}}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "kind"),
+    [row for row in FILLED if row[0] not in ("choices", "choices[].message",
+                                              "choices[].message.content")],
+    ids=[p for p, _, _ in FILLED if p not in ("choices", "choices[].message",
+                                                "choices[].message.content")],
+)  # fmt: skip
+@pytest.mark.parametrize("how", ["absent", "null"])
+def test_an_absent_or_null_key_gets_its_fill(path, value, kind, how):
+    reply = json.loads(json.dumps(MINIMAL))
+    if how == "null":  # a compatible server's explicit null counts as absent unless null is allowed
+        *parents, key = path.split(".")
+        node = reply
+        for part in parents:
+            node = node[part[:-2]][0] if part.endswith("[]") else node.setdefault(part, {})
+        node[key] = None
+    out = shape(template_for(CHAT), reply)
+    assert _at(out, path) == value and type(_at(out, path)) is kind
+
+
+@pytest.mark.parametrize(
+    ("example", "schema", "fill"),
+    [
+        (None, {"type": "string"}, None),  # the example shows null
+        ("x", {"type": ["string", "null"]}, None),
+        ("x", {"anyOf": [{"type": "string"}, {"type": "null"}]}, None),
+        ("x", {"type": "string", "enum": ["a", None]}, None),
+        ("x", None, None),  # no official type known
+        ([], {"type": "array"}, []),
+        (1, {"type": "integer", "default": 0}, 0),
+        (1, {"type": "integer", "default": 7}, 7),
+        (1.5, {"type": "number"}, 0),
+        (True, {"type": "boolean"}, False),
+        ("x", {"type": "string"}, ""),
+        ("b", {"type": "string", "enum": ["a", "b"]}, "a"),
+        ("b", {"type": "string", "enum": ["a", "b"], "default": "b"}, "b"),
+        ({"a": 1}, {"type": "object", "properties": {"a": {"type": "integer"}}}, {"a": 0}),
+    ],
+)
+def test_fill_values_follow_the_schema_and_the_example(example, schema, fill):
+    official = {"type": "object", "properties": {"k": schema}} if schema is not None else None
+    out = shape(template({"k": example}, official), {})
+    assert out == {"k": fill} and type(out["k"]) is type(fill)  # 0 is not False
+
+
+def test_a_ref_is_followed():
+    schema = {"properties": {"u": {"$ref": "#/$defs/U"}}, "$defs": {"U": {"type": "object",
+              "properties": {"n": {"type": "integer", "default": 0}}}}}  # fmt: skip
+    assert shape(template({"u": {"n": 5}}, schema), {}) == {"u": {"n": 0}}
+
+
+def test_filled_lists_are_fresh_each_run():
+    node = template_for(CHAT)
+    first = shape(node, MINIMAL)
+    first["choices"][0]["message"]["annotations"].append("x")
+    first["usage"]["prompt_tokens"] = 5
+    second = shape(node, MINIMAL)
+    assert second["choices"][0]["message"]["annotations"] == []
+    assert second["usage"]["prompt_tokens"] == 0
+
+
+def test_values_of_another_type_and_extra_keys_pass_through():
+    reply = {"choices": "oops", "usage": {"prompt_tokens": 3, "cost": 0.1}, "x_extra": 1}
+    out = shape(template_for(CHAT), reply)
+    assert out["choices"] == "oops" and out["x_extra"] == 1
+    assert out["usage"]["prompt_tokens"] == 3 and out["usage"]["cost"] == 0.1
+
+
+def test_the_example_fits_the_official_schema_with_its_own_nulls():
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example))
+    assert not list(validator.iter_errors(CHAT.output.example))
+    # Without the allowance, the example's null system_fingerprint breaks the official type.
+    assert list(Draft202012Validator(OFFICIAL).iter_errors(CHAT.output.example))
+
+
+def test_an_unofficial_null_is_only_allowed_where_the_example_shows_it():
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example))
+    out = shape(template_for(CHAT), MINIMAL)
+    assert not list(validator.iter_errors(out))
+    out["choices"][0]["message"]["annotations"] = None
+    assert list(validator.iter_errors(out))
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
