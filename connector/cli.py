@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|docs|schema``.
+"""Command line: ``python -m connector run|check|list|describe|options|docs|schema|serve|openapi``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 Exit codes: 0 success, 2 invalid input, 3 rejected by the API, 4 transient failure,
@@ -191,6 +191,34 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from .server import Settings, read_tokens
+    from .serving import serve
+
+    tokens = read_tokens(os.environ, args.token_file)
+    settings = Settings.from_env(
+        tokens=tokens, auth=not args.no_auth, runs_db=args.runs_db, concurrency=args.concurrency
+    )
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from .openapi import document, write_all
+
+    if not (args.write or args.check):
+        _out(document(swagger2=args.swagger2))
+        return 0
+    stale = write_all(Path(args.out), check=args.check)
+    if args.check and stale:
+        _err("stale: " + ", ".join(stale) + " (run: python -m connector openapi --write)")
+        return 1
+    _err("OpenAPI documents are up to date" if args.check else f"wrote them to {args.out}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors become invalid_input documents (exit 2)."""
 
@@ -244,6 +272,23 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     s.add_argument("--check", action="store_true", help="fail if the file is stale")
     s.set_defaults(func=cmd_schema)
+
+    v = sub.add_parser("serve", help="run the action server (HTTP, JSON; see the README)")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    v.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks one)")
+    v.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    v.add_argument("--concurrency", type=int, help="runs in flight per worker (default 8)")
+    v.add_argument("--token-file", metavar="FILE", help="bearer tokens, one a line")
+    v.add_argument("--runs-db", metavar="PATH", help="SQLite file of async runs")
+    v.add_argument("--no-auth", action="store_true", help="no token (loopback only)")
+    v.set_defaults(func=cmd_serve)
+
+    a = sub.add_parser("openapi", help="print the server's OpenAPI 3.1 document (or Swagger 2.0)")
+    a.add_argument("--swagger2", action="store_true", help="OpenAPI 2.0 with the x-ms extensions")
+    a.add_argument("--write", action="store_true", help="write docs/openapi.json, swagger.json")
+    a.add_argument("--check", action="store_true", help="fail if the written files are stale")
+    a.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
+    a.set_defaults(func=cmd_openapi)
     return p
 
 

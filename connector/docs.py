@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import ERROR_TYPES
 from .forms import BOOLEAN_SPELLINGS
 from .manifest import Action, Manifest, Param, load_manifest
 
@@ -13,48 +14,9 @@ GENERATED = "<!-- Generated from manifest.yaml by `python -m connector docs`. Do
 
 # (type, exit code, retryable, when): the error object's `type` values, for every action page.
 ERRORS = [
-    (
-        "invalid_input",
-        2,
-        False,
-        "A form field or connection setting is invalid; `fields` lists each one. Nothing was sent.",
-    ),
-    (
-        "bad_request",
-        3,
-        False,
-        "The API rejected the request (400/422), e.g. a parameter the model does not support; `param` names it.",
-    ),
-    ("authentication", 3, False, "The API key is missing, wrong or revoked (401)."),
-    ("permission", 3, False, "The key may not use this model or project (403)."),
-    ("not_found", 3, False, "Unknown model or wrong Base URL (404)."),
-    (
-        "quota_exceeded",
-        3,
-        False,
-        "Out of credits or quota (429 `insufficient_quota`, 402). Retrying does not help.",
-    ),
-    (
-        "rate_limited",
-        4,
-        True,
-        "Still rate limited (429) after the retries, or Retry-After is longer than Max Retry Wait (`retry_after` says how long).",
-    ),
-    ("server_error", 4, True, "The server kept failing (5xx, 409) through the retries."),
-    (
-        "timeout",
-        4,
-        True,
-        "No reply within the timeout, through the retries (408 or a read timeout).",
-    ),
-    ("connection", 4, True, "The server could not be reached, or the local backend did not start."),
-    (
-        "invalid_response",
-        5,
-        False,
-        "The reply was unusable: not JSON, a stream cut short, or not the JSON that Response Format asked for. `body` keeps the raw reply.",
-    ),
-    ("internal", 1, False, "A bug in the connector."),
+    (name, t.cls.exit_code, t.cls.retryable, t.when)
+    for name, t in ERROR_TYPES.items()
+    if not t.server_only
 ]
 
 

@@ -5,13 +5,16 @@
 - ``TemporaryFailure``: transient, outlasted the retries; retry later; exit 4.
 - ``InvalidResponse``: the reply was unusable; the raw body is kept; exit 5.
 - ``InternalError``: a bug in the connector; exit 1.
+- ``Refused``: the action server refused the HTTP call itself (token, route, body); fix the call.
 
-HTTP statuses are classified here and nowhere else (``error_for_status``).
+HTTP statuses are classified here and nowhere else: the API's statuses into error types
+(``error_for_status``), and error types into the action server's statuses (``ERROR_TYPES``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 BODY_EXCERPT_CHARS = 2000
@@ -158,6 +161,119 @@ class InternalError(ConnectorError):
 
     type = "internal"
     exit_code = 1
+
+
+class Refused(ConnectorError):
+    """The action server refused the HTTP call itself (token, route, method, body); nothing ran."""
+
+    type = "bad_call"
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class ErrorType:
+    """One value of the error object's ``type``: its class, the server's HTTP status, when."""
+
+    cls: type[ConnectorError]
+    http_status: int
+    when: str
+    server_only: bool = False  # raised by the action server, never by run() or the CLI
+
+
+# Every error type, with the HTTP status the action server answers it with (the CLI's exit
+# code and `retryable` come from the class). Upstream failures are 5xx gateway statuses, so a
+# host's retry policy (which retries 429 and 5xx) matches `retryable`, except the two where
+# retrying cannot help: `invalid_response` (502) and `internal` (500).
+ERROR_TYPES: dict[str, ErrorType] = {
+    "invalid_input": ErrorType(
+        InvalidInput,
+        422,
+        "A form field or connection setting is invalid; `fields` lists each one. Nothing was sent.",
+    ),
+    "bad_request": ErrorType(
+        RequestRejected,
+        400,
+        "The API rejected the request (400/422), e.g. a parameter the model does not support; `param` names it.",
+    ),
+    "authentication": ErrorType(
+        RequestRejected, 401, "The API key is missing, wrong or revoked (401)."
+    ),
+    "permission": ErrorType(
+        RequestRejected, 403, "The key may not use this model or project (403)."
+    ),
+    "not_found": ErrorType(RequestRejected, 404, "Unknown model or wrong Base URL (404)."),
+    "quota_exceeded": ErrorType(
+        RequestRejected,
+        402,
+        "Out of credits or quota (429 `insufficient_quota`, 402). Retrying does not help.",
+    ),
+    "rate_limited": ErrorType(
+        TemporaryFailure,
+        429,
+        "Still rate limited (429) after the retries, or Retry-After is longer than Max Retry Wait (`retry_after` says how long).",
+    ),
+    "server_error": ErrorType(
+        TemporaryFailure, 502, "The server kept failing (5xx, 409) through the retries."
+    ),
+    "timeout": ErrorType(
+        TemporaryFailure,
+        504,
+        "No reply within the timeout, through the retries (408 or a read timeout).",
+    ),
+    "connection": ErrorType(
+        TemporaryFailure,
+        502,
+        "The server could not be reached, or the local backend did not start.",
+    ),
+    "invalid_response": ErrorType(
+        InvalidResponse,
+        502,
+        "The reply was unusable: not JSON, a stream cut short, or not the JSON that Response Format asked for. `body` keeps the raw reply.",
+    ),
+    "internal": ErrorType(InternalError, 500, "A bug in the connector."),
+    "unauthorized": ErrorType(
+        Refused,
+        401,
+        "The action server's bearer token is missing or wrong (`Authorization: Bearer ...`).",
+        server_only=True,
+    ),
+    "unknown_route": ErrorType(
+        Refused, 404, "No such action, run id, field or route.", server_only=True
+    ),
+    "method_not_allowed": ErrorType(
+        Refused, 405, "The route exists, but not for this HTTP method.", server_only=True
+    ),
+    "bad_call": ErrorType(
+        Refused,
+        400,
+        "The body is not JSON, not an object, or nested deeper than the server allows.",
+        server_only=True,
+    ),
+    "too_large": ErrorType(
+        Refused, 413, "The body is larger than the server's cap.", server_only=True
+    ),
+    "unsupported_media_type": ErrorType(
+        Refused, 415, "The body is not sent as `application/json`.", server_only=True
+    ),
+    "overloaded": ErrorType(
+        TemporaryFailure,
+        503,
+        "Every run slot of this worker is busy; retry after `Retry-After` seconds.",
+        server_only=True,
+    ),
+    "interrupted": ErrorType(
+        TemporaryFailure,
+        503,
+        "An async run was cut short (its server restarted or stopped); start it again.",
+        server_only=True,
+    ),
+}
+
+
+def http_status(exc: ConnectorError) -> int:
+    """Return the action server's HTTP status for an error (500 for a type not in the table)."""
+    entry = ERROR_TYPES.get(exc.type)
+    return entry.http_status if entry is not None else 500
 
 
 # The one place where an HTTP status becomes an error class and type.

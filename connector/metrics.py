@@ -1,0 +1,69 @@
+"""Prometheus metrics of the action server (prometheus_client).
+
+Under several gunicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``serving.py``) makes
+every worker write its samples to that folder, and ``/metrics`` on any worker reports them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """Runs by action and outcome, their latency, upstream attempts, and 503s for a full worker."""
+
+    def __init__(self) -> None:
+        # Each app has a registry of its own, so that tests can create several apps.
+        self.registry = CollectorRegistry()
+        self.runs = Counter(
+            "connector_runs",
+            "Runs by action and outcome (ok, or the error type).",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
+        self.seconds = Histogram(
+            "connector_run_seconds",
+            "Duration of runs, by action.",
+            ["action"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.attempts = Counter(
+            "connector_upstream_attempts",
+            "HTTP requests sent to the API, retries included, by action.",
+            ["action"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "connector_overloaded",
+            "Requests answered 503 because every run slot of the worker was busy.",
+            registry=self.registry,
+        )
+
+    def observe(self, action: str, outcome: str, seconds: float, attempts: int) -> None:
+        """Count one finished run."""
+        self.runs.labels(action, outcome).inc()
+        self.seconds.labels(action).observe(seconds)
+        if attempts:
+            self.attempts.labels(action).inc(attempts)
+
+    def render(self) -> tuple[str, bytes]:
+        """Return (content type, Prometheus text) for every worker of this machine."""
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return CONTENT_TYPE_LATEST, generate_latest(registry)
+        return CONTENT_TYPE_LATEST, generate_latest(self.registry)

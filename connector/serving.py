@@ -1,0 +1,113 @@
+"""``python -m connector serve``: the action server on gunicorn (gthread workers).
+
+Each worker runs up to ``concurrency`` runs at once, with a few more threads than that so a
+request over the cap is answered 503 at once instead of waiting in a queue. SIGTERM stops
+accepting, lets in-flight requests and async runs finish (up to ``drain_seconds``), then exits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+import tempfile
+from typing import Any
+
+from .errors import InvalidInput
+from .server import Settings, create_app
+
+EXTRA_THREADS = 4  # per worker, beyond the run slots: health, metrics and 503 answers
+log = logging.getLogger("connector.server")
+
+
+def is_loopback(host: str) -> bool:
+    """Return True when ``host`` is a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_auth(settings: Settings, host: str) -> None:
+    """Refuse to start without a token, unless auth is off and the server is on loopback."""
+    if settings.auth and not settings.tokens:
+        raise InvalidInput(
+            "No server token: set CONNECTOR_SERVER_TOKENS (comma-separated) or "
+            "CONNECTOR_SERVER_TOKEN_FILE, or pass --token-file; or --no-auth on loopback."
+        )
+    if not settings.auth and not is_loopback(host):
+        raise InvalidInput(f"--no-auth is only allowed on loopback, not on {host}.")
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("connector.server")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def serve(
+    settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1
+) -> None:
+    """Run the server until it is stopped (SIGTERM or SIGINT)."""
+    from gunicorn.app.base import BaseApplication
+
+    check_auth(settings, host)
+    # Several workers report one set of metrics through files in this folder.
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not metrics_dir:
+        metrics_dir = tempfile.mkdtemp(prefix="connector-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+    def worker_exit(server: Any, worker: Any) -> None:
+        app = getattr(worker, "wsgi", None)
+        engine = getattr(app, "engine", None) if app is not None else None
+        if engine is not None:
+            left = engine.drain()
+            if left:
+                log.warning('{"event": "drain", "interrupted_runs": %d}', left)
+
+    def when_ready(server: Any) -> None:
+        # One line with the address, so that `--port 0` is usable (tests, supervisors).
+        for listener in server.LISTENERS:
+            sys.stderr.write(f"listening on {listener}\n")
+        sys.stderr.flush()
+
+    def child_exit(server: Any, worker: Any) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+    options = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": settings.concurrency + EXTRA_THREADS,
+        "graceful_timeout": int(settings.drain_seconds) + 5,
+        "timeout": 60,  # gthread workers heartbeat from their main loop; long runs are fine
+        "keepalive": 5,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "worker_exit": worker_exit,
+        "child_exit": child_exit,
+        "when_ready": when_ready,
+        "post_worker_init": lambda worker: _log_to_stderr(),
+        "proc_name": "connector-server",
+    }
+
+    class Application(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return create_app(settings)
+
+    Application().run()

@@ -1,0 +1,397 @@
+"""The action server, started for real (gunicorn on loopback) against the fault server."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from actionserver import TOKEN, ActionServer
+from conftest import CANARY
+from openapi_spec_validator import validate
+
+from connector.errors import ERROR_TYPES
+
+ACTION = "/actions/create_chat_completion"
+FORM = {"model": "gpt-4o-mini", "messages": "Hello from the server test"}
+
+
+def server_env(fault_server, tmp: Path, **extra: str) -> dict[str, str]:
+    return {
+        "OPENAI_API_KEY": CANARY,
+        "OPENAI_BASE_URL": fault_server.scenario("ok").base_url,
+        "OPENAI_MAX_RETRIES": "0",
+        "OPENAI_TIMEOUT": "2",
+        "CONNECTOR_ALLOWED_HOSTS": "127.0.0.1",
+        "CONNECTOR_SERVER_MAX_BODY_BYTES": "65536",
+        "CONNECTOR_RUNS_DB": str(tmp / "runs.sqlite3"),
+        "CONNECTOR_RUN_HEARTBEAT": "0.2",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def srv(fault_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    with ActionServer(env=server_env(fault_server, tmp)) as server:
+        yield server
+        assert CANARY not in server.logs() and TOKEN not in server.logs()
+
+
+def upstream(fault_server, name: str, **params) -> dict[str, str]:
+    """Headers pointing one call at a fault scenario, with a tenant key."""
+    base = fault_server.scenario(name, **params).base_url
+    return {"X-OpenAI-Base-Url": base, "X-OpenAI-Api-Key": CANARY}
+
+
+def no_secrets(response) -> None:
+    assert CANARY not in response.text and TOKEN not in response.text
+    assert CANARY not in str(response.headers) and TOKEN not in str(response.headers)
+
+
+# -- every route ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "check"),
+    [
+        ("GET", "/healthz", None, lambda d: d == {"status": "ok"}),
+        (
+            "GET",
+            "/actions",
+            None,
+            lambda d: [a["id"] for a in d] == ["create_chat_completion", "list_models"],
+        ),
+        ("GET", ACTION, None, lambda d: d["basic"][0]["name"] == "messages"),
+        (
+            "GET",
+            f"{ACTION}/options/model",
+            None,
+            lambda d: {"value": "gpt-4o-mini", "label": "gpt-4o-mini"} in d,
+        ),
+        (
+            "POST",
+            f"{ACTION}/run",
+            FORM,
+            lambda d: d["choices"][0]["message"]["content"] == "echo: Hello from the server test",
+        ),
+        (
+            "POST",
+            f"{ACTION}/dry-run",
+            FORM,
+            lambda d: (
+                d["body"]["messages"][0]["content"] == FORM["messages"]
+                and d["headers"]["Authorization"] == "Bearer ***"
+            ),
+        ),
+        ("POST", "/actions/list_models/run", None, lambda d: d["object"] == "list" and d["data"]),
+        ("GET", "/openapi.json", None, lambda d: d["openapi"] == "3.1.0" and d["servers"]),
+        (
+            "GET",
+            "/swagger.json",
+            None,
+            lambda d: d["swagger"] == "2.0" and d["host"].startswith("127.0.0.1:"),
+        ),
+    ],
+)
+def test_every_route_answers(srv, method, path, body, check):
+    r = srv.call(method, path, body)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert check(r.json())
+    assert r.headers["X-Request-Id"]
+    no_secrets(r)
+
+
+def test_a_tenant_key_and_base_url_are_used_for_one_call(srv, fault_server):
+    headers = upstream(fault_server, "ok")
+    r = srv.call("POST", f"{ACTION}/run", FORM, headers=headers)
+    assert r.status_code == 200
+    sent = fault_server.requests(headers["X-OpenAI-Base-Url"].split("/")[3])
+    assert len(sent) == 1 and sent[0].header("Authorization") == f"Bearer {CANARY}"
+
+
+@pytest.mark.parametrize(
+    ("headers", "fragment"),
+    [
+        ({"X-OpenAI-Base-Url": "https://evil.example.com/v1"}, "Allowed Hosts"),
+        ({"X-OpenAI-Base-Url": "http://169.254.169.254/v1"}, "Allowed Hosts"),
+    ],
+)
+def test_a_per_request_base_url_obeys_allowed_hosts(srv, headers, fragment):
+    r = srv.call("POST", f"{ACTION}/run", FORM, headers={**headers, "X-OpenAI-Api-Key": CANARY})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_input"
+    assert fragment in r.text
+    no_secrets(r)
+
+
+def test_metrics_count_runs_by_outcome_and_attempts(srv, fault_server):
+    srv.call("POST", f"{ACTION}/run", {**FORM, "temperature": "hot"})
+    headers = upstream(fault_server, "429-then-ok", retry_after=0)
+    srv.call("POST", f"{ACTION}/run", FORM, headers={**headers})
+    r = srv.call("GET", "/metrics")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    text = r.text
+    assert 'connector_runs_total{action="create_chat_completion",outcome="invalid_input"}' in text
+    assert 'connector_runs_total{action="create_chat_completion",outcome="ok"}' in text
+    assert "connector_run_seconds_bucket" in text
+    assert "connector_upstream_attempts_total" in text
+
+
+def test_one_log_line_per_run_without_key_or_content(srv):
+    r = srv.call("POST", f"{ACTION}/run", FORM, headers={"X-Request-Id": "log-line-check-1"})
+    assert r.headers["X-Request-Id"] == "log-line-check-1"
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in srv.lines if "log-line-check-1" in line]
+    assert len(lines) == 1
+    assert lines[0] == {
+        **lines[0],
+        "event": "run",
+        "action": "create_chat_completion",
+        "outcome": "ok",
+        "status": 200,
+        "attempts": 1,
+    }
+    assert isinstance(lines[0]["duration_ms"], float)
+    assert FORM["messages"] not in srv.logs()
+
+
+# -- every error status -----------------------------------------------------------------------
+
+# (error type, HTTP status, scenario and its parameters, or None for the server's own refusal)
+UPSTREAM_ERRORS = [
+    ("bad_request", 400, "error", {"status": 400}),
+    ("authentication", 401, "error", {"status": 401}),
+    ("permission", 403, "error", {"status": 403}),
+    ("not_found", 404, "error", {"status": 404}),
+    ("quota_exceeded", 402, "quota", {}),
+    ("rate_limited", 429, "429-then-ok", {"fails": 5, "retry_after": 300}),
+    ("server_error", 502, "503-always", {}),
+    ("timeout", 504, "slow", {"seconds": 4}),
+    ("connection", 502, "reset", {}),
+    ("invalid_response", 502, "truncated-json", {}),
+]
+
+
+@pytest.mark.parametrize(("kind", "status", "scenario", "params"), UPSTREAM_ERRORS)
+def test_each_upstream_error_has_its_status(srv, fault_server, kind, status, scenario, params):
+    headers = upstream(fault_server, scenario, **params)
+    r = srv.call("POST", f"{ACTION}/run", FORM, headers=headers)
+    assert (r.status_code, r.json()["error"]["type"]) == (status, kind), r.text
+    assert ERROR_TYPES[kind].http_status == status
+    if kind == "rate_limited":
+        assert r.headers["Retry-After"] == "300"
+    no_secrets(r)
+
+
+# (error type, HTTP status, method, path, request keywords)
+SERVER_ERRORS = [
+    ("invalid_input", 422, "POST", f"{ACTION}/run", {"json": {**FORM, "temperature": "hot"}}),
+    ("unauthorized", 401, "GET", "/actions", {"token": None}),
+    ("unauthorized", 401, "GET", "/actions", {"token": "wrong-token"}),
+    ("unauthorized", 401, "GET", "/metrics", {"headers": {"Authorization": f"Basic {TOKEN}"}}),
+    ("unknown_route", 404, "POST", "/actions/nope/run", {"json": FORM}),
+    ("unknown_route", 404, "GET", "/actions/nope", {}),
+    ("unknown_route", 404, "GET", f"{ACTION}/options/temperature", {}),
+    ("unknown_route", 404, "GET", "/runs/" + "0" * 32, {}),
+    ("unknown_route", 404, "GET", "/runs/../etc/passwd", {}),
+    ("unknown_route", 404, "GET", "/nothing-here", {}),
+    ("method_not_allowed", 405, "DELETE", "/actions", {}),
+    ("method_not_allowed", 405, "GET", f"{ACTION}/run", {}),
+    (
+        "bad_call",
+        400,
+        "POST",
+        f"{ACTION}/run",
+        {"data": "{not json", "headers": {"Content-Type": "application/json"}},
+    ),
+    ("bad_call", 400, "POST", f"{ACTION}/run", {"json": ["a", "list"]}),
+    (
+        "bad_call",
+        400,
+        "POST",
+        f"{ACTION}/run",
+        {"data": "[" * 100 + "]" * 100, "headers": {"Content-Type": "application/json"}},
+    ),
+    (
+        "bad_call",
+        400,
+        "POST",
+        f"{ACTION}/run",
+        {"data": '{"a":' * 12000, "headers": {"Content-Type": "application/json"}},
+    ),
+    ("too_large", 413, "POST", f"{ACTION}/run", {"json": {**FORM, "messages": "x" * 70000}}),
+    (
+        "unsupported_media_type",
+        415,
+        "POST",
+        f"{ACTION}/run",
+        {"data": "model=x", "headers": {"Content-Type": "text/plain"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "status", "method", "path", "kw"), SERVER_ERRORS)
+def test_each_refusal_has_its_status(srv, kind, status, method, path, kw):
+    r = srv.call(method, path, **kw)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["type"] == kind and error["message"]
+    assert ERROR_TYPES[kind].http_status == status
+    if kind == "unauthorized":
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    no_secrets(r)
+
+
+def test_every_error_type_is_tested():
+    tested = {c[0] for c in UPSTREAM_ERRORS} | {c[0] for c in SERVER_ERRORS}
+    elsewhere = {"overloaded", "interrupted", "internal"}  # tests below, and test_server_app.py
+    assert tested | elsewhere == set(ERROR_TYPES)
+
+
+def test_healthz_needs_no_token(srv):
+    assert srv.call("GET", "/healthz", token=None).status_code == 200
+
+
+# -- async runs -------------------------------------------------------------------------------
+
+
+def poll(srv, location: str, seconds: float = 20) -> tuple[list[int], object]:
+    codes = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r = srv.call("GET", location)
+        codes.append(r.status_code)
+        if r.status_code != 202:
+            return codes, r
+        assert r.headers["Retry-After"] and r.headers["Location"] == location
+        time.sleep(0.1)
+    raise AssertionError(f"the run did not finish: {codes}")
+
+
+def test_async_run_end_to_end(srv, fault_server):
+    r = srv.call("POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=1))
+    assert r.status_code == 202, r.text
+    location = r.headers["Location"]
+    assert location == f"/runs/{r.json()['id']}" and int(r.headers["Retry-After"]) >= 1
+    codes, final = poll(srv, location)
+    assert codes[0] == 202 and final.status_code == 200
+    assert final.json()["choices"][0]["message"]["content"] == f"echo: {FORM['messages']}"
+    assert srv.call("GET", location).json() == final.json()  # readable again until retention
+
+
+def test_async_run_failure_reads_as_its_error(srv, fault_server):
+    r = srv.call("POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "quota"))
+    _, final = poll(srv, r.headers["Location"])
+    assert final.status_code == 402 and final.json()["error"]["type"] == "quota_exceeded"
+    no_secrets(final)
+
+
+def test_async_run_with_a_bad_form_fails_at_once(srv):
+    r = srv.call("POST", f"{ACTION}/runs", {**FORM, "temperature": "hot"})
+    _, final = poll(srv, r.headers["Location"])
+    assert final.status_code == 422 and final.json()["error"]["fields"][0]["name"] == "temperature"
+
+
+# -- load, restart, drain ---------------------------------------------------------------------
+
+
+def test_a_full_worker_answers_503_with_retry_after(fault_server, tmp_path):
+    env = server_env(fault_server, tmp_path)
+    with ActionServer("--concurrency", "1", env=env) as server:
+        slow = upstream(fault_server, "slow", seconds=1.5)
+        started = server.call("POST", f"{ACTION}/runs", FORM, headers=slow)
+        assert started.status_code == 202
+        busy = server.call("POST", f"{ACTION}/run", FORM)
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["error"]["type"] == "overloaded" and busy.json()["error"]["retryable"]
+        assert int(busy.headers["Retry-After"]) >= 1
+        assert server.call("GET", "/healthz").status_code == 200  # not a run: never refused
+        poll(server, started.headers["Location"])
+        assert server.call("POST", f"{ACTION}/run", FORM).status_code == 200
+        assert "connector_overloaded_total 1.0" in server.call("GET", "/metrics").text
+
+
+def test_a_run_cut_short_by_a_restart_reads_as_an_error(fault_server, tmp_path):
+    env = server_env(fault_server, tmp_path)
+    first = ActionServer(env=env).start()
+    try:
+        r = first.call(
+            "POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=20)
+        )
+        location = r.headers["Location"]
+        assert first.call("GET", location).status_code == 202
+    finally:
+        first.kill()  # a crash: the worker gets no chance to record anything
+    with ActionServer(env=env) as second:
+        codes, final = poll(second, location, seconds=10)
+        assert final.status_code == 503, codes
+        error = final.json()["error"]
+        assert error["type"] == "interrupted" and error["retryable"]
+
+
+def test_sigterm_drains_in_flight_runs(fault_server, tmp_path):
+    env = server_env(fault_server, tmp_path)
+    server = ActionServer(env=env).start()
+    r = server.call(
+        "POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=1.5)
+    )
+    location = r.headers["Location"]
+    assert server.stop(signal.SIGTERM) == 0
+    with ActionServer(env=env) as again:
+        _, final = poll(again, location, seconds=5)
+        assert final.status_code == 200, final.text  # finished before the worker exited
+
+
+# -- start-up ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "token", "fragment"),
+    [
+        ((), None, "No server token"),
+        (("--no-auth", "--host", "0.0.0.0"), None, "only allowed on loopback"),
+    ],
+)
+def test_the_server_refuses_to_start_without_a_token(args, token, fragment):
+    server = ActionServer(*args, token=token)
+    with pytest.raises(RuntimeError, match=fragment):
+        server.start(timeout=30)
+
+
+def test_no_auth_on_loopback_and_a_token_file(fault_server, tmp_path):
+    with ActionServer("--no-auth", env=server_env(fault_server, tmp_path), token=None) as server:
+        assert server.call("GET", "/actions", token=None).status_code == 200
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# the server's tokens\nfile-token-123456\n")
+    with ActionServer(
+        "--token-file", str(tokens), env=server_env(fault_server, tmp_path), token=None
+    ) as server:
+        assert server.call("GET", "/actions", token="file-token-123456").status_code == 200
+        assert server.call("GET", "/actions", token="other").status_code == 401
+
+
+# -- the documents ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/swagger.json"])
+def test_served_documents_are_valid(srv, path):
+    validate(srv.call("GET", path).json())
+
+
+def test_several_workers_share_runs_and_metrics(fault_server, tmp_path):
+    with ActionServer("--workers", "2", env=server_env(fault_server, tmp_path)) as server:
+        locations = [
+            server.call("POST", f"{ACTION}/runs", FORM).headers["Location"] for _ in range(6)
+        ]
+        for location in locations:
+            assert poll(server, location)[1].status_code == 200
+        text = server.call("GET", "/metrics").text
+        line = next(
+            x
+            for x in text.splitlines()
+            if x.startswith('connector_runs_total{action="create_chat_completion",outcome="ok"}')
+        )
+        assert float(line.split()[-1]) == 6.0
