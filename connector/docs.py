@@ -133,8 +133,10 @@ def page(action: Action, manifest: Manifest | None = None) -> str:
     lines += [
         "## Example Output",
         "",
-        "Every key of this example is always present in the output (null where the API left it",
-        "out); other keys the API returns pass through.",
+        "Every key of this example is always present in the output, with its official type: a",
+        'key the API left out is `[]`, `0`, `""` or an object filled the same way, and null',
+        "only where the official schema or this example allows null. Other keys the API",
+        "returns pass through.",
         "",
         "```json",
         json.dumps(action.output.example, indent=2),

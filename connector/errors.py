@@ -218,7 +218,8 @@ ERROR_TYPES: dict[str, ErrorType] = {
     "timeout": ErrorType(
         TemporaryFailure,
         504,
-        "No reply within the timeout, through the retries (408 or a read timeout).",
+        "No reply within the timeout, through the retries (408 or a read timeout), or the run"
+        " reached Max Duration (what arrived of a stream is in `partial`).",
     ),
     "connection": ErrorType(
         TemporaryFailure,

@@ -142,23 +142,23 @@ def shape(node: Template, value: Any) -> Any:
     """Return ``value`` with every key path of ``node`` present, extra keys kept."""
     if not isinstance(value, dict):
         return value  # an unexpected type passes through rather than being lost
+    get = value.get
     out = {}
+    # Runs once per key of every reply: the common case (a leaf that is present) is tested first.
     for key, (sub, fill) in node.items():
-        item = value.get(key)
+        item = get(key)
         if item is None:
-            if fill is FILLED:
-                item = shape(sub, {}) if sub is not None else {}
-            elif fill is EMPTY_LIST:
-                item = []
+            if fill.__class__ is _Marker:
+                item = [] if fill is EMPTY_LIST else shape(sub, {}) if sub is not None else {}
             else:
                 item = fill
         elif sub is not None:
-            if type(sub) is dict:
+            if sub.__class__ is dict:
                 item = shape(sub, item)
-            elif isinstance(item, list):
+            elif item.__class__ is list:
                 item = [shape(sub[0], x) for x in item]
         out[key] = item
-    if len(value) > len(out) or any(k not in out for k in value):
+    if not out.keys() >= value.keys():
         for key, extra in value.items():
             if key not in out:
                 out[key] = extra

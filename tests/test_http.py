@@ -345,6 +345,38 @@ def test_connect_and_read_timeouts_are_sent_separately(mock, settings, timeout):
     assert mock.calls[0].request.req_kwargs["timeout"] == timeout
 
 
+@pytest.mark.parametrize(
+    ("settings", "connect", "read"),
+    [
+        ({"max_duration": 5.0}, 5.0, 5.0),  # each wait is cut to the time left
+        ({"max_duration": 5.0, "connect_timeout": 2.0, "timeout": 3.0}, 2.0, 3.0),
+    ],
+)
+def test_waits_are_cut_to_the_time_left_of_max_duration(mock, settings, connect, read):
+    mock.post(URL, json=COMPLETION)
+    transport, _ = make(**settings)
+    transport.send("POST", "/chat/completions", BODY)
+    sent = mock.calls[0].request.req_kwargs["timeout"]
+    assert connect - 0.5 < sent[0] <= connect and read - 0.5 < sent[1] <= read
+
+
+@pytest.mark.parametrize(
+    ("headers", "note", "waited"),
+    [
+        ({"retry-after": "30"}, "The server asks to wait 30 s before retrying, but only", []),
+        # The fake sleep takes no time: backoffs of 0.5, 1 and 2 s fit in 3.5 s, 4 s does not.
+        ({}, "The next retry would start in 4.0 s, but only", [0.5, 1.0, 2.0]),
+    ],
+)
+def test_a_wait_past_max_duration_fails_at_once_with_the_last_error(mock, headers, note, waited):
+    mock.post(URL, json={"error": {"message": "Slow down."}}, status=429, headers=headers)
+    transport, waits = make(max_duration=3.5, max_retries=9, max_retry_wait=60)
+    error = fail(transport)
+    assert error.type == "rate_limited" and "Slow down." in error.message
+    assert note in error.message and "of max_duration (3.5 s) remain" in error.message
+    assert waits == waited
+
+
 def test_empty_error_body(mock):
     mock.post(URL, body="", status=500)
     transport, _ = make(max_retries=0)

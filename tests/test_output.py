@@ -168,3 +168,146 @@ def test_an_unofficial_null_is_only_allowed_where_the_example_shows_it():
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPLIES = sorted((FIXTURES / "replies").glob("*.json"))
+# OpenAI-shaped streams that end in a reply (the others test broken streams).
+STREAMS = [
+    FIXTURES / "streams" / f"{name}.sse"
+    for name in ("plain_text", "usage_chunk", "tool_calls", "refusal_logprobs",
+                 "azure_prompt_filter", "comments", "multiline_data")
+]  # fmt: skip
+BASE_URLS = {"openai": "https://api.openai.com/v1", "compatible": "http://127.0.0.1:9/v1",
+             "local": "http://127.0.0.1:9/v1"}  # fmt: skip
+
+
+def _case(path: Path) -> tuple[dict, dict, bytes, str]:
+    """Return (form, connection, raw body, content type) of a reply fixture."""
+    if path.suffix == ".sse":
+        form, provider = {"stream": "true"}, "openai"
+        raw, content_type = path.read_bytes(), "text/event-stream"
+    else:
+        fixture = json.loads(path.read_text(encoding="utf-8"))
+        form, provider, content_type = fixture["form"], fixture["provider"], fixture["content_type"]
+        raw = fixture["body"] if "body" in fixture else json.dumps(fixture["reply"])
+        raw = raw.encode()
+    conn = {"provider": provider, "base_url": BASE_URLS[provider], "api_key": "sk-output-test-1",
+            "max_retries": "0"}  # fmt: skip
+    return {"model": "gpt-4o-mini", "messages": "Hello!", **form}, conn, raw, content_type
+
+
+def _run(path: Path) -> dict:
+    import responses
+
+    form, conn, raw, content_type = _case(path)
+    with responses.RequestsMock() as mock:
+        mock.post(conn["base_url"] + "/chat/completions", body=raw, content_type=content_type)
+        return connector.run("create_chat_completion", form, conn)
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch):
+    """Resolve every name to a public address: unit tests make no DNS lookups."""
+    monkeypatch.setattr(
+        "connector.policy.socket.getaddrinfo",
+        lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 443))],
+    )
+
+
+EVERY_REPLY = pytest.mark.parametrize(
+    "path", [*REPLIES, *STREAMS], ids=[p.name for p in [*REPLIES, *STREAMS]]
+)
+
+
+def test_there_are_recorded_and_documented_replies():
+    names = {p.stem for p in REPLIES}
+    for needed in ("local_plain", "local_json", "local_stop", "local_length", "local_stream",
+                   "openai_tool_calls", "openai_refusal", "openai_logprobs",
+                   "openai_several_choices", "openai_annotations", "compatible_minimal"):  # fmt: skip
+        assert needed in names
+
+
+@EVERY_REPLY
+def test_every_output_validates_against_the_official_response_schema(path):
+    from jsonschema import Draft202012Validator
+
+    out = _run(path)
+    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example))
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(out)
+    ]
+    assert not errors
+
+
+@EVERY_REPLY
+def test_every_output_parses_with_the_official_sdk(path):
+    from openai.types.chat import ChatCompletion
+
+    out = _run(path)
+    completion = ChatCompletion.model_validate(out)
+    assert completion.choices and completion.usage is not None
+    assert completion.choices[0].message.annotations is not None
+
+
+@EVERY_REPLY
+def test_every_output_fits_the_manifest_output_schema(path):
+    from jsonschema import Draft202012Validator
+
+    assert not list(Draft202012Validator(CHAT.output.schema_).iter_errors(_run(path)))
+
+
+def test_the_seed_example_passes_through_unchanged():
+    import responses
+
+    with responses.RequestsMock() as mock:
+        mock.post(BASE_URLS["openai"] + "/chat/completions", json=CHAT.output.example)
+        out = connector.run(
+            "create_chat_completion", {"model": "gpt-4o-mini", "messages": "Hello!"},
+            {"api_key": "sk-output-test-1"},
+        )  # fmt: skip
+    assert out == CHAT.output.example
+
+
+@pytest.mark.parametrize(
+    ("name", "warned"),
+    [
+        ("compatible_no_usage.json", "The server reported no token usage; the usage counts are 0."),
+        ("local_stream.json", "The server reported no token usage for this stream, although the"
+                              " connector asked for it (stream_options.include_usage)"),
+        ("local_plain.json", None),
+    ],
+)  # fmt: skip
+def test_no_usage_gives_zero_counts_and_a_warning(caplog, name, warned):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="connector"):
+        out = _run(FIXTURES / "replies" / name)
+    said = [r.getMessage() for r in caplog.records if "usage" in r.getMessage()]
+    if warned is None:
+        assert not said and out["usage"]["total_tokens"] > 0
+    else:
+        assert said and said[0].startswith(warned)
+        assert out["usage"] == USAGE_ZEROS
+
+
+def test_a_structured_output_refusal_is_a_success_with_parsed_null(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="connector"):
+        out = _run(FIXTURES / "replies" / "openai_refusal.json")
+    message = out["choices"][0]["message"]
+    assert message["refusal"] == "I'm sorry, I can't assist with that request."
+    assert message["parsed"] is None and message["content"] is None
+    assert any("the model refused" in r.getMessage() for r in caplog.records)
+
+
+def test_a_refusal_beside_text_content_is_not_parsed_as_json():
+    import responses
+
+    reply = {"choices": [{"message": {"content": "Sorry.", "refusal": "Sorry."}}]}
+    with responses.RequestsMock() as mock:
+        mock.post(BASE_URLS["openai"] + "/chat/completions", json=reply)
+        out = connector.run(
+            "create_chat_completion",
+            {"model": "gpt-4o-mini", "messages": "Hi", "response_format": "json_object"},
+            {"api_key": "sk-output-test-1"},
+        )
+    assert out["choices"][0]["message"]["parsed"] is None
