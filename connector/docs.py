@@ -179,11 +179,38 @@ def connection_page(manifest: Manifest | None = None) -> str:
     return "\n".join([*lines, ""])
 
 
+def status_table() -> str:
+    """Return the Markdown table of error types: the server's HTTP status and the CLI's exit code."""
+    lines = [
+        "| type | HTTP status | exit code | retryable | when |",
+        "| --- | --- | --- | --- | --- |",
+        "| (success) | 200 (202 for an async run still running) | 0 | | |",
+    ]
+    for name, t in ERROR_TYPES.items():
+        code = "(server only)" if t.server_only else str(t.cls.exit_code)
+        retry = "yes" if t.cls.retryable else "no"
+        lines.append(f"| `{name}` | {t.http_status} | {code} | {retry} | {_cell(t.when)} |")
+    return "\n".join(lines) + "\n"
+
+
+def server_page() -> str:
+    """Return the page of the action server's statuses, generated from ``errors.ERROR_TYPES``."""
+    lines = [GENERATED, "", "# Action server: statuses and exit codes", ""]
+    lines += [
+        'Every failure is `{"error": {...}}` with the HTTP status of its `type`; the CLI exits with',
+        "the exit code. Upstream failures are gateway statuses (502, 504); `retry_after`, when",
+        "known, is also sent as the `Retry-After` header.",
+        "",
+    ]
+    return "\n".join(lines) + "\n" + status_table()
+
+
 def pages(manifest: Manifest | None = None) -> dict[str, str]:
     """Return every generated page by file name."""
     manifest = manifest or load_manifest()
     out = {f"{a.id}.md": page(a, manifest) for a in manifest.actions}
     out["connection.md"] = connection_page(manifest)
+    out["server.md"] = server_page()
     return out
 
 

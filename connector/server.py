@@ -486,6 +486,7 @@ class StartRun(_Call):
         _action(action)
         form = read_form(req, self.engine.settings)
         conn = connection_for(req, self.engine.settings)
+        runner.prepare(action, form, conn)  # a bad form or connection is refused now, not later
         self.engine.slot()
         try:
             run_id = self.engine.submit(action, form, conn, req.context.request_id)

@@ -7,11 +7,14 @@ accepting, lets in-flight requests and async runs finish (up to ``drain_seconds`
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import logging
 import os
+import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from .errors import InvalidInput
@@ -52,26 +55,10 @@ def _log_to_stderr() -> None:
         logger.propagate = False
 
 
-def serve(
+def gunicorn_options(
     settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1
-) -> None:
-    """Run the server until it is stopped (SIGTERM or SIGINT)."""
-    from gunicorn.app.base import BaseApplication
-
-    check_auth(settings, host)
-    # Several workers report one set of metrics through files in this folder.
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not metrics_dir:
-        metrics_dir = tempfile.mkdtemp(prefix="connector-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-
-    def worker_exit(server: Any, worker: Any) -> None:
-        app = getattr(worker, "wsgi", None)
-        engine = getattr(app, "engine", None) if app is not None else None
-        if engine is not None:
-            left = engine.drain()
-            if left:
-                log.warning('{"event": "drain", "interrupted_runs": %d}', left)
+) -> dict[str, Any]:
+    """Return the gunicorn settings of the server (the benchmark's bare app uses them too)."""
 
     def when_ready(server: Any) -> None:
         # One line with the address, so that `--port 0` is usable (tests, supervisors).
@@ -79,12 +66,7 @@ def serve(
             sys.stderr.write(f"listening on {listener}\n")
         sys.stderr.flush()
 
-    def child_exit(server: Any, worker: Any) -> None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
-
-    options = {
+    return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
@@ -95,12 +77,14 @@ def serve(
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
-        "worker_exit": worker_exit,
-        "child_exit": child_exit,
         "when_ready": when_ready,
-        "post_worker_init": lambda worker: _log_to_stderr(),
         "proc_name": "connector-server",
     }
+
+
+def run_gunicorn(options: dict[str, Any], load: Callable[[], Any]) -> None:
+    """Run gunicorn with ``options``; each worker calls ``load()`` for its WSGI app."""
+    from gunicorn.app.base import BaseApplication
 
     class Application(BaseApplication):
         def load_config(self) -> None:
@@ -108,6 +92,39 @@ def serve(
                 self.cfg.set(key, value)
 
         def load(self):
-            return create_app(settings)
+            return load()
 
     Application().run()
+
+
+def serve(
+    settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1
+) -> None:
+    """Run the server until it is stopped (SIGTERM or SIGINT)."""
+    check_auth(settings, host)
+    # Several workers report one set of metrics through files in this folder.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        folder = tempfile.mkdtemp(prefix="connector-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        master = os.getpid()  # workers inherit atexit handlers: only the master removes it
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(folder, True))
+
+    def worker_exit(server: Any, worker: Any) -> None:
+        engine = getattr(getattr(worker, "wsgi", None), "engine", None)
+        if engine is not None:
+            left = engine.drain()
+            if left:
+                log.warning('{"event": "drain", "interrupted_runs": %d}', left)
+
+    def child_exit(server: Any, worker: Any) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+    options = gunicorn_options(settings, host=host, port=port, workers=workers)
+    options.update(
+        worker_exit=worker_exit,
+        child_exit=child_exit,
+        post_worker_init=lambda worker: _log_to_stderr(),
+    )
+    run_gunicorn(options, lambda: create_app(settings))

@@ -1,0 +1,274 @@
+"""Benchmark the action server's ``/run`` against a bare forwarding app on the same stack.
+
+One run starts the stub (benchmarks/stub.py), the action server (``python -m connector serve``)
+and the reference, a bare WSGI app that forwards the body to the stub
+(benchmarks/forward.py), both on gunicorn with the same settings (2 workers, gthread). A
+client of 50 concurrent keep-alive connections (asyncio, one process) sends the same request
+to each, in alternating rounds, and measures throughput and latency. Then the peak RSS of each
+worker of the action server.
+
+Targets (issue 14): throughput at least 0.85x the reference's, p50 at most 1 ms above it.
+Usage: ``python benchmarks/server_bench.py [--quick] [--strict] [--json FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import Row, Stub, machine, table
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TOKEN = "bench-server-token"
+KEY = "sk-bench-not-a-real-key"
+FORM = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
+WORKERS = 2
+CLIENTS = 50
+CONCURRENCY = 32  # run slots per worker: above the 25 connections a worker gets, so no 503s
+
+
+class Server:
+    """A server process that prints ``listening on URL``; its workers' peak RSS."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.url = ""
+        deadline = time.monotonic() + 60
+        assert self.proc.stderr is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            m = re.match(r"listening on http://([\d.]+):(\d+)", line)
+            if m:
+                self.host, self.port = m.group(1), int(m.group(2))
+                break
+        else:
+            line = ""
+        if not self.port_known():
+            self.close()
+            raise SystemExit(f"{args} did not start")
+        # Keep reading stderr, so a full pipe never blocks the server (one line per run).
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+
+    def port_known(self) -> bool:
+        return hasattr(self, "port")
+
+    def workers_peak_rss_kib(self) -> list[int]:
+        """Return VmHWM (peak resident set) of each worker process, in KiB."""
+        pid = self.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        out = []
+        for child in children:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    out.append(int(line.split()[1]))
+        return out
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def request_bytes(host: str, port: int, path: str) -> bytes:
+    body = json.dumps(FORM).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _client(host: str, port: int, raw: bytes, count: int, out: list, bad: list) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+            m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            await reader.readexactly(int(m.group(1)) if m else 0)
+            out.append(time.perf_counter() - start)
+            if not head.startswith(b"HTTP/1.1 200"):
+                bad.append(head.split(b"\r\n", 1)[0].decode())
+    finally:
+        writer.close()
+
+
+def load(server: Server, path: str, total: int) -> dict[str, float]:
+    """Send ``total`` requests over CLIENTS connections; return throughput and latencies."""
+    raw = request_bytes(server.host, server.port, path)
+    latencies: list[float] = []
+    bad: list[str] = []
+
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(
+                _client(server.host, server.port, raw, total // CLIENTS, latencies, bad)
+                for _ in range(CLIENTS)
+            )
+        )
+        return time.perf_counter() - start
+
+    seconds = asyncio.run(main())
+    if bad:
+        raise SystemExit(f"{len(bad)} requests to {path} failed, e.g. {bad[0]}")
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "seconds": seconds,
+        "per_second": len(latencies) / seconds,
+        "p50_ms": statistics.median(latencies) * 1e3,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
+    }
+
+
+def merge(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Return the median of each measure over rounds."""
+    return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="one short round each, for CI")
+    p.add_argument("--requests", type=int, help="requests per round (default 5000; quick 500)")
+    p.add_argument("--rounds", type=int, help="alternating rounds per server (default 5)")
+    p.add_argument("--json", metavar="FILE", help="results (default: server_results.json here)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = p.parse_args(argv)
+    total = args.requests or (500 if args.quick else 5000)
+    rounds = args.rounds or (1 if args.quick else 5)
+    info = machine()
+    print(" | ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
+    stub = Stub(1)
+    env = {
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_BASE_URL": stub.base_url,
+        "CONNECTOR_SERVER_TOKENS": TOKEN,
+        "CONNECTOR_RUNS_DB": str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-runs.sqlite3"),
+    }
+    ours = bare = None
+    try:
+        ours = Server(
+            [
+                "-m",
+                "connector",
+                "serve",
+                "--port",
+                "0",
+                "--workers",
+                str(WORKERS),
+                "--concurrency",
+                str(CONCURRENCY),
+            ],
+            env,
+        )
+        bare = Server(
+            [str(HERE / "forward.py"), stub.base_url, str(WORKERS), str(CONCURRENCY)], env
+        )
+        path = "/actions/create_chat_completion/run"
+        load(ours, path, CLIENTS * 4)  # warm-up: imports, manifest, connection pools
+        load(bare, "/", CLIENTS * 4)
+        results: dict[str, list] = {"server": [], "bare": []}
+        for i in range(rounds):
+            print(f"round {i + 1}/{rounds}: {total} requests each ...", flush=True)
+            results["server"].append(load(ours, path, total))
+            results["bare"].append(load(bare, "/", total))
+        rss = ours.workers_peak_rss_kib()
+        bare_rss = bare.workers_peak_rss_kib()
+    finally:
+        for s in (ours, bare):
+            if s is not None:
+                s.close()
+        stub.close()
+    a, b = merge(results["server"]), merge(results["bare"])
+    ratio = a["per_second"] / b["per_second"]
+    added = a["p50_ms"] - b["p50_ms"]
+    items = [
+        Row(
+            "throughput: /run",
+            a["per_second"],
+            "req/s",
+            "bare forwarding app",
+            b["per_second"],
+            ratio,
+            ">= 0.85x",
+            ratio >= 0.85,
+        ),
+        Row(
+            "p50: /run",
+            a["p50_ms"],
+            "ms",
+            "bare forwarding app",
+            b["p50_ms"],
+            a["p50_ms"] / b["p50_ms"],
+            f"<= +1 ms (+{added:.2f} ms)",
+            added <= 1.0,
+        ),
+        Row(
+            "p99: /run",
+            a["p99_ms"],
+            "ms",
+            "bare forwarding app",
+            b["p99_ms"],
+            a["p99_ms"] / b["p99_ms"],
+        ),
+        Row(
+            "peak RSS per worker (max)",
+            max(rss) / 1024,
+            "MiB",
+            "bare app worker",
+            max(bare_rss) / 1024,
+            max(rss) / max(bare_rss),
+        ),
+    ]
+    print()
+    print(table(items))
+    missed = [r.measure for r in items if r.passed is False]
+    print(f"\n{'FAIL: ' + '; '.join(missed) if missed else 'PASS: every target met'}")
+    out = args.json or (None if args.quick else str(HERE / "server_results.json"))
+    if out:
+        doc = {
+            "machine": info,
+            "setup": {
+                "workers": WORKERS,
+                "clients": CLIENTS,
+                "concurrency": CONCURRENCY,
+                "requests_per_round": total,
+                "rounds": rounds,
+            },
+            "rounds": results,
+            "worker_peak_rss_kib": {"server": rss, "bare": bare_rss},
+            "rows": [asdict(r) for r in items],
+            "passed": not missed,
+        }
+        Path(out).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The action server's app in process (falcon.testing), its documents, run store and settings."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import falcon
+import falcon.testing
+import pytest
+from conftest import CANARY
+from openapi_spec_validator import validate
+
+from connector import docs, openapi, runner, server
+from connector.errors import ERROR_TYPES
+from connector.manifest import load_manifest
+from connector.runs import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def client(tmp_path):
+    settings = server.Settings(tokens=("t-123456",), runs_db=str(tmp_path / "runs.sqlite3"))
+    return falcon.testing.TestClient(
+        server.create_app(settings), headers={"Authorization": "Bearer t-123456"}
+    )
+
+
+def test_a_bug_is_a_500_error_object_without_its_message(client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError(f"boom with {CANARY}")
+
+    monkeypatch.setattr(runner, "run", broken)
+    r = client.simulate_post("/actions/create_chat_completion/run", json={"model": "m"})
+    assert r.status_code == 500
+    assert r.json["error"]["type"] == "internal" and "ValueError" in r.json["error"]["message"]
+    assert CANARY not in r.text
+
+
+class Extra:
+    public = True
+
+    def on_get(self, req, resp):
+        resp.media = {"extra": True}
+
+
+def add_routes(app, settings):
+    """A route contributor, as another module would write one."""
+    app.add_route("/extra", Extra())
+
+
+def test_other_modules_add_routes(tmp_path, monkeypatch):
+    monkeypatch.setattr(server, "ROUTE_MODULES", ["test_server_app:add_routes"])
+    app = server.create_app(server.Settings(tokens=("t-123456",), runs_db=str(tmp_path / "r")))
+    c = falcon.testing.TestClient(app)
+    assert c.simulate_get("/extra").json == {"extra": True}  # public: no token needed
+    assert c.simulate_get("/actions").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, server.Settings()),
+        (
+            {"CONNECTOR_SERVER_TOKENS": " a1, b2 ,", "CONNECTOR_ALLOWED_HOSTS": "x.com,*.y.org"},
+            server.Settings(tokens=("a1", "b2"), allowed_hosts=("x.com", "*.y.org")),
+        ),
+        (
+            {"CONNECTOR_SERVER_CONCURRENCY": "3", "CONNECTOR_RUN_RETENTION": "60"},
+            server.Settings(concurrency=3, run_retention=60.0),
+        ),
+    ],
+)
+def test_settings_from_the_environment(env, expected):
+    assert server.Settings.from_env(env) == expected
+
+
+def test_tokens_never_show_in_the_settings_repr():
+    assert "a1-secret" not in repr(server.Settings(tokens=("a1-secret",)))
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("swagger2", [False, True])
+def test_documents_are_valid(swagger2):
+    validate(openapi.document(swagger2=swagger2))
+
+
+def test_committed_documents_are_fresh():
+    assert openapi.write_all(ROOT / "docs", check=True) == []
+
+
+def _swagger_form(action_id: str) -> dict:
+    doc = openapi.document(swagger2=True)
+    body = doc["paths"][f"/actions/{action_id}/run"]["post"]["parameters"][-1]
+    name = body["schema"]["$ref"].rsplit("/", 1)[1]
+    return doc, doc["definitions"][name]
+
+
+def test_swagger_fields_carry_labels_and_visibility():
+    action = load_manifest().action("create_chat_completion")
+    _, form = _swagger_form(action.id)
+    for p in action.parameters:
+        field = form["properties"][p.name]
+        assert field["x-ms-summary"] == p.label
+        assert (
+            field["x-ms-visibility"] == {"basic": "important", "advanced": "advanced"}[p.visibility]
+        )
+    assert form["required"] == [p.name for p in action.parameters if p.required]
+
+
+def test_the_model_field_is_a_dropdown_fed_by_the_options_operation():
+    doc, form = _swagger_form("create_chat_completion")
+    dynamic = form["properties"]["model"]["x-ms-dynamic-values"]
+    paths = {op["operationId"]: path for path, item in doc["paths"].items() for op in item.values()}
+    assert paths[dynamic["operationId"]] == "/actions/create_chat_completion/options/model"
+    assert dynamic["value-path"] == "value" and dynamic["value-title"] == "label"
+
+
+def test_the_async_operation_documents_202_with_location():
+    op = openapi.document()["paths"]["/actions/create_chat_completion/runs"]["post"]
+    assert set(op["responses"]["202"]["headers"]) == {"Location", "Retry-After"}
+
+
+def test_every_error_status_is_documented_on_the_run_operation():
+    responses = openapi.document()["paths"]["/actions/create_chat_completion/run"]["post"][
+        "responses"
+    ]
+    wanted = {str(t.http_status) for t in ERROR_TYPES.values()} - {"405"}
+    assert wanted <= set(responses)
+
+
+def test_the_readme_shows_the_generated_status_table():
+    assert docs.status_table() in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+# -- the run store ----------------------------------------------------------------------------
+
+
+def test_a_run_whose_worker_stopped_beating_reads_as_interrupted(tmp_path):
+    db = tmp_path / "runs.sqlite3"
+    worker = RunStore(db, heartbeat=0.05)
+    run_id = worker.create("create_chat_completion")
+    reader = RunStore(db, heartbeat=0.05)
+    reader.owner = "another"  # as if another process read it
+    assert reader.get(run_id).state == "running"
+    worker.owner = "elsewhere:1:x"  # its heartbeats stop reaching this run
+    reader.owner = "reader"
+    time.sleep(reader.stale_after + 0.1)
+    run = reader.get(run_id)
+    assert run.state == "done" and run.status == 503
+    assert run.result["error"]["type"] == "interrupted"
+
+
+def test_finished_runs_are_purged_after_the_retention_time(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3", retention=0.05)
+    run_id = store.create("list_models")
+    store.finish(run_id, 200, {"object": "list", "data": []})
+    assert store.get(run_id).result == {"object": "list", "data": []}
+    time.sleep(0.1)
+    assert store.purge() == 1 and store.get(run_id) is None
+
+
+def test_the_store_is_in_wal_mode(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    assert store._db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
