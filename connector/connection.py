@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-PROVIDERS = ("openai", "azure", "compatible", "local")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 # Environment variables the CLI and ``run()`` read when no connection is given.
@@ -61,9 +60,6 @@ class Connection:
     def key(self) -> tuple:
         """Identity used to share one HTTP session per connection in a process."""
         return tuple(getattr(self, f.name) for f in fields(self))
-
-
-CONNECTION_FIELDS = tuple(f.name for f in fields(Connection))
 
 
 def env_values(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -290,7 +290,6 @@ _STATUS_TYPES: dict[int, tuple[type[ConnectorError], str]] = {
     429: (TemporaryFailure, "rate_limited"),
 }
 
-RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
 
@@ -303,11 +302,6 @@ def classify_status(status: int, code: str | int | None = None) -> tuple[type[Co
     if status >= 500:
         return TemporaryFailure, "server_error"
     return RequestRejected, "bad_request"  # other 4xx, and 3xx (redirects are never followed)
-
-
-def is_retryable_status(status: int, code: str | int | None = None) -> bool:
-    """Return True when a response with this status may succeed if sent again."""
-    return classify_status(status, code)[0] is TemporaryFailure
 
 
 def error_for_status(status: int, message: str, **kw: Any) -> ConnectorError:

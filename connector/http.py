@@ -173,12 +173,7 @@ class Transport:
         req = self._request(method, path, body, stream)
         req.deadline = time.monotonic() + self.connection.max_duration
         data = req.data  # encoded once for every attempt
-        if self.provider.key_required and not self._key:
-            raise InvalidInput(
-                f"The {self.provider.name} provider needs an API key; set api_key in the"
-                " connection.",
-                fields=[{"name": "api_key", "label": "API Key", "message": "required"}],
-            )
+        self.provider.check_key(self._key)
         max_retries = max(0, int(self.connection.max_retries))
         attempt = 0
         while True:

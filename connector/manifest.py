@@ -207,10 +207,9 @@ class Action(Strict):
 class Provider(Strict):
     """A kind of server the connection can point at."""
 
-    name: Literal["openai", "azure", "compatible", "local"]
+    name: str = Field(description="A provider of connector/providers.py PROVIDERS.")
     label: str
     description: str
-    key_required: bool
     base_url: str | None = Field(None, description="Typical base URL, shown as a hint.")
 
 
@@ -253,8 +252,16 @@ class Manifest(Strict):
                     raise ValueError(
                         f"{action.id}.{p.name}: options come from unknown action '{p.options.action}'"
                     )
-        provider_field = next((f for f in self.connection.fields if f.name == "provider"), None)
+        from .providers import PROVIDERS
+
         names = sorted(p.name for p in self.providers)
+        unknown = [n for n in names if n not in PROVIDERS]
+        if unknown:
+            raise ValueError(
+                f"providers {unknown} have no class in connector/providers.py;"
+                f" the registered ones are {list(PROVIDERS)}"
+            )
+        provider_field = next((f for f in self.connection.fields if f.name == "provider"), None)
         if provider_field is None or sorted(provider_field.enum or []) != names:
             raise ValueError(f"connection field 'provider' must list exactly the providers {names}")
         return self

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 from .connection import OPENAI_BASE_URL, Connection, env_values
 from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected, redact
-from .forms import Form, field_error, invalid
+from .forms import Form, invalid
 from .manifest import Action, load_manifest
 from .output import shape, template_for
 from .request import build_body
@@ -22,14 +22,29 @@ UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
 _LOCAL_PLACEHOLDER = "http://127.0.0.1:0/v1"  # dry-run only: the port is chosen at start
 
 
-_connection_form: Form | None = None
+_connection_spec: tuple[int, Form, dict[str, Any]] | None = None
+
+
+def _conn_spec() -> tuple[Form, dict[str, Any]]:
+    """Return the connection form and its defaults, both from the manifest (once per manifest)."""
+    global _connection_spec
+    manifest = load_manifest()
+    if _connection_spec is None or _connection_spec[0] != id(manifest):
+        form = Form(manifest.connection.fields)
+        given = {p.name: p.default for p in manifest.connection.fields if p.default is not None}
+        defaults, errors = form.coerce(given, max_chars=100_000, max_depth=8)
+        if errors:
+            raise invalid(errors, "connection defaults")
+        # YAML writes 600 for the number 600.0: keep Connection's types whatever the spelling.
+        for p in manifest.connection.fields:
+            if p.types == ("number",) and p.name in defaults:
+                defaults[p.name] = float(defaults[p.name])
+        _connection_spec = (id(manifest), form, defaults)
+    return _connection_spec[1], _connection_spec[2]
 
 
 def _conn_form() -> Form:
-    global _connection_form
-    if _connection_form is None:
-        _connection_form = Form(load_manifest().connection.fields)
-    return _connection_form
+    return _conn_spec()[0]
 
 
 _resolved: dict[tuple, Connection] = {}
@@ -69,7 +84,7 @@ def resolve_connection(
 
 
 def _connection(raw: Mapping[str, Any]) -> Connection:
-    form = _conn_form()
+    form, defaults = _conn_spec()
     values, errors = form.coerce(raw, max_chars=100_000, max_depth=8)
     if errors:
         secrets = [
@@ -80,20 +95,13 @@ def _connection(raw: Mapping[str, Any]) -> Connection:
         values["allowed_hosts"] = tuple(h.lower() for h in values["allowed_hosts"])
     if "base_url" in values:
         values["base_url"] = values["base_url"].rstrip("/")
-    return Connection(**values)
+    return Connection(**{**defaults, **values})
 
 
 def _check_key(conn: Connection) -> None:
-    providers = {p.name: p for p in load_manifest().providers}
-    if providers[conn.provider].key_required and not conn.api_key:
-        form = _conn_form()
-        raise InvalidInput(
-            f"API Key is required for provider '{conn.provider}'. Set OPENAI_API_KEY, or api_key "
-            "in the connection; for a key-less server set provider to 'compatible' or 'local'.",
-            fields=[
-                field_error(form.lookup("api_key"), "is required for provider " + conn.provider)
-            ],
-        )
+    from .providers import provider_for
+
+    provider_for(conn.provider).check_key(conn.api_key, _conn_form().lookup("api_key").label)
 
 
 def _hooks(action: Action):
@@ -102,7 +110,9 @@ def _hooks(action: Action):
 
 def _endpoint(conn: Connection, *, start: bool) -> Connection:
     """Point a `local` connection at the embedded server (started on first use)."""
-    if conn.provider != "local" or conn.base_url != OPENAI_BASE_URL:
+    from .providers import provider_for
+
+    if not provider_for(conn.provider).embedded or conn.base_url != OPENAI_BASE_URL:
         return conn
     if not start:
         return conn.with_values(base_url=_LOCAL_PLACEHOLDER)
