@@ -132,6 +132,9 @@ class Transport:
         self._session = _new_session()
         # The checked URL and its environment settings by API path: the connection never changes.
         self._targets: dict[str, tuple[str, dict[str, Any]]] = {}
+        # Asked after each failed attempt: the error to raise instead, e.g. when the local
+        # server behind this connection has died (then a retry would only meet a dead port).
+        self.peer_check: Callable[[ConnectorError], ConnectorError | None] | None = None
 
     def prepare(
         self, method: str, path: str, body: dict | None = None, *, stream: bool = False
@@ -182,6 +185,10 @@ class Transport:
             if isinstance(outcome, Reply):
                 outcome.attempts = attempt
                 return outcome
+            dead = self.peer_check(outcome.error) if self.peer_check else None
+            if dead is not None:
+                dead.attempts = attempt
+                raise dead
             delay = self._retry_delay(outcome, attempt, max_retries, req.deadline)
             if delay is None:
                 error = outcome.error

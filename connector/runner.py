@@ -117,8 +117,13 @@ def _endpoint(conn: Connection, *, start: bool) -> Connection:
     if not start:
         return conn.with_values(base_url=_LOCAL_PLACEHOLDER)
     from . import local
+    from .http import transport_for
 
-    return conn.with_values(base_url=local.shared_server().base_url)
+    server = local.shared_server()
+    conn = conn.with_values(base_url=server.base_url)
+    # A failed request asks the server whether it died, so a crash is named, not retried.
+    transport_for(conn).peer_check = server.crash_error
+    return conn
 
 
 def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, start: bool):

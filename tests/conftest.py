@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,8 +19,20 @@ from faultserver import FaultServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "sk-canary-7f3a9c1e5b2d4068a1b3c5d7e9f0a2b4"  # must never appear in any output
-# The suite (and the CLI processes it starts) must not write to the user's own cache.
-os.environ.setdefault("CONNECTOR_CACHE_DIR", tempfile.mkdtemp(prefix="connector-test-cache-"))
+# The suite (and the CLI processes it starts) must not write to the user's own cache, nor leave
+# local-server logs behind: both go to folders of this run, removed when it ends.
+_RUN_DIRS = {
+    name: tempfile.mkdtemp(prefix=f"connector-test-{what}-")
+    for name, what in (("CONNECTOR_CACHE_DIR", "cache"), ("CONNECTOR_LOG_DIR", "logs"))
+    if name not in os.environ
+}
+os.environ.update(_RUN_DIRS)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this run's cache and log folders."""
+    for folder in _RUN_DIRS.values():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def key_paths(value, prefix=""):

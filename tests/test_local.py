@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 import subprocess
 import sys
@@ -12,8 +13,9 @@ import time
 import pytest
 import requests
 
-from connector import local
-from connector.errors import InvalidInput, TemporaryFailure
+import connector
+from connector import cli, local
+from connector.errors import InvalidInput, RequestRejected, TemporaryFailure
 
 # Stand-ins for `python -m llama_cpp.server`, run the same way, so start/stop is tested fast.
 FAKE_SERVERS = {
@@ -40,6 +42,32 @@ FAKE_SERVERS = {
         print("loading...", flush=True)
         time.sleep(60)
     """,
+    # Answers /v1/models, then dies on the first prompt (as an AMX build did): a streamed
+    # reply after its first chunk, a plain one before any byte.
+    "fake_dying_server": """
+        import http.server, json, os, signal, sys
+        port = int(sys.argv[sys.argv.index("--port") + 1])
+        death = getattr(signal, os.environ["FAKE_SIGNAL"])
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b'{"object": "list", "data": []}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                print("ggml_backend_amx_mul_mat: about to crash", flush=True)
+                if body.get("stream"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    chunk = {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\\n\\n")
+                    self.wfile.flush()
+                os.kill(os.getpid(), death)
+        http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    """,
 }
 
 
@@ -52,6 +80,7 @@ def fake_server(tmp_path, monkeypatch):
     model.write_bytes(b"GGUF")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     monkeypatch.setenv(local.MODEL_ENV, str(model))
+    monkeypatch.setenv(local.LOG_DIR_ENV, str(tmp_path / "logs"))  # this test's logs only
     monkeypatch.delenv(local.BASE_URL_ENV, raising=False)
     monkeypatch.setattr(local, "REQUIRED_MODULES", ())
 
@@ -128,9 +157,10 @@ def test_start_ready_and_stop(fake_server):
         assert server.base_url.endswith("/v1")
         assert requests.get(server.base_url + "/models", timeout=5).json()["object"] == "list"
         log = server.log_path
+        assert log.parent == local.log_dir()
         assert "fake server up" in server.log_tail()
     assert not server.running
-    assert not log.exists()
+    assert not log.exists()  # a server stopped normally leaves no log behind
     with pytest.raises(requests.ConnectionError):
         requests.get(server.base_url + "/models", timeout=5)
 
@@ -154,6 +184,14 @@ def test_start_failure_reports_log(fake_server, module, timeout, message, log_te
     assert err.to_dict()["type"] == "connection"
     assert err.retryable
     assert not server.running  # a server that never got ready is not left behind
+    assert str(server.log_path) in err.message and server.log_path.is_file()  # kept, named
+
+
+def test_log_dir_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(local.LOG_DIR_ENV, str(tmp_path / "logs"))
+    assert local.log_dir() == tmp_path / "logs" and (tmp_path / "logs").is_dir()
+    monkeypatch.delenv(local.LOG_DIR_ENV)
+    assert local.log_dir().name == "openai-chat-connector"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the local extra")
@@ -192,9 +230,12 @@ def test_server_exits_when_its_parent_is_killed(fake_server):
         try:
             requests.get(base_url + "/models", timeout=1)
         except requests.ConnectionError:
-            return
+            break
         time.sleep(0.2)
-    pytest.fail("the server outlived its killed parent")
+    else:
+        pytest.fail("the server outlived its killed parent")
+    time.sleep(0.5)
+    assert list(local.log_dir().glob("llama-server-*.log")) == []  # it took its log along
 
 
 def test_shared_server_is_reused_and_restarted(fake_server, monkeypatch):
@@ -219,3 +260,60 @@ def test_shared_server_uses_running_server_from_env(monkeypatch):
     assert server.base_url == "http://127.0.0.1:9/v1"
     assert server.running
     server.stop()  # never owns a process: nothing to stop
+
+
+@pytest.fixture
+def dying_server(fake_server, monkeypatch):
+    """Make the shared local server one that dies on its first prompt; return a chooser."""
+    fake_server("fake_dying_server")
+    monkeypatch.setattr(local, "_shared", None)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    yield lambda name: monkeypatch.setenv("FAKE_SIGNAL", name)
+    local._stop_shared()
+
+
+@pytest.mark.parametrize(
+    ("death", "stream", "cls", "type_", "status", "partial"),
+    [
+        ("SIGSEGV", "false", RequestRejected, "local_server_crashed", None, None),
+        ("SIGSEGV", "true", RequestRejected, "local_server_crashed", 200, "Hel"),
+        ("SIGABRT", "false", RequestRejected, "local_server_crashed", None, None),
+        ("SIGKILL", "false", TemporaryFailure, "local_server_killed", None, None),
+        ("SIGKILL", "true", TemporaryFailure, "local_server_killed", 200, "Hel"),
+    ],
+)
+def test_a_server_that_dies_while_answering_is_named(
+    dying_server, death, stream, cls, type_, status, partial
+):
+    dying_server(death)
+    form = {"model": "m", "messages": "Hello!", "stream": stream}
+    began = time.monotonic()
+    with pytest.raises(cls) as caught:
+        connector.run("create_chat_completion", form, {"provider": "local", "max_retries": 2})
+    err = caught.value
+    server = local._shared
+    assert err.type == type_ and err.attempts == 1  # not retried against the dead port
+    assert time.monotonic() - began < 10
+    assert f"pid {server.pid}" in err.message
+    assert f"was killed by signal {death}" in err.message
+    assert str(server.log_path) in err.message and server.log_path.is_file()
+    assert "ggml_backend_amx_mul_mat: about to crash" in err.message  # the log's last lines
+    assert "Connection refused" not in err.message
+    assert err.status == status
+    assert (err.partial or {}).get("choices", [{}])[0].get("message", {}).get("content") == partial
+    # The next run starts a fresh server (which dies too, as a deterministic crash would).
+    log = server.log_path
+    with pytest.raises(cls):
+        connector.run("create_chat_completion", form, {"provider": "local"})
+    assert local._shared is not server and log.is_file()
+
+
+def test_a_crash_in_the_cli_exits_with_the_error_and_its_log(dying_server, monkeypatch, capsys):
+    dying_server("SIGSEGV")
+    monkeypatch.setenv("OPENAI_PROVIDER", "local")
+    code = cli.main(["run", "create_chat_completion", "--set", "model=m", "--set", "messages=Hi"])
+    out, err = capsys.readouterr()
+    error = json.loads(out)["error"]
+    assert code == 3 and error["type"] == "local_server_crashed" and not error["retryable"]
+    assert "was killed by signal SIGSEGV (11) while answering" in err.splitlines()[0]
+    assert str(local._shared.log_path) in err

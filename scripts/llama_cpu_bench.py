@@ -1,0 +1,106 @@
+"""Compare llama.cpp builds on this CPU: prompt and generation tokens/s with the local model.
+
+Usage:
+  .venv/bin/python scripts/llama_cpu_bench.py                 # the installed llama_cpp
+  .venv/bin/python scripts/llama_cpu_bench.py A.whl B.whl ... # each wheel, side by side
+
+Each candidate runs in its own process (a wheel is unpacked and put first on the path), with
+the same model, prompt, thread count and token counts; the CPU and each build's features are
+printed with the figures, so a figure always says where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+PROMPT_TOKENS = 256
+GEN_TOKENS = 128
+REPEATS = 3
+THREADS = 2
+
+
+def measure() -> dict:
+    """Time prompt evaluation and greedy generation with the installed llama_cpp."""
+    import llama_cpp
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from connector.local import model_path
+
+    llm = llama_cpp.Llama(
+        str(model_path()), n_ctx=1024, n_threads=THREADS, n_threads_batch=THREADS, verbose=False
+    )
+    words = "The quick brown fox jumps over the lazy dog while the connector waits. " * 40
+    prompt = llm.tokenize(words.encode())[:PROMPT_TOKENS]
+    prompt_rates, gen_rates = [], []
+    for _ in range(REPEATS):
+        llm.reset()
+        began = time.perf_counter()
+        llm.eval(prompt)
+        prompt_rates.append(len(prompt) / (time.perf_counter() - began))
+        began = time.perf_counter()
+        for count, _token in enumerate(llm.generate([], temp=0.0, reset=False), start=1):
+            if count >= GEN_TOKENS:
+                break
+        gen_rates.append(GEN_TOKENS / (time.perf_counter() - began))
+    return {
+        "features": llama_cpp.llama_print_system_info().decode().strip(),
+        "prompt_tokens_per_s": statistics.median(prompt_rates),
+        "generation_tokens_per_s": statistics.median(gen_rates),
+    }
+
+
+def cpu_name() -> str:
+    """Return the CPU's model name (lscpu's 'Model name')."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def compare(wheels: list[Path]) -> None:
+    """Measure each wheel in a child process and print one line per wheel."""
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; {THREADS} threads;", end=" ")
+    print(f"{PROMPT_TOKENS} prompt tokens, {GEN_TOKENS} generated, median of {REPEATS}")
+    for wheel in wheels:
+        with tempfile.TemporaryDirectory() as site:
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(site)
+            env = {**os.environ, "PYTHONPATH": site}
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        if proc.returncode != 0:  # e.g. SIGILL: a build this CPU cannot run
+            print(f"{wheel}: failed with exit status {proc.returncode}: {proc.stderr[-300:]}")
+            continue
+        report(str(wheel), json.loads(proc.stdout.splitlines()[-1]))
+
+
+def report(name: str, result: dict) -> None:
+    """Print one candidate's figures."""
+    print(
+        f"{name}: prompt {result['prompt_tokens_per_s']:.0f} tokens/s, generation"
+        f" {result['generation_tokens_per_s']:.1f} tokens/s; {result['features']}"
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--child"]:
+        print(json.dumps(measure()))
+    elif sys.argv[1:]:
+        compare([Path(p) for p in sys.argv[1:]])
+    else:
+        print(f"CPU: {cpu_name()}")
+        report("installed llama_cpp", measure())
