@@ -161,9 +161,8 @@ def finish(output: dict, body: dict) -> dict:
     try:
         for choice in choices:
             _finish_choice(choice, wants_json, schema)
-    except InvalidResponse as exc:
-        exc.partial = output  # `body` is capped: the whole reply rides along, nothing is lost
-        raise
+    except InvalidResponse as exc:  # `body` is capped: the whole reply rides along, nothing lost
+        raise exc.replace(partial=output) from None
     _warn_without_usage(output.get("usage"), body)
     return output
 

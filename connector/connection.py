@@ -51,7 +51,8 @@ class Connection:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in any output."""
-        return (self.api_key,) if self.api_key else ()
+        # The key as given and as sent (stripped): either may come back in a reply.
+        return (self.api_key, self.api_key.strip()) if self.api_key else ()
 
     def with_values(self, **changes: Any) -> Connection:
         """Return a copy with some fields changed."""

@@ -128,7 +128,6 @@ class Transport:
         self._random = random
         self._clock = clock
         self._key = (connection.api_key or "").strip() or None
-        self._secrets = [s for s in (*connection.secrets, self._key) if s]
         self._session = _new_session()
         # The checked URL and its environment settings by API path: the connection never changes.
         self._targets: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -147,8 +146,8 @@ class Transport:
             headers[self.provider.key_header] = (
                 "Bearer " + errors.REDACTED if value.startswith("Bearer ") else errors.REDACTED
             )
-        out = {"method": req.method, "url": req.url, "headers": headers, "body": req.body}
-        return errors.redact(out, self._secrets)
+        # The key header is masked whole; the facade (runner.prepare) redacts the rest.
+        return {"method": req.method, "url": req.url, "headers": headers, "body": req.body}
 
     def send(
         self,
@@ -160,10 +159,8 @@ class Transport:
         on_token: Callable[[str], None] | None = None,
     ) -> Reply:
         """Send one API request, retrying transient failures; return the reply or raise."""
-        try:
-            return self._send(method, path, body, stream, on_token)
-        except ConnectorError as exc:
-            raise exc.redacted(self._secrets) from None
+        # Errors leave unredacted: the facade (runner.run) redacts once, at the boundary.
+        return self._send(method, path, body, stream, on_token)
 
     def _send(
         self,
@@ -187,15 +184,12 @@ class Transport:
                 return outcome
             dead = self.peer_check(outcome.error) if self.peer_check else None
             if dead is not None:
-                dead.attempts = attempt
-                raise dead
-            delay = self._retry_delay(outcome, attempt, max_retries, req.deadline)
+                raise dead.replace(attempts=attempt)
+            delay, error = self._retry_delay(outcome, attempt, max_retries, req.deadline)
             if delay is None:
-                error = outcome.error
-                error.attempts = attempt
                 if attempt > 1:
-                    _add_note(error, f"Gave up after {attempt} attempts.")
-                raise error
+                    error = _noted(error, f"Gave up after {attempt} attempts.")
+                raise error.replace(attempts=attempt)
             log.warning(
                 "retrying after %.1f s: %s (attempt %d of %d)",
                 delay,
@@ -308,13 +302,14 @@ class Transport:
     ) -> Reply | _Failure:
         request_id = _request_id(resp.headers)
         status = resp.status_code
-        if 300 <= status < 400:
+        failed = errors.classify(status) is not None  # the one status table decides
+        if failed and resp.is_redirect:
             return _Failure(_redirect_error(resp, host, request_id), False, resp.headers)
         counter = _Counter(req.deadline, self.connection.timeout)
         counter.socket = _socket(resp)
         content_type = resp.headers.get("content-type", "").lower()
         try:
-            if status >= 400 or status < 200:
+            if failed:
                 raw = _read_body(resp, ERROR_BODY_BYTES, counter, truncate=True)
                 return _status_failure(resp, raw, host, request_id, self.provider)
             if req.stream and "json" not in content_type:
@@ -333,19 +328,13 @@ class Transport:
                 data = _parse_json(raw, status, host)
                 if _is_error_body(data):
                     # A whole reply, so resending is as safe as after the same error status.
-                    error = stream.event_error(data, None)
-                    error.request_id = request_id
-                    error.body = errors.excerpt(raw)
-                    if request_id:
-                        error.message += f" (request id: {request_id})"
-                        error.args = (error.message,)
+                    error = stream.event_error(data, None, request_id=request_id, body=raw)
                     return _Failure(error, _should_retry(error, resp.headers), resp.headers)
         except (requests.RequestException, _Overdue) as exc:
             if isinstance(exc, _Overdue) or _past(req.deadline):
                 partial = getattr(exc, "partial", None)
                 error = self._overdue(host, counter.bytes if req.stream else 0, partial)
-                error.status, error.request_id = status, request_id
-                return _Failure(error, False)
+                return _Failure(error.replace(status=status, request_id=request_id), False)
             failure = _network_failure(exc, host, self.connection, reading=True)
             if req.stream and counter.bytes:
                 partial = getattr(exc, "partial", None)
@@ -359,13 +348,13 @@ class Transport:
                     ),
                     False,
                 )
-            failure.error.request_id = request_id
-            return failure
+            return _Failure(failure.error.replace(request_id=request_id), failure.retryable)
         except ConnectorError as exc:
-            exc.request_id = exc.request_id or request_id
-            exc.status = exc.status or status
+            error = exc.replace(
+                request_id=exc.request_id or request_id, status=exc.status or status
+            )
             # A stream closed before its first byte lost nothing: as safe to resend as a reset.
-            return _Failure(exc, req.stream and counter.bytes == 0, resp.headers)
+            return _Failure(error, req.stream and counter.bytes == 0, resp.headers)
         return Reply(data, status, resp.headers, request_id, 0)
 
     def _read_stream(
@@ -380,31 +369,30 @@ class Transport:
         except _TooLarge:
             raise _too_large(self.connection.max_response_bytes, partial=agg.result()) from None
         except (requests.RequestException, _Overdue) as exc:
-            exc.partial = agg.result()  # type: ignore[union-attr]
+            exc.partial = agg.result()  # type: ignore[union-attr]  # a library error, not ours
             raise
 
     def _retry_delay(
         self, outcome: _Failure, attempt: int, max_retries: int, deadline: float = math.inf
-    ) -> float | None:
-        """Return how long to wait before the next attempt, or None to give up (noting why)."""
+    ) -> tuple[float | None, ConnectorError]:
+        """Return how long to wait before the next attempt (None: give up), and its error."""
         error = outcome.error
         wait = _retry_after(outcome.headers, self._clock())
         if wait is not None and wait > 0:
-            error.retry_after = round(wait, 3)
+            error = error.replace(retry_after=round(wait, 3))
         if not outcome.retryable:
-            return None
+            return None, error
         cap = self.connection.max_retry_wait
         if wait is not None and wait > cap:
-            _add_note(
-                error,
+            note = (
                 f"The server asks to wait {wait:.0f} s before retrying, longer than"
-                f" max_retry_wait ({cap:g} s): retry after that time, or raise max_retry_wait.",
+                f" max_retry_wait ({cap:g} s): retry after that time, or raise max_retry_wait."
             )
-            return None
+            return None, _noted(error, note)
         if attempt > max_retries:
             if wait is not None and wait > 0:
-                _add_note(error, f"The server asks to wait {wait:g} s before retrying.")
-            return None
+                error = _noted(error, f"The server asks to wait {wait:g} s before retrying.")
+            return None, error
         if wait is not None and wait > 0:
             delay = wait
         else:
@@ -418,13 +406,12 @@ class Transport:
                 why = f"The server asks to wait {delay:g} s before retrying"
             else:
                 why = f"The next retry would start in {delay:.1f} s"
-            _add_note(
-                error,
+            note = (
                 f"{why}, but only {max(left, 0):.1f} s of max_duration ({total:g} s) remain:"
-                " retry later, or raise max_duration.",
+                " retry later, or raise max_duration."
             )
-            return None
-        return delay
+            return None, _noted(error, note)
+        return delay, error
 
     def _overdue(self, host: str, streamed: int = 0, partial: Any = None) -> TemporaryFailure:
         """Return the error for a run that reached max_duration."""
@@ -696,11 +683,15 @@ def _status_failure(
         details.append(f"request id: {request_id}")
     if details:
         message += f" ({', '.join(details)})"
-    meaning = provider.error_status(status, fields)
     error = errors.error_for_status(
-        meaning, message, code=code, param=param, request_id=request_id, body=raw or None
+        status,
+        message,
+        means=provider.error_status(status, fields),
+        code=code,
+        param=param,
+        request_id=request_id,
+        body=raw or None,
     )
-    error.status = status  # classified by what it means, reported as it came
     return _Failure(error, _should_retry(error, resp.headers), resp.headers)
 
 
@@ -797,9 +788,8 @@ def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest
     return request
 
 
-def _add_note(error: ConnectorError, note: str) -> None:
-    error.message = f"{error.message} {note}"
-    error.args = (error.message,)
+def _noted(error: ConnectorError, note: str) -> ConnectorError:
+    return error.replace(message=f"{error.message} {note}")
 
 
 def _is_error_body(data: Any) -> bool:

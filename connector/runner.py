@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .connection import OPENAI_BASE_URL, Connection, env_values
-from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected, redact
+from .errors import (
+    ConnectorError,
+    InternalError,
+    InvalidInput,
+    RequestRejected,
+    redact,
+    secret_values,
+)
 from .forms import Form, invalid
 from .manifest import Action, load_manifest
 from .output import shape, template_for
@@ -145,9 +152,9 @@ def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form
     try:
         build_body(action, form or {}, Connection())
     except InvalidInput as bad_form:
-        bad_connection.message += f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
-        bad_connection.args = (bad_connection.message,)
-        bad_connection.fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
+        also = f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
+        fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
+        raise bad_connection.replace(message=bad_connection.message + also, fields=fields) from None
     raise bad_connection from None
 
 
@@ -159,7 +166,8 @@ def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: A
         from .http import transport_for
 
         stream = bool(body and body.get("stream"))
-        return transport_for(conn).prepare(action.method, action.path, body, stream=stream)
+        prepared = transport_for(conn).prepare(action.method, action.path, body, stream=stream)
+        return redact(prepared, conn.secrets)
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else ()) from None
 
@@ -194,10 +202,11 @@ def run(
             if hooks is not None and hasattr(hooks, "finish"):
                 output = hooks.finish(output, body or {})
         except ConnectorError as exc:  # the reply came back but failed a check: say which one
-            exc.status = exc.status or reply.status
-            exc.request_id = exc.request_id or reply.request_id
-            exc.attempts = exc.attempts or reply.attempts
-            raise
+            raise exc.replace(
+                status=exc.status or reply.status,
+                request_id=exc.request_id or reply.request_id,
+                attempts=exc.attempts or reply.attempts,
+            ) from None
         return _without_keys(output, conn.secrets)
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else _raw_secrets(connection)) from None
@@ -205,18 +214,9 @@ def run(
         raise internal_error(exc, conn.secrets if conn else _raw_secrets(connection)) from None
 
 
-# Keys this short are placeholders for key-less servers ("EMPTY", "ollama"): replacing them
-# would garble replies that merely mention them.
-MIN_SECRET_CHARS = 8
-
-
-def _output_secrets(secrets) -> list[str]:
-    return [s for s in secrets if s and len(s) >= MIN_SECRET_CHARS]
-
-
 def _without_keys(output: dict, secrets) -> dict:
     """Return the output with any key the server echoed back replaced by ``***``."""
-    keys = _output_secrets(secrets)
+    keys = secret_values(secrets)
     if not keys:
         return output
     import json
@@ -234,7 +234,7 @@ class _Echo:
     def __init__(self, on_token: Callable[[str], None], secrets) -> None:
         self._on_token = on_token
         self._secrets = tuple(secrets)
-        self._keys = _output_secrets(secrets)
+        self._keys = secret_values(secrets)
         self._pending = ""  # held back: it could be the start of a key split across tokens
         self._failed = False
 
@@ -321,19 +321,17 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
                     action.method, action.path, retry, stream=stream, on_token=on_token
                 )
             except ConnectorError as again:  # count the rejected send too
-                again.attempts = (again.attempts or 1) + (exc.attempts or 1)
-                raise
+                raise again.replace(attempts=(again.attempts or 1) + (exc.attempts or 1)) from None
             reply.attempts += exc.attempts or 1
             return reply
         what = "this value of" if exc.code == "unsupported_value" else ""
-        exc.message = (
+        message = (
             f"The model '{model}' does not accept {what + ' ' if what else ''}{label}: "
             f"{exc.message} Fix: clear the {param.label if param else field} field"
             f"{' or pick a supported value' if what else ''}, or turn on Drop Unsupported "
             "Parameters in the connection."
         )
-        exc.args = (exc.message,)
-        raise
+        raise exc.replace(message=message) from None
 
 
 def _param_for(action: Action, field: str):

@@ -330,7 +330,12 @@ def _handle(event: Event, agg: Aggregator) -> None:
 
 
 def event_error(
-    payload: Any, partial: dict[str, Any] | None, *, in_stream: bool = False
+    payload: Any,
+    partial: dict[str, Any] | None,
+    *,
+    in_stream: bool = False,
+    request_id: str | None = None,
+    body: bytes | None = None,
 ) -> ConnectorError:
     """Return the error for an API error reported inside a 200 reply (an SSE error event)."""
     fields = providers.read_error(payload) or {
@@ -344,11 +349,15 @@ def event_error(
     message = "The API reported an error in the reply: " + fields["message"]
     if details:
         message += f" ({details})"
-    kw = {"code": code, "param": fields["param"], "partial": partial}
-    # A 200 whose whole body is an error (OpenRouter) carries the would-be HTTP status as the
-    # code: classify it like that status. Inside a stream the reply had begun: never retried.
-    if in_stream or not (
-        isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599
-    ):
-        return InvalidResponse(message, **kw)
-    return errors.error_for_status(code, message, **kw)
+    if request_id:
+        message += f" (request id: {request_id})"
+    return errors.error_for_status(
+        None,
+        message,
+        in_stream=in_stream,
+        code=code,
+        param=fields["param"],
+        partial=partial,
+        request_id=request_id,
+        body=body,
+    )

@@ -297,6 +297,9 @@ def test_a_local_connection_without_base_url_uses_the_embedded_server(monkeypatc
     class Server:
         base_url = "http://127.0.0.1:5999/v1"
 
+        def crash_error(self, cause):
+            return None  # alive
+
     monkeypatch.setattr("connector.local.shared_server", lambda: Server())
     monkeypatch.setenv("OPENAI_PROVIDER", "local")
     with responses.RequestsMock() as mock:
