@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from connector.errors import InternalError
 from connector.manifest import ROOT, json_type
-from connector.predicate import Check, compile_schema
 
 if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at start-up
     from jsonschema import Draft202012Validator
@@ -136,6 +135,10 @@ class _Tagged:
         return f"for {article} {tag} {self.noun}"
 
 
+def _never(body: Any) -> bool:
+    return False
+
+
 class _Checker:
     """Validators for the request schema, built on first use and kept for the process."""
 
@@ -145,27 +148,30 @@ class _Checker:
         self._validators: dict[int, Draft202012Validator] = {}
         self._tagged: dict[int, _Tagged | None] = {}
         self._array_only: dict[int, dict[str, Any]] = {}
-        self._quick: dict[str, Check | None] = {}
+        self._fast: Any = None  # the jsonschema-rs validator, built on first use
         self.required: list[str] = schema.get("required", [])
         self.properties = {name: self.resolve(sub) for name, sub in schema["properties"].items()}
 
     def quick(self, body: Any) -> bool:
-        """Return True when the body is certainly valid; False means: look closer."""
-        if not isinstance(body, dict) or any(name not in body for name in self.required):
+        """Return True when the body is certainly valid; False means: look closer.
+
+        jsonschema-rs answers the yes/no (about 8x faster than a hand-compiled check, and 200x
+        faster than jsonschema: see benchmarks/validators.py); jsonschema only words the errors
+        of a body that fails.
+        """
+        fast = self._fast
+        if fast is None:
+            import jsonschema_rs
+
+            try:
+                fast = jsonschema_rs.validator_for(self.schema).is_valid
+            except jsonschema_rs.ValidationError:  # a broken schema: jsonschema names the fault
+                fast = _never
+            self._fast = fast
+        try:
+            return fast(body)
+        except (ValueError, RecursionError):  # a value JSON cannot carry: look closer
             return False
-        for name, value in body.items():
-            if name not in self.properties:
-                continue  # unknown fields are the API's business
-            try:
-                check = self._quick[name]
-            except KeyError:
-                check = self._quick[name] = compile_schema(self.properties[name], self.defs)
-            try:
-                if check is None or not check(value):
-                    return False
-            except RecursionError:
-                return False
-        return True
 
     def check_body(self, body: Any) -> list[Problem]:
         """Return the problems of a whole request body."""
