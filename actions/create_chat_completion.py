@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from connector.errors import InvalidResponse
@@ -144,6 +145,15 @@ def _validator(schema_text: str):
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(json.loads(schema_text))
+
+
+def cross_rules(body: dict) -> Iterator[tuple[str, str, tuple]]:
+    """Rules between fields that the API enforces but its schema cannot say."""
+    if "top_logprobs" in body and body.get("logprobs") is not True:
+        yield "top_logprobs", "needs Logprobs set to true; set Logprobs.", ()
+    if body.get("stream_options") is not None and not body.get("stream"):
+        message = "'stream_options' is only allowed with Stream set to true."
+        yield "stream_options", message, ("stream_options",)
 
 
 def finish(output: dict, body: dict) -> dict:

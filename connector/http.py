@@ -29,7 +29,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from connector import errors, providers, stream
+from connector import errors, providers
 from connector.connection import Connection
 from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
 from connector.policy import host_allowed, is_forbidden, is_loopback
@@ -328,7 +328,7 @@ class Transport:
                 data = _parse_json(raw, status, host)
                 if _is_error_body(data):
                     # A whole reply, so resending is as safe as after the same error status.
-                    error = stream.event_error(data, None, request_id=request_id, body=raw)
+                    error = providers.event_error(data, None, request_id=request_id, body=raw)
                     return _Failure(error, _should_retry(error, resp.headers), resp.headers)
         except (requests.RequestException, _Overdue) as exc:
             if isinstance(exc, _Overdue) or _past(req.deadline):
@@ -360,6 +360,8 @@ class Transport:
     def _read_stream(
         self, resp: requests.Response, counter: _Counter, on_token: Callable[[str], None] | None
     ) -> dict[str, Any]:
+        from connector import stream  # chat chunks: imported only when a stream is read
+
         agg = stream.Aggregator(on_token)
         chunks = _capped(_stream_chunks(resp), self.connection.max_response_bytes, counter)
         try:
@@ -794,10 +796,8 @@ def _noted(error: ConnectorError, note: str) -> ConnectorError:
 
 def _is_error_body(data: Any) -> bool:
     """Return True for a 2xx body that is an API error (some servers answer 200 with one)."""
-    return (
-        isinstance(data, dict)
-        and "choices" not in data
-        and (data.get("error") is not None or data.get("object") == "error")
+    return isinstance(data, dict) and (
+        data.get("error") is not None or data.get("object") == "error"
     )
 
 

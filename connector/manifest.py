@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import json
 import math
 import os
@@ -383,14 +382,14 @@ def parse_manifest(data: Any, source: str = "manifest.yaml", *, checked: bool = 
 
 def _cross_checks(manifest: Manifest) -> list[str]:
     """Check what needs code or files beyond the models: hooks, official enums, schemas."""
-    from . import validation
+    from . import hooks, validation
 
     problems = _example_problems("connection.fields", manifest.connection.fields, None)
     for action in manifest.actions:
         module = None
         if action.module:
             try:
-                module = importlib.import_module(action.module)
+                module = hooks.module(action.module)
             except ImportError as exc:
                 problems.append(f"actions.{action.id}.module: cannot import: {exc}")
         if action.request_schema and not (ROOT / action.request_schema).is_file():
@@ -406,7 +405,7 @@ def _cross_checks(manifest: Manifest) -> list[str]:
             ):
                 problems.append(f"{where}.transform: {action.module} has no '{p.transform}'")
             if action.request_schema and p.enum and not p.merge:
-                official = validation.official_enum(p.target)
+                official = validation.official_enum(p.target, action.request_schema)
                 if official is not None and sorted(official) != sorted(p.enum):
                     problems.append(
                         f"{where}.enum: {p.enum} differs from the official schema's {official}"

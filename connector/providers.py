@@ -6,12 +6,14 @@ description for the form and the docs, and its load fails when the two name diff
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from connector import errors
 from connector.connection import Connection
-from connector.errors import InvalidInput
+from connector.errors import ConnectorError, InvalidInput
 
 # Azure's classic routes put the deployment in the path and need ``api-version``.
 _AZURE_DEPLOYMENT = re.compile(r"^(?P<root>.*/openai)/deployments/[^/]+$")
@@ -274,3 +276,37 @@ def _detail_text(detail: Any) -> str:
                 parts.append(str(item))
         return "; ".join(parts) or "no message given"
     return str(detail)
+
+
+def event_error(
+    payload: Any,
+    partial: dict[str, Any] | None,
+    *,
+    in_stream: bool = False,
+    request_id: str | None = None,
+    body: bytes | None = None,
+) -> ConnectorError:
+    """Return the error for an API error reported inside a 200 reply (a body or a stream event)."""
+    fields = read_error(payload) or {
+        "message": errors.excerpt(json.dumps(payload), 200),
+        "type": None,
+        "param": None,
+        "code": None,
+    }
+    code = fields["code"]
+    details = ", ".join(f"{k}: {fields[k]}" for k in ("type", "code", "param") if fields[k])
+    message = "The API reported an error in the reply: " + fields["message"]
+    if details:
+        message += f" ({details})"
+    if request_id:
+        message += f" (request id: {request_id})"
+    return errors.error_for_status(
+        None,
+        message,
+        in_stream=in_stream,
+        code=code,
+        param=fields["param"],
+        partial=partial,
+        request_id=request_id,
+        body=body,
+    )

@@ -86,25 +86,18 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
 
 
 def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:
-    """Rules between fields that the API enforces but its schema cannot say."""
+    """Rules between fields that the API enforces but its schema cannot say: the action's own."""
+    from .hooks import hook
+
+    rules = hook(action, "cross_rules")
+    if rules is None:
+        return []
+    plan = _plan(action)
     errors = []
-    if "top_logprobs" in body and body.get("logprobs") is not True:
-        errors.append(
-            field_error(action.param("top_logprobs"), "needs Logprobs set to true; set Logprobs.")
-        )
-    if body.get("stream_options") is not None and not body.get("stream"):
-        errors.append(
-            field_error(
-                _merge(action),
-                "'stream_options' is only allowed with Stream set to true.",
-                ("stream_options",),
-            )
-        )
+    for field, message, path in rules(body):
+        param = plan.by_target.get(field) or plan.merge
+        errors.append(field_error(param, message, path))
     return errors
-
-
-def _merge(action: Action) -> Param:
-    return next(p for p in action.parameters if p.merge)
 
 
 class _Plan(NamedTuple):
@@ -139,7 +132,7 @@ def _schema_errors(
 
     by_target = _plan(action).by_target
     errors = []
-    for problem in validation.validate_request(body):
+    for problem in validation.validate_request(body, action.request_schema):
         head, rest = (problem.path[0], problem.path[1:]) if problem.path else (None, ())
         if head in extra_keys and merge_param is not None:
             errors.append(field_error(merge_param, problem.message, problem.path))

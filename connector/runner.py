@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from .errors import (
     secret_values,
 )
 from .forms import Form, invalid
+from .hooks import hook
 from .manifest import Action, load_manifest
 from .output import shape, template_for
 from .request import build_body
@@ -111,10 +111,6 @@ def _check_key(conn: Connection) -> None:
     provider_for(conn.provider).check_key(conn.api_key, _conn_form().lookup("api_key").label)
 
 
-def _hooks(action: Action):
-    return importlib.import_module(action.module) if action.module else None
-
-
 def _endpoint(conn: Connection, *, start: bool) -> Connection:
     """Point a `local` connection at the embedded server (started on first use)."""
     from .providers import provider_for
@@ -198,9 +194,9 @@ def run(
                 echo.flush()
         try:
             output = shape(template_for(action), reply.data)
-            hooks = _hooks(action)
-            if hooks is not None and hasattr(hooks, "finish"):
-                output = hooks.finish(output, body or {})
+            finish = hook(action, "finish")
+            if finish is not None:
+                output = finish(output, body or {})
         except ConnectorError as exc:  # the reply came back but failed a check: say which one
             raise exc.replace(
                 status=exc.status or reply.status,
@@ -309,7 +305,8 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
         param = _param_for(action, field)
         label = f"{param.label} ({field})" if param else field
         model = body.get("model")
-        if conn.drop_unsupported_params and field in body and field not in ("model", "messages"):
+        required = {p.target for p in action.parameters if p.required}
+        if conn.drop_unsupported_params and field in body and field not in required:
             log.warning(
                 "The model '%s' rejected %s; sent again without it (Drop Unsupported Parameters).",
                 model,
@@ -349,8 +346,8 @@ def options(action_id: str, field: str, connection: Any = None) -> list[dict[str
         raise InvalidInput(f"{action.title}: field '{field}' has no dropdown options.")
     source = load_manifest().action(param.options.action)
     output = run(source.id, {}, connection)
-    hooks = _hooks(source)
-    if hooks is not None and hasattr(hooks, "options"):
-        return hooks.options(output)
+    to_options = hook(source, "options")
+    if to_options is not None:
+        return to_options(output)
     key = param.options.value
     return [{"value": item[key], "label": item[key]} for item in output.get("data") or []]

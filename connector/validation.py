@@ -24,7 +24,9 @@ if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-REQUEST_SCHEMA_PATH = ROOT / "schemas" / "create_chat_completion.request.schema.json"
+# Each action names its own ``request_schema`` (relative to the root); this is the chat one.
+CHAT_SCHEMA = "schemas/create_chat_completion.request.schema.json"
+REQUEST_SCHEMA_PATH = ROOT / CHAT_SCHEMA
 ANNOTATIONS = frozenset({"title", "description", "default", "deprecated", "examples", "$comment"})
 TYPE_NAMES = {
     "object": "an object",
@@ -61,9 +63,9 @@ class Problem:
         return f"{self.location}: {self.message}" if self.path else self.message
 
 
-def validate_request(body: Any) -> list[Problem]:
-    """Return every problem of a request body against the official schema (empty if valid)."""
-    checker = _checker()
+def validate_request(body: Any, schema: str = CHAT_SCHEMA) -> list[Problem]:
+    """Return every problem of a request body against an action's request schema (empty if valid)."""
+    checker = _checker(schema)
     if checker.quick(body):
         return []
     from jsonschema.exceptions import SchemaError, UndefinedTypeCheck, UnknownType
@@ -75,22 +77,22 @@ def validate_request(body: Any) -> list[Problem]:
         raise InternalError(f"the request schema is broken: {exc}") from exc
 
 
-def request_properties() -> list[str]:
+def request_properties(schema: str = CHAT_SCHEMA) -> list[str]:
     """Return the name of every top-level property of the request body."""
-    return list(_checker().schema["properties"])
+    return list(_checker(schema).schema["properties"])
 
 
-def property_schema(name: str) -> dict[str, Any] | None:
+def property_schema(name: str, schema: str = CHAT_SCHEMA) -> dict[str, Any] | None:
     """Return the official schema of a top-level request property, every $ref inlined."""
-    checker = _checker()
+    checker = _checker(schema)
     node = checker.schema["properties"].get(name)
     return None if node is None else checker.inline(node, frozenset())
 
 
-def official_enum(name: str) -> list[str] | None:
+def official_enum(name: str, schema: str = CHAT_SCHEMA) -> list[str] | None:
     """Return the values the official schema allows for a top-level property, if an enum."""
-    schema = property_schema(name)
-    return None if schema is None else _enum_values(schema)
+    node = property_schema(name, schema)
+    return None if node is None else _enum_values(node)
 
 
 def _enum_values(schema: dict[str, Any]) -> list[Any] | None:
@@ -111,12 +113,13 @@ def _enum_values(schema: dict[str, Any]) -> list[Any] | None:
 
 
 @functools.cache
-def _checker() -> _Checker:
+def _checker(schema: str = CHAT_SCHEMA) -> _Checker:
+    path = ROOT / schema
     try:
-        schema = json.loads(REQUEST_SCHEMA_PATH.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InternalError(f"cannot load the request schema {REQUEST_SCHEMA_PATH}: {exc}") from exc
-    return _Checker(schema)
+        raise InternalError(f"cannot load the request schema {path}: {exc}") from exc
+    return _Checker(data)
 
 
 @dataclass(frozen=True, slots=True)
