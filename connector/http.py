@@ -43,6 +43,7 @@ ERROR_BODY_BYTES = 1024 * 1024
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 EXCERPT_CHARS = 300
+DEADLINE_SLACK = 0.1  # how far past max_duration a read may end
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.I | re.S)
 # urllib3 starts its messages with the connection object: "<...HTTPSConnection at 0x..>: " or
 # "HTTPSConnection(host='x', port=443): ".
@@ -104,11 +105,13 @@ class _Request:
 class _Counter:
     """Bytes read from one reply body so far, and the run's deadline for reading them."""
 
-    def __init__(self, deadline: float = math.inf, read_timeout: float = math.inf) -> None:
+    def __init__(self, deadline: float = math.inf, sock: Any = None) -> None:
         self.bytes = 0
         self.deadline = deadline
-        self.read_timeout = read_timeout
-        self.socket: Any = None  # tightened to the time left once that is below the timeout
+        self.socket = sock  # its timeout is cut to the time left as the deadline nears
+        timeout = _timeout_of(sock)
+        # Until this moment a read cannot end later than the deadline (plus a little).
+        self.check_at = deadline if timeout is None else deadline - timeout + DEADLINE_SLACK
 
 
 class Transport:
@@ -305,8 +308,7 @@ class Transport:
         failed = errors.classify(status) is not None  # the one status table decides
         if failed and resp.is_redirect:
             return _Failure(_redirect_error(resp, host, request_id), False, resp.headers)
-        counter = _Counter(req.deadline, self.connection.timeout)
-        counter.socket = _socket(resp)
+        counter = _Counter(req.deadline, _socket(resp))
         content_type = resp.headers.get("content-type", "").lower()
         try:
             if failed:
@@ -551,6 +553,28 @@ def _socket(resp: requests.Response) -> Any:
         return None
 
 
+def _timeout_of(sock: Any) -> float | None:
+    try:
+        return sock.gettimeout() if sock is not None else None
+    except OSError:
+        return None
+
+
+def _near_deadline(counter: _Counter) -> None:
+    """Raise _Overdue past the deadline; else cut the next read to the time left."""
+    left = counter.deadline - time.monotonic()
+    if left <= 0:
+        raise _Overdue
+    counter.check_at = counter.deadline
+    if counter.socket is not None:
+        try:
+            counter.socket.settimeout(left)
+        except OSError:
+            counter.socket = None
+            return
+        counter.check_at = counter.deadline - left + DEADLINE_SLACK
+
+
 def _too_large(cap: int, partial: Any = None) -> InvalidResponse:
     return InvalidResponse(
         f"The reply is larger than max_response_bytes ({cap} bytes); raise max_response_bytes"
@@ -577,6 +601,7 @@ def _read_body(
 
 
 def _capped(chunks: Iterator[bytes], cap: int, counter: _Counter) -> Iterator[bytes]:
+    monotonic = time.monotonic
     for chunk in chunks:
         counter.bytes += len(chunk)
         if counter.bytes > cap:
@@ -585,14 +610,8 @@ def _capped(chunks: Iterator[bytes], cap: int, counter: _Counter) -> Iterator[by
         yield chunk
         # A server trickling keep-alive comments never trips the read timeout: the deadline
         # does. Near it, the next read waits only for the time left.
-        left = counter.deadline - time.monotonic()
-        if left <= 0:
-            raise _Overdue
-        if left < counter.read_timeout and counter.socket is not None:
-            try:
-                counter.socket.settimeout(left)
-            except OSError:
-                counter.socket = None
+        if monotonic() > counter.check_at:
+            _near_deadline(counter)
 
 
 def _stream_chunks(resp: requests.Response) -> Iterator[bytes]:

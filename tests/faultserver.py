@@ -27,6 +27,7 @@ Scenarios:
     stream-stall        SSE that sends some content, then sleeps ``seconds``
     stream-trickle      SSE that sends some content, then a keep-alive comment every ``every``
                         seconds (default 0.2) for ``seconds`` (default 30), then the rest
+                        (``then=stall``: then silence, until the client gives up)
     stream-big-line     SSE whose content event is one line of ``size`` bytes
     big                 a valid chat.completion whose content is ``size`` characters
     redirect            307 to the same path on another host (a second server that records hits)
@@ -562,6 +563,10 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:  # the client gave up: the point of the scenario
                 self.close_connection = True
                 return
+        if self.params.get("then") == "stall":
+            stopping.wait(MAX_SLEEP)
+            self.close_connection = True
+            return
         self._stream(events[3:], end="done", head=False)
 
     def fault_stream_big_line(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import CANARY
 from faultserver import Blackhole
@@ -227,6 +229,17 @@ def test_a_trickling_stream_is_ended_by_max_duration(fault_server, cli):
     assert 1.4 < result.seconds < 4  # keep-alives every 0.1 s never trip the 1 s read timeout
     assert "max_duration (1.5 s) while reading the streamed reply" in result.error["message"]
     assert result.error["partial"]["choices"][0]["message"]["content"] == "Partial"
+
+
+def test_the_last_read_is_cut_to_the_time_left(fault_server, cli):
+    # Keep-alives for 1.5 s, then silence: the read timeout (10 s, cut to 2 s when the request
+    # went out) alone would end the run near 3.5 s; cut to the time left, it ends near 2 s.
+    scenario = fault_server.scenario("stream-trickle", every=0.1, seconds=1.5, then="stall")
+    result = cli(scenario.base_url, "stream=true", connection={"max_duration": 2})
+    ended = time.time()
+    assert result.code == 4 and result.error["type"] == "timeout"
+    assert "max_duration (2 s)" in result.error["message"]
+    assert ended - scenario.requests[0].time < 2.8  # from the request, not the process start
 
 
 def test_a_retry_after_past_the_time_left_fails_at_once_with_the_api_error(fault_server, cli):
