@@ -1,8 +1,10 @@
 """The benchmark's reference: a bare WSGI app that forwards the body to the stub, on the same
 gunicorn settings as the action server (``connector.serving.gunicorn_options``).
 
-``python benchmarks/forward.py STUB_BASE_URL WORKERS CONCURRENCY`` prints ``listening on URL``
-on stderr, like ``python -m connector serve``.
+``python benchmarks/forward.py STUB_BASE_URL WORKERS CONCURRENCY [--through-app]`` prints
+``listening on URL`` on stderr, like ``python -m connector serve``. With ``--through-app`` it
+serves the action server's own app with ``runner.run`` replaced by the same bare forward, which
+measures what the server layer (Falcon, auth, caps, metrics, the log line) costs by itself.
 """
 
 from __future__ import annotations
@@ -35,8 +37,33 @@ def forwarding_app(target: str):
     return app
 
 
+def app_with_forwarding_runner(target: str, settings: Settings):
+    """Return the action server's app whose runner only forwards the form to ``target``."""
+    import json
+
+    from connector import runner, server
+
+    local = threading.local()
+
+    def forward(action_id, form=None, connection=None, **kw):
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        data = json.dumps(form).encode()
+        reply = session.post(target, data=data, headers={"Content-Type": "application/json"})
+        return json.loads(reply.content)
+
+    runner.run = forward
+    return server.create_app(settings)
+
+
 if __name__ == "__main__":
     base_url, workers, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    options = gunicorn_options(Settings(concurrency=concurrency), port=0, workers=workers)
+    settings = Settings.from_env(concurrency=concurrency)
+    options = gunicorn_options(settings, port=0, workers=workers)
     options["proc_name"] = "forward-bench"
-    run_gunicorn(options, lambda: forwarding_app(base_url + "/chat/completions"))
+    target = base_url + "/chat/completions"
+    if "--through-app" in sys.argv:
+        run_gunicorn(options, lambda: app_with_forwarding_runner(target, settings))
+    else:
+        run_gunicorn(options, lambda: forwarding_app(target))

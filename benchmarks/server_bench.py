@@ -2,10 +2,15 @@
 
 One run starts the stub (benchmarks/stub.py), the action server (``python -m connector serve``)
 and the reference, a bare WSGI app that forwards the body to the stub
-(benchmarks/forward.py), both on gunicorn with the same settings (2 workers, gthread). A
+(benchmarks/forward.py), both on gunicorn with the same settings (2 workers, gthread), and a
+third server, the action server's app with the runner replaced by that bare forward (the server
+layer's own cost, without the connector's work on each run). A
 client of 50 concurrent keep-alive connections (asyncio, one process) sends the same request
-to each, in alternating rounds, and measures throughput and latency. Then the peak RSS of each
-worker of the action server.
+to each, in short rounds of alternating order, and measures throughput and latency. The ratios
+are the medians of the ratios of paired rounds, so that the load of other processes on a shared
+machine, which drifts over seconds, cancels out. The workers' CPU time per request is measured
+too: it is what the two apps cost, whatever else the machine runs. Then the peak RSS of each
+worker.
 
 Targets (issue 14): throughput at least 0.85x the reference's, p50 at most 1 ms above it.
 Usage: ``python benchmarks/server_bench.py [--quick] [--strict] [--json FILE]``.
@@ -35,7 +40,7 @@ KEY = "sk-bench-not-a-real-key"
 FORM = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
 WORKERS = 2
 CLIENTS = 50
-CONCURRENCY = 32  # run slots per worker: above the 25 connections a worker gets, so no 503s
+CONCURRENCY = CLIENTS  # run slots per worker: one worker may get every connection; no 503s
 
 
 class Server:
@@ -72,12 +77,22 @@ class Server:
     def port_known(self) -> bool:
         return hasattr(self, "port")
 
+    def workers(self) -> list[str]:
+        pid = self.proc.pid
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+    def workers_cpu_seconds(self) -> float:
+        """Return the CPU time (user + system) the workers have used so far."""
+        ticks = 0
+        for child in self.workers():
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def workers_peak_rss_kib(self) -> list[int]:
         """Return VmHWM (peak resident set) of each worker process, in KiB."""
-        pid = self.proc.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         out = []
-        for child in children:
+        for child in self.workers():
             for line in Path(f"/proc/{child}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     out.append(int(line.split()[1]))
@@ -117,8 +132,8 @@ async def _client(host: str, port: int, raw: bytes, count: int, out: list, bad: 
         writer.close()
 
 
-def load(server: Server, path: str, total: int) -> dict[str, float]:
-    """Send ``total`` requests over CLIENTS connections; return throughput and latencies."""
+def load(server: Server, path: str, total: int, clients: int = CLIENTS) -> dict[str, float]:
+    """Send ``total`` requests over ``clients`` connections; return throughput and latencies."""
     raw = request_bytes(server.host, server.port, path)
     latencies: list[float] = []
     bad: list[str] = []
@@ -127,8 +142,8 @@ def load(server: Server, path: str, total: int) -> dict[str, float]:
         start = time.perf_counter()
         await asyncio.gather(
             *(
-                _client(server.host, server.port, raw, total // CLIENTS, latencies, bad)
-                for _ in range(CLIENTS)
+                _client(server.host, server.port, raw, total // clients, latencies, bad)
+                for _ in range(clients)
             )
         )
         return time.perf_counter() - start
@@ -151,16 +166,21 @@ def merge(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
 
 
+def paired(a: list[dict], b: list[dict], key: str, how) -> float:
+    """Return the median over paired rounds of ``how(a_round[key], b_round[key])``."""
+    return statistics.median(how(x[key], y[key]) for x, y in zip(a, b, strict=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="one short round each, for CI")
-    p.add_argument("--requests", type=int, help="requests per round (default 5000; quick 500)")
-    p.add_argument("--rounds", type=int, help="alternating rounds per server (default 5)")
+    p.add_argument("--requests", type=int, help="requests per round (default 1000; quick 500)")
+    p.add_argument("--rounds", type=int, help="paired rounds (default 20; quick 2)")
     p.add_argument("--json", metavar="FILE", help="results (default: server_results.json here)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = p.parse_args(argv)
-    total = args.requests or (500 if args.quick else 5000)
-    rounds = args.rounds or (1 if args.quick else 5)
+    total = args.requests or (500 if args.quick else 1000)
+    rounds = args.rounds or (2 if args.quick else 20)
     info = machine()
     print(" | ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
     stub = Stub(1)
@@ -170,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "CONNECTOR_SERVER_TOKENS": TOKEN,
         "CONNECTOR_RUNS_DB": str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-runs.sqlite3"),
     }
-    ours = bare = None
+    ours = bare = layer = None
     try:
         ours = Server(
             [
@@ -186,27 +206,37 @@ def main(argv: list[str] | None = None) -> int:
             ],
             env,
         )
-        bare = Server(
-            [str(HERE / "forward.py"), stub.base_url, str(WORKERS), str(CONCURRENCY)], env
-        )
         path = "/actions/create_chat_completion/run"
+        forward = [str(HERE / "forward.py"), stub.base_url, str(WORKERS), str(CONCURRENCY)]
+        bare = Server(forward, env)
+        layer = Server([*forward, "--through-app"], env)
         load(ours, path, CLIENTS * 4)  # warm-up: imports, manifest, connection pools
         load(bare, "/", CLIENTS * 4)
-        results: dict[str, list] = {"server": [], "bare": []}
+        load(layer, path, CLIENTS * 4)
+        results: dict[str, list] = {k: [] for k in ("server", "bare", "layer")}
+        results.update({k + "_1": [] for k in ("server", "bare", "layer")})
         for i in range(rounds):
             print(f"round {i + 1}/{rounds}: {total} requests each ...", flush=True)
-            results["server"].append(load(ours, path, total))
-            results["bare"].append(load(bare, "/", total))
+            order = [("server", ours, path), ("bare", bare, "/"), ("layer", layer, path)]
+            for name, target, route in order if i % 2 == 0 else order[::-1]:
+                cpu = target.workers_cpu_seconds()
+                results[name].append(load(target, route, total))
+                used = target.workers_cpu_seconds() - cpu
+                results[name][-1]["worker_cpu_us"] = used / total * 1e6
+                # One client: the latency each hop adds, without queueing behind 49 others.
+                results[name + "_1"].append(load(target, route, max(50, total // 20), clients=1))
         rss = ours.workers_peak_rss_kib()
         bare_rss = bare.workers_peak_rss_kib()
     finally:
-        for s in (ours, bare):
+        for s in (ours, bare, layer):
             if s is not None:
                 s.close()
         stub.close()
     a, b = merge(results["server"]), merge(results["bare"])
-    ratio = a["per_second"] / b["per_second"]
-    added = a["p50_ms"] - b["p50_ms"]
+    ratio = paired(results["server"], results["bare"], "per_second", lambda x, y: x / y)
+    added = paired(results["server"], results["bare"], "p50_ms", lambda x, y: x - y)
+    one = paired(results["server_1"], results["bare_1"], "p50_ms", lambda x, y: x - y)
+    a1, b1 = merge(results["server_1"]), merge(results["bare_1"])
     items = [
         Row(
             "throughput: /run",
@@ -225,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             "bare forwarding app",
             b["p50_ms"],
             a["p50_ms"] / b["p50_ms"],
-            f"<= +1 ms (+{added:.2f} ms)",
+            f"<= +1 ms ({added:+.2f} ms)",
             added <= 1.0,
         ),
         Row(
@@ -235,6 +265,39 @@ def main(argv: list[str] | None = None) -> int:
             "bare forwarding app",
             b["p99_ms"],
             a["p99_ms"] / b["p99_ms"],
+        ),
+        Row(
+            "p50: /run, 1 client",
+            a1["p50_ms"],
+            "ms",
+            "bare forwarding app",
+            b1["p50_ms"],
+            a1["p50_ms"] / b1["p50_ms"],
+            f"({one:+.2f} ms)",
+        ),
+        Row(
+            "throughput: server layer only",
+            merge(results["layer"])["per_second"],
+            "req/s",
+            "bare forwarding app",
+            b["per_second"],
+            paired(results["layer"], results["bare"], "per_second", lambda x, y: x / y),
+        ),
+        Row(
+            "worker CPU per call: server layer only",
+            merge(results["layer"])["worker_cpu_us"],
+            "us",
+            "bare forwarding app",
+            b["worker_cpu_us"],
+            paired(results["layer"], results["bare"], "worker_cpu_us", lambda x, y: x / y),
+        ),
+        Row(
+            "worker CPU per /run",
+            a["worker_cpu_us"],
+            "us",
+            "bare forwarding app",
+            b["worker_cpu_us"],
+            paired(results["server"], results["bare"], "worker_cpu_us", lambda x, y: x / y),
         ),
         Row(
             "peak RSS per worker (max)",

@@ -50,13 +50,21 @@ class Metrics:
             "Requests answered 503 because every run slot of the worker was busy.",
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str], tuple] = {}
 
     def observe(self, action: str, outcome: str, seconds: float, attempts: int) -> None:
         """Count one finished run."""
-        self.runs.labels(action, outcome).inc()
-        self.seconds.labels(action).observe(seconds)
+        children = self._children.get((action, outcome))
+        if children is None:  # labels() costs more than the update: look each pair up once
+            children = self._children[action, outcome] = (
+                self.runs.labels(action, outcome),
+                self.seconds.labels(action),
+                self.attempts.labels(action),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if attempts:
-            self.attempts.labels(action).inc(attempts)
+            children[2].inc(attempts)
 
     def render(self) -> tuple[str, bytes]:
         """Return (content type, Prometheus text) for every worker of this machine."""

@@ -11,10 +11,10 @@ import hmac
 import json
 import logging
 import os
+import random
 import re
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -180,7 +180,9 @@ class _Auth:
 
 def _request_id(req) -> str:
     given = req.get_header("X-Request-Id")
-    return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+    # 96 random bits: unique enough to find one call in the logs of every machine. (The random
+    # module is reseeded in each forked worker.)
+    return given if given and _REQUEST_ID.match(given) else f"{random.getrandbits(96):024x}"
 
 
 # -- the body ---------------------------------------------------------------------------------
@@ -188,18 +190,17 @@ def _request_id(req) -> str:
 
 def read_form(req, settings: Settings) -> dict:
     """Return the JSON object in the body (``{}`` when empty), within the size and depth caps."""
+    cap = settings.max_body_bytes
     length = req.content_length
-    if length is not None and length > settings.max_body_bytes:
+    if length is not None and length > cap:
+        _discard(req, cap)
         raise Refused(
-            f"The body has {length} bytes; this server takes at most {settings.max_body_bytes}.",
-            type="too_large",
+            f"The body has {length} bytes; this server takes at most {cap}.", type="too_large"
         )
-    raw = req.bounded_stream.read(settings.max_body_bytes + 1)
-    if len(raw) > settings.max_body_bytes:
-        raise Refused(
-            f"The body is larger than {settings.max_body_bytes} bytes, the server's cap.",
-            type="too_large",
-        )
+    raw = req.bounded_stream.read(cap + 1)
+    if len(raw) > cap:
+        _discard(req, cap)
+        raise Refused(f"The body is larger than {cap} bytes, the server's cap.", type="too_large")
     if not raw.strip():
         return {}
     media = (req.content_type or "").split(";")[0].strip().lower()
@@ -218,11 +219,28 @@ def read_form(req, settings: Settings) -> dict:
             f"The body must be a JSON object of form values, not a JSON {type(doc).__name__}.",
             type="bad_call",
         )
-    if _depth(doc) > settings.max_json_depth:
+    # Nesting needs an opening bracket per level: most bodies have too few to be worth a walk.
+    if raw.count(b"[") + raw.count(b"{") > settings.max_json_depth and (
+        _depth(doc) > settings.max_json_depth
+    ):
         raise Refused(
             f"The body is nested deeper than {settings.max_json_depth} levels.", type="bad_call"
         )
     return doc
+
+
+def _discard(req, cap: int) -> None:
+    """Read and drop a refused body (up to 16 caps), so the connection can serve the next call.
+
+    gunicorn closes a keep-alive connection whose body was left unread, without telling the
+    client, whose next call on it would then fail.
+    """
+    left = 16 * cap
+    while left > 0:
+        chunk = req.bounded_stream.read(min(left, 64 * 1024))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def _depth(value: Any) -> int:
@@ -304,6 +322,7 @@ class Engine:
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._beats: threading.Thread | None = None
+        self._lock = threading.Lock()
         connector_log = logging.getLogger("connector")
         if _retries not in connector_log.handlers:
             connector_log.addHandler(_retries)
@@ -372,22 +391,24 @@ class Engine:
         return run_id
 
     def _heartbeats(self) -> None:
-        if self._beats is not None and self._beats.is_alive() and self._beats.ident:
-            return
+        with self._lock:
+            if self._beats is None:
+                self._beats = threading.Thread(
+                    target=self._beat, name="connector-heartbeat", daemon=True
+                )
+                self._beats.start()
 
-        def beat() -> None:
-            last_purge = 0.0
-            while not self._stop.wait(self.settings.heartbeat):
-                try:
-                    self.store.beat()
-                    if time.time() - last_purge > 60:
-                        self.store.purge()
-                        last_purge = time.time()
-                except Exception as exc:  # a locked or full disk must not stop the beats
-                    log.warning("run store: %s", type(exc).__name__)
-
-        self._beats = threading.Thread(target=beat, name="connector-heartbeat", daemon=True)
-        self._beats.start()
+    def _beat(self) -> None:
+        """Refresh this worker's runs' heartbeat, and purge old runs, until drained."""
+        last_purge = 0.0
+        while not self._stop.wait(self.settings.heartbeat):
+            try:
+                self.store.beat()
+                if time.time() - last_purge > 60:
+                    self.store.purge()
+                    last_purge = time.time()
+            except Exception as exc:  # a locked or full disk must not stop the beats
+                log.warning("run store: %s", type(exc).__name__)
 
     def drain(self, timeout: float | None = None) -> int:
         """Wait for in-flight async runs (SIGTERM); mark the rest interrupted; return that count."""
@@ -402,12 +423,17 @@ class Engine:
 # -- resources --------------------------------------------------------------------------------
 
 
+_by_id: dict[str, Any] = {}  # action id -> Action, filled by create_app
+
+
 def _action(action_id: str):
-    for a in load_manifest().actions:
-        if a.id == action_id:
-            return a
-    known = ", ".join(a.id for a in load_manifest().actions)
-    raise Refused(f"Unknown action '{action_id}'. Known actions: {known}.", type="unknown_route")
+    action = _by_id.get(action_id)
+    if action is None:
+        known = ", ".join(_by_id)
+        raise Refused(
+            f"Unknown action '{action_id}'. Known actions: {known}.", type="unknown_route"
+        )
+    return action
 
 
 class Health:
@@ -455,12 +481,15 @@ class Options(_Call):
 
     def on_get(self, req, resp, action: str, field: str) -> None:
         spec = _action(action)
-        if not any(p.name == field and p.options is not None for p in spec.parameters):
+        param = next((p for p in spec.parameters if p.name == field and p.options), None)
+        if param is None:
             raise Refused(
                 f"{spec.title} has no field '{field}' with options.", type="unknown_route"
             )
         conn = connection_for(req, self.engine.settings)
-        self._answer(req, resp, action, lambda: runner.options(action, field, conn))
+        # Counted as a run of the action that lists the options (List Models).
+        source = param.options.action
+        self._answer(req, resp, source, lambda: runner.options(action, field, conn))
 
 
 class Run(_Call):
@@ -565,6 +594,7 @@ class App(falcon.App):
 def create_app(settings: Settings | None = None) -> App:
     """Return the WSGI app with every route, those of ``ROUTE_MODULES`` included."""
     settings = settings or Settings.from_env()
+    _by_id.update({a.id: a for a in load_manifest().actions})
     engine = Engine(settings)
     app = App(middleware=[_Auth(settings)])
     app.req_options.auto_parse_form_urlencoded = False

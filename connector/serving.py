@@ -115,6 +115,10 @@ def serve(
             left = engine.drain()
             if left:
                 log.warning('{"event": "drain", "interrupted_runs": %d}', left)
+                # The runs still going were marked interrupted; exiting normally would wait for
+                # their threads (the interpreter joins them), past the drain time.
+                logging.shutdown()
+                os._exit(0)
 
     def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess

@@ -347,6 +347,20 @@ def test_sigterm_drains_in_flight_runs(fault_server, tmp_path):
         assert final.status_code == 200, final.text  # finished before the worker exited
 
 
+def test_sigterm_marks_runs_past_the_drain_time_interrupted(fault_server, tmp_path):
+    env = server_env(fault_server, tmp_path, CONNECTOR_SERVER_DRAIN_SECONDS="0.5")
+    server = ActionServer(env=env).start()
+    slow = upstream(fault_server, "slow", seconds=20)
+    location = server.call("POST", f"{ACTION}/runs", FORM, headers=slow).headers["Location"]
+    started = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 5  # did not wait for the 20 s run
+    assert '"interrupted_runs": 1' in server.logs()
+    with ActionServer(env=env) as again:
+        _, final = poll(again, location, seconds=5)
+        assert final.status_code == 503 and final.json()["error"]["type"] == "interrupted"
+
+
 # -- start-up ---------------------------------------------------------------------------------
 
 
