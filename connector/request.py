@@ -13,15 +13,9 @@ from .manifest import Action, Param
 log = logging.getLogger("connector")
 
 
-_forms: dict[int, tuple[Action, Form]] = {}
-
-
 def form_for(action: Action) -> Form:
     """Return the compiled form of an action (once per process)."""
-    entry = _forms.get(id(action))
-    if entry is None or entry[0] is not action:
-        entry = _forms[id(action)] = (action, Form(action.parameters, action.module))
-    return entry[1]
+    return _plan(action).form
 
 
 def build_body(action: Action, form: Mapping[str, Any], connection: Connection) -> dict | None:
@@ -101,23 +95,26 @@ def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:
 
 
 class _Plan(NamedTuple):
-    """An action's parameters looked up by name and by body field, and its merge parameter."""
+    """An action compiled once: its form, its parameters by name and by body field, its merge."""
 
     action: Action
+    form: Form
     by_name: dict[str, Param]
     by_target: dict[str, Param]
     merge: Param | None
 
 
+# One entry per action, keyed by id() but checked by identity: a reloaded manifest recompiles.
 _plans: dict[int, _Plan] = {}
 
 
 def _plan(action: Action) -> _Plan:
-    """Return the lookups of an action's parameters (once per process)."""
+    """Return the compiled action (once per process)."""
     plan = _plans.get(id(action))
     if plan is None or plan.action is not action:
         plan = _plans[id(action)] = _Plan(
             action,
+            Form(action.parameters, action.module),
             {p.name: p for p in action.parameters},
             {p.target: p for p in action.parameters if not p.merge and not p.send_as},
             next((p for p in action.parameters if p.merge), None),
