@@ -16,7 +16,7 @@ import pytest
 import requests
 import responses
 
-from connector import errors, http
+from connector import errors, http, replies
 from connector.connection import Connection
 from connector.http import Transport, transport_for
 
@@ -252,7 +252,7 @@ def test_network_error_then_success(mock):
     ],
 )
 def test_reason_drops_object_reprs(text):
-    assert http._reason(requests.ConnectionError(OSError(text))) == "Failed to resolve 'x'"
+    assert replies.reason_of(requests.ConnectionError(OSError(text))) == "Failed to resolve 'x'"
 
 
 def test_retry_log_for_network_errors(mock, caplog):
