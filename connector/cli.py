@@ -194,8 +194,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from .server import Settings, read_tokens
-    from .serving import serve
+    from .errors import InvalidInput
+
+    try:
+        from .server import Settings, read_tokens
+        from .serving import serve
+    except ImportError as exc:
+        raise InvalidInput(
+            f"The action server needs the server extra ({exc.name} is missing): "
+            "pip install 'openai-chat-connector[server]'."
+        ) from None
 
     tokens = read_tokens(os.environ, args.token_file)
     settings = Settings.from_env(

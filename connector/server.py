@@ -466,6 +466,11 @@ class _Call:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _inputs(self, req, action: str) -> tuple[dict, dict | None]:
+        """Return the form and the connection of a call to a known action."""
+        _action(action)
+        return read_form(req, self.engine.settings), connection_for(req, self.engine.settings)
+
     def _answer(self, req, resp, action_id: str, work) -> None:
         self.engine.slot()
         status, doc = self.engine.execute(self.kind, action_id, work, req.context.request_id)
@@ -494,9 +499,7 @@ class Options(_Call):
 
 class Run(_Call):
     def on_post(self, req, resp, action: str) -> None:
-        _action(action)
-        form = read_form(req, self.engine.settings)
-        conn = connection_for(req, self.engine.settings)
+        form, conn = self._inputs(req, action)
         self._answer(req, resp, action, lambda: runner.run(action, form, conn))
 
 
@@ -504,17 +507,13 @@ class DryRun(_Call):
     kind = "dry-run"
 
     def on_post(self, req, resp, action: str) -> None:
-        _action(action)
-        form = read_form(req, self.engine.settings)
-        conn = connection_for(req, self.engine.settings)
+        form, conn = self._inputs(req, action)
         self._answer(req, resp, action, lambda: runner.prepare(action, form, conn))
 
 
 class StartRun(_Call):
     def on_post(self, req, resp, action: str) -> None:
-        _action(action)
-        form = read_form(req, self.engine.settings)
-        conn = connection_for(req, self.engine.settings)
+        form, conn = self._inputs(req, action)
         runner.prepare(action, form, conn)  # a bad form or connection is refused now, not later
         self.engine.slot()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -345,6 +346,21 @@ def test_sigterm_drains_in_flight_runs(fault_server, tmp_path):
     with ActionServer(env=env) as again:
         _, final = poll(again, location, seconds=5)
         assert final.status_code == 200, final.text  # finished before the worker exited
+
+
+def test_sigterm_lets_an_in_flight_sync_run_finish(fault_server, tmp_path):
+    server = ActionServer(env=server_env(fault_server, tmp_path)).start()
+    slow = upstream(fault_server, "slow", seconds=1.5)
+    answers = []
+    caller = threading.Thread(
+        target=lambda: answers.append(server.call("POST", f"{ACTION}/run", FORM, headers=slow))
+    )
+    caller.start()
+    time.sleep(0.5)  # the run is in flight
+    server.proc.send_signal(signal.SIGTERM)
+    caller.join(10)
+    assert answers and answers[0].status_code == 200, answers
+    assert server.stop() == 0
 
 
 def test_sigterm_marks_runs_past_the_drain_time_interrupted(fault_server, tmp_path):
