@@ -11,6 +11,7 @@ from typing import Any
 
 from connector.errors import InvalidResponse
 from connector.forms import FieldProblem
+from connector.stream import Aggregator
 
 log = logging.getLogger("connector")
 
@@ -18,6 +19,10 @@ ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOOL_CHOICE_WORDS = ("none", "auto", "required")
 _SCHEMA_HINTS = ("properties", "items", "anyOf", "oneOf", "allOf", "$schema", "$defs", "enum")
+
+
+# The stream_aggregator hook: chat.completion.chunk events into one chat.completion.
+stream_aggregator = Aggregator
 
 
 def normalize_messages(value: Any) -> list:

@@ -14,6 +14,9 @@ one place that imports action modules.
   ``InvalidResponse`` for a reply that is not what was asked for.
 - ``options(output) -> list[{"value", "label"}]``: the dropdown options this action's output
   gives another action's field (``options.action`` in the manifest).
+- ``stream_aggregator(on_token)``: a class (or factory) whose objects collect a streamed reply's
+  events into the whole reply: ``add(event)``, ``result()``, ``chunks``; ``on_token(text)`` is
+  called with text as it arrives. Without it the action cannot stream.
 
 Fields that Drop Unsupported Parameters never removes are the action's required parameters.
 """
@@ -24,7 +27,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-HOOKS = frozenset({"cross_rules", "finish", "options"})
+HOOKS = frozenset({"cross_rules", "finish", "options", "stream_aggregator"})
 
 
 def module(name: str) -> ModuleType:

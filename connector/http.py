@@ -70,6 +70,7 @@ class _Request:
     stream: bool
     settings: dict[str, Any]  # proxies and CA bundle for the URL, from the environment
     deadline: float = math.inf  # the end of max_duration, on the monotonic clock
+    aggregator: Callable[..., Any] | None = None  # collects a stream's events (chat when None)
 
     @property
     def data(self) -> bytes | None:
@@ -141,10 +142,16 @@ class Transport:
         *,
         stream: bool = False,
         on_token: Callable[[str], None] | None = None,
+        aggregator: Callable[..., Any] | None = None,
     ) -> Reply:
-        """Send one API request, retrying transient failures; return the reply or raise."""
+        """Send one API request, retrying transient failures; return the reply or raise.
+
+        ``aggregator(on_token)`` makes the object that collects a streamed reply's events
+        (``add(event)``, ``result()``, ``chunks``): the action's ``stream_aggregator`` hook;
+        chat chunks when not given.
+        """
         # Errors leave unredacted: the facade (runner.run) redacts once, at the boundary.
-        return self._send(method, path, body, stream, on_token)
+        return self._send(method, path, body, stream, on_token, aggregator)
 
     def _send(
         self,
@@ -153,9 +160,11 @@ class Transport:
         body: dict | None,
         stream: bool,
         on_token: Callable[[str], None] | None,
+        aggregator: Callable[..., Any] | None = None,
     ) -> Reply:
         req = self._request(method, path, body, stream)
         req.deadline = time.monotonic() + self.connection.max_duration
+        req.aggregator = aggregator
         data = req.data  # encoded once for every attempt
         self.provider.check_key(self._key)
         max_retries = max(0, int(self.connection.max_retries))
@@ -306,7 +315,7 @@ class Transport:
                         status=status,
                         body=raw,
                     )
-                data = self._read_stream(resp, counter, on_token)
+                data = self._read_stream(resp, counter, on_token, req.aggregator)
             else:
                 cap = self.connection.max_response_bytes
                 raw = _read_body(resp, cap, counter)
@@ -345,11 +354,15 @@ class Transport:
         return Reply(data, status, resp.headers, request_id, 0)
 
     def _read_stream(
-        self, resp: requests.Response, counter: _Counter, on_token: Callable[[str], None] | None
+        self,
+        resp: requests.Response,
+        counter: _Counter,
+        on_token: Callable[[str], None] | None,
+        aggregator: Callable[..., Any] | None = None,
     ) -> dict[str, Any]:
         from connector import stream  # chat chunks: imported only when a stream is read
 
-        agg = stream.Aggregator(on_token)
+        agg = (aggregator or stream.Aggregator)(on_token)
         chunks = _capped(_stream_chunks(resp), self.connection.max_response_bytes, counter)
         try:
             return stream.collect(

@@ -292,8 +292,14 @@ def _raw_secrets(connection: Any) -> list[str]:
 
 def _send(transport, action: Action, body: dict | None, conn: Connection, on_token):
     stream = bool(body and body.get("stream"))
+    aggregator = hook(action, "stream_aggregator") if stream else None
+    if stream and aggregator is None:
+        raise InvalidInput(
+            f"{action.title} cannot stream: its action module defines no stream_aggregator."
+        )
+    kw = {"stream": stream, "on_token": on_token, "aggregator": aggregator}
     try:
-        return transport.send(action.method, action.path, body, stream=stream, on_token=on_token)
+        return transport.send(action.method, action.path, body, **kw)
     except RequestRejected as exc:
         if body is None or exc.code not in UNSUPPORTED_CODES or not exc.param:
             raise
@@ -314,9 +320,7 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
             )
             retry = {k: v for k, v in body.items() if k != field}
             try:
-                reply = transport.send(
-                    action.method, action.path, retry, stream=stream, on_token=on_token
-                )
+                reply = transport.send(action.method, action.path, retry, **kw)
             except ConnectorError as again:  # count the rejected send too
                 raise again.replace(attempts=(again.attempts or 1) + (exc.attempts or 1)) from None
             reply.attempts += exc.attempts or 1

@@ -94,3 +94,22 @@ def test_no_chat_code_is_involved(fault_server, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"dims": 4, "chat_modules": []}
+
+
+@pytest.mark.usefixtures("engine_manifest")
+def test_an_action_without_a_stream_aggregator_cannot_stream():
+    from connector.connection import Connection
+    from connector.manifest import load_manifest
+
+    action = load_manifest().action("create_embedding")
+    body = {"model": "m", "input": "x", "stream": True}
+    with pytest.raises(InvalidInput, match="cannot stream"):
+        runner._send(None, action, body, Connection(), None)
+
+
+def test_the_chat_action_streams_through_its_own_aggregator():
+    from connector import hooks, stream
+    from connector.manifest import load_manifest
+
+    chat = load_manifest().action("create_chat_completion")
+    assert hooks.hook(chat, "stream_aggregator") is stream.Aggregator
