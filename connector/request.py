@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
+from .compiled import compiled
 from .connection import Connection
 from .forms import Form, field_error, invalid
 from .manifest import Action, Param
@@ -15,7 +16,7 @@ log = logging.getLogger("connector")
 
 def form_for(action: Action) -> Form:
     """Return the compiled form of an action (once per process)."""
-    return _plan(action).form
+    return compiled(action).form
 
 
 def build_body(action: Action, form: Mapping[str, Any], connection: Connection) -> dict | None:
@@ -35,7 +36,7 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
         return None
     body: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    plan = _plan(action)
+    plan = compiled(action)
     for name, value in values.items():  # in parameter order, as the form coerced them
         param = plan.by_name[name]
         if param.merge:
@@ -86,7 +87,7 @@ def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:
     rules = hook(action, "cross_rules")
     if rules is None:
         return []
-    plan = _plan(action)
+    plan = compiled(action)
     errors = []
     for field, message, path in rules(body):
         param = plan.by_target.get(field) or plan.merge
@@ -94,40 +95,12 @@ def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:
     return errors
 
 
-class _Plan(NamedTuple):
-    """An action compiled once: its form, its parameters by name and by body field, its merge."""
-
-    action: Action
-    form: Form
-    by_name: dict[str, Param]
-    by_target: dict[str, Param]
-    merge: Param | None
-
-
-# One entry per action, keyed by id() but checked by identity: a reloaded manifest recompiles.
-_plans: dict[int, _Plan] = {}
-
-
-def _plan(action: Action) -> _Plan:
-    """Return the compiled action (once per process)."""
-    plan = _plans.get(id(action))
-    if plan is None or plan.action is not action:
-        plan = _plans[id(action)] = _Plan(
-            action,
-            Form(action.parameters, action.module),
-            {p.name: p for p in action.parameters},
-            {p.target: p for p in action.parameters if not p.merge and not p.send_as},
-            next((p for p in action.parameters if p.merge), None),
-        )
-    return plan
-
-
 def _schema_errors(
     action: Action, body: dict, merge_param: Param | None, extra_keys: set[str]
 ) -> list[dict[str, str]]:
     from . import validation
 
-    by_target = _plan(action).by_target
+    by_target = compiled(action).by_target
     errors = []
     for problem in validation.validate_request(body, action.request_schema):
         head, rest = (problem.path[0], problem.path[1:]) if problem.path else (None, ())
