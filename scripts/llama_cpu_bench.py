@@ -5,8 +5,10 @@ Usage:
   .venv/bin/python scripts/llama_cpu_bench.py A.whl B.whl ... # each wheel, side by side
 
 Each candidate runs in its own process (a wheel is unpacked and put first on the path), with
-the same model, prompt, thread count and token counts; the CPU and each build's features are
-printed with the figures, so a figure always says where it came from.
+the same model, prompt and token counts; the CPU and each build's features are printed with the
+figures, so a figure always says where it came from. One thread, and tokens per second of the
+process's own CPU time beside wall time: on a shared machine, waiting for a core (and OpenMP
+threads spinning while they wait for each other) swamps wall time, not CPU time.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 PROMPT_TOKENS = 256
 GEN_TOKENS = 128
 REPEATS = 3
-THREADS = 2
+THREADS = 1
 
 
 def measure() -> dict:
@@ -40,22 +42,25 @@ def measure() -> dict:
     )
     words = "The quick brown fox jumps over the lazy dog while the connector waits. " * 40
     prompt = llm.tokenize(words.encode())[:PROMPT_TOKENS]
-    prompt_rates, gen_rates = [], []
-    for _ in range(REPEATS):
-        llm.reset()
-        began = time.perf_counter()
-        llm.eval(prompt)
-        prompt_rates.append(len(prompt) / (time.perf_counter() - began))
-        began = time.perf_counter()
+    rates: dict[str, list[float]] = {}
+
+    def timed(name: str, tokens: int, work) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        work()
+        rates.setdefault(name, []).append(tokens / (time.perf_counter() - wall))
+        rates.setdefault(name + "_cpu", []).append(tokens / (time.process_time() - cpu))
+
+    def generate() -> None:
         for count, _token in enumerate(llm.generate([], temp=0.0, reset=False), start=1):
             if count >= GEN_TOKENS:
                 break
-        gen_rates.append(GEN_TOKENS / (time.perf_counter() - began))
-    return {
-        "features": llama_cpp.llama_print_system_info().decode().strip(),
-        "prompt_tokens_per_s": statistics.median(prompt_rates),
-        "generation_tokens_per_s": statistics.median(gen_rates),
-    }
+
+    for _ in range(REPEATS):
+        llm.reset()
+        timed("prompt", len(prompt), lambda: llm.eval(prompt))
+        timed("generation", GEN_TOKENS, generate)
+    result = {name: statistics.median(values) for name, values in rates.items()}
+    return {"features": llama_cpp.llama_print_system_info().decode().strip(), **result}
 
 
 def cpu_name() -> str:
@@ -91,8 +96,9 @@ def compare(wheels: list[Path]) -> None:
 def report(name: str, result: dict) -> None:
     """Print one candidate's figures."""
     print(
-        f"{name}: prompt {result['prompt_tokens_per_s']:.0f} tokens/s, generation"
-        f" {result['generation_tokens_per_s']:.1f} tokens/s; {result['features']}"
+        f"{name}: tokens per CPU-second: prompt {result['prompt_cpu']:.0f}, generation"
+        f" {result['generation_cpu']:.0f}; per wall-second: prompt {result['prompt']:.0f},"
+        f" generation {result['generation']:.0f}; {result['features']}"
     )
 
 
