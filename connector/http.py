@@ -28,7 +28,7 @@ import urllib3
 from connector import errors, providers, replies, session
 from connector.connection import Connection
 from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
-from connector.policy import host_allowed, is_loopback
+from connector.policy import request_url_problem
 
 log = logging.getLogger("connector")
 
@@ -232,23 +232,10 @@ class Transport:
         return _Request(method.upper(), url, headers, sent, stream, settings)
 
     def _check_url(self, url: str) -> None:
-        """Refuse URLs the key must not travel to (a cheap recheck of policy.check_base_url)."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme not in ("http", "https") or not host:
-            raise _base_url_error(f"base_url must be an http(s) URL with a host, got {url!r}.")
-        if (
-            parts.scheme == "http"
-            and self._key
-            and not is_loopback(host)
-            and not self.connection.allow_insecure_http
-        ):
-            raise _base_url_error(
-                f"base_url uses plain http to {host}, which would send the API key unencrypted;"
-                " use https, or set allow_insecure_http."
-            )
-        if self.connection.allowed_hosts and not host_allowed(host, self.connection.allowed_hosts):
-            raise _base_url_error(f"base_url names {host}, which is not in allowed_hosts.")
+        """Refuse URLs the key must not travel to (policy.request_url_problem)."""
+        problem = request_url_problem(url, self.connection, has_key=bool(self._key))
+        if problem:
+            raise _base_url_error(problem)
 
     def _attempt(
         self, req: _Request, data: bytes | None, on_token: Callable[[str], None] | None
