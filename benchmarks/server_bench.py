@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     a, b = merge(results["server"]), merge(results["bare"])
     ratio = paired(results["server"], results["bare"], "per_second", lambda x, y: x / y)
     added = paired(results["server"], results["bare"], "p50_ms", lambda x, y: x - y)
+    added99 = paired(results["server"], results["bare"], "p99_ms", lambda x, y: x - y)
     one = paired(results["server_1"], results["bare_1"], "p50_ms", lambda x, y: x - y)
     a1, b1 = merge(results["server_1"]), merge(results["bare_1"])
     items = [
@@ -256,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             "bare forwarding app",
             b["p99_ms"],
             a["p99_ms"] / b["p99_ms"],
+            f"({added99:+.1f} ms)",
         ),
         Row(
             "p50: /run, 1 client",

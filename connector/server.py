@@ -25,7 +25,7 @@ from typing import Any
 import falcon
 
 from . import runner
-from .connection import env_values
+from .connection import Connection, env_values
 from .errors import ConnectorError, InternalError, InvalidInput, Refused, TemporaryFailure
 from .errors import http_status as status_of
 from .manifest import load_manifest
@@ -255,13 +255,18 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def connection_for(req, settings: Settings) -> dict | None:
-    """Return the connection of a request: the server's environment, or a tenant's key/base URL."""
+def connection_for(
+    req, settings: Settings, environment: Mapping[str, str] | None = None
+) -> dict | None:
+    """Return the connection of a request: the server's environment, or a tenant's key/base URL.
+
+    ``environment`` is the server's own settings (``env_values()``, read now when not given).
+    """
     key = (req.get_header(KEY_HEADER) or "").strip()
     base = (req.get_header(BASE_URL_HEADER) or "").strip()
     if not key and not base:
         return None
-    raw: dict[str, Any] = dict(env_values())
+    raw: dict[str, Any] = dict(env_values() if environment is None else environment)
     if base:
         if not settings.allowed_hosts:
             raise InvalidInput(
@@ -320,12 +325,28 @@ class Engine:
             settings.runs_db, retention=settings.run_retention, heartbeat=settings.heartbeat
         )
         self.metrics = Metrics()
+        # The server's own connection settings, read once like its other settings: seven
+        # environment lookups and a cache key on every call were a measurable part of a call.
+        self.environment = env_values()
+        self._default: Connection | None = None
         self._stop = threading.Event()
         self._beats: threading.Thread | None = None
         self._lock = threading.Lock()
         connector_log = logging.getLogger("connector")
         if _retries not in connector_log.handlers:
             connector_log.addHandler(_retries)
+
+    def connection(self, req) -> Connection | dict:
+        """Return the connection of a request: a tenant's, or the server's own (coerced once)."""
+        conn = connection_for(req, self.settings, self.environment)
+        if conn is not None:
+            return conn
+        if self._default is None:
+            try:
+                self._default = runner.resolve_connection(self.environment)
+            except ConnectorError:
+                return dict(self.environment)  # the runner says what is wrong, with the form's
+        return self._default
 
     def slot(self) -> None:
         """Take a run slot, or raise ``overloaded`` (503 with Retry-After) when all are busy."""
@@ -358,8 +379,8 @@ class Engine:
         seconds = time.perf_counter() - start
         if kind != "dry-run":
             self.metrics.observe(action, outcome, seconds, attempts or 0)
-        log.info(
-            json.dumps(
+        if log.isEnabledFor(logging.INFO):
+            line = json.dumps(
                 {
                     "event": kind,
                     "action": action,
@@ -371,10 +392,12 @@ class Engine:
                     "upstream_request_id": upstream_id,
                 }
             )
-        )
+            # log.info would also walk the stack for the caller's file and line, which the
+            # line does not show; on a busy worker that walk is a measurable part of a call.
+            log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None))
         return status, doc
 
-    def submit(self, action: str, form: dict, conn: dict | None, request_id: str) -> str:
+    def submit(self, action: str, form: dict, conn: Connection | dict, request_id: str) -> str:
         """Start an async run (the slot is held); return its id."""
         run_id = self.store.create(action)
         self._heartbeats()
@@ -466,10 +489,10 @@ class _Call:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _inputs(self, req, action: str) -> tuple[dict, dict | None]:
+    def _inputs(self, req, action: str) -> tuple[dict, Connection | dict]:
         """Return the form and the connection of a call to a known action."""
         _action(action)
-        return read_form(req, self.engine.settings), connection_for(req, self.engine.settings)
+        return read_form(req, self.engine.settings), self.engine.connection(req)
 
     def _answer(self, req, resp, action_id: str, work) -> None:
         self.engine.slot()
@@ -491,7 +514,7 @@ class Options(_Call):
             raise Refused(
                 f"{spec.title} has no field '{field}' with options.", type="unknown_route"
             )
-        conn = connection_for(req, self.engine.settings)
+        conn = self.engine.connection(req)
         # Counted as a run of the action that lists the options (List Models).
         source = param.options.action
         self._answer(req, resp, source, lambda: runner.options(action, field, conn))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import logging
+import logging.handlers
 import os
+import queue
 import shutil
 import sys
 import tempfile
@@ -45,14 +47,36 @@ def check_auth(settings: Settings, host: str) -> None:
         raise InvalidInput(f"--no-auth is only allowed on loopback, not on {host}.")
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
 def _log_to_stderr() -> None:
+    """Write the worker's log lines to stderr from one thread of their own.
+
+    A request thread only puts its line on a queue. A stream handler in the request thread
+    holds its lock across the write, and on a busy worker the other threads then wait for
+    that lock one after another, each wait a hand-over of the GIL.
+    """
+    global _listener
     logger = logging.getLogger("connector.server")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    lines: queue.SimpleQueue = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(lines, handler)
+    _listener.start()
+    logger.addHandler(logging.handlers.QueueHandler(lines))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _flush_log() -> None:
+    """Write the lines still queued (a worker's last act)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
 
 
 def gunicorn_options(
@@ -111,14 +135,15 @@ def serve(
 
     def worker_exit(server: Any, worker: Any) -> None:
         engine = getattr(getattr(worker, "wsgi", None), "engine", None)
-        if engine is not None:
-            left = engine.drain()
-            if left:
-                log.warning('{"event": "drain", "interrupted_runs": %d}', left)
-                # The runs still going were marked interrupted; exiting normally would wait for
-                # their threads (the interpreter joins them), past the drain time.
-                logging.shutdown()
-                os._exit(0)
+        left = engine.drain() if engine is not None else 0
+        if left:
+            log.warning('{"event": "drain", "interrupted_runs": %d}', left)
+        _flush_log()
+        if left:
+            # The runs still going were marked interrupted; exiting normally would wait for
+            # their threads (the interpreter joins them), past the drain time.
+            logging.shutdown()
+            os._exit(0)
 
     def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
