@@ -15,7 +15,7 @@ import threading
 import requests
 
 from connector.server import Settings
-from connector.serving import gunicorn_options, run_gunicorn
+from connector.serving import _log_to_stderr, gunicorn_options, run_gunicorn
 
 
 def forwarding_app(target: str):
@@ -64,6 +64,8 @@ if __name__ == "__main__":
     options["proc_name"] = "forward-bench"
     target = base_url + "/chat/completions"
     if "--through-app" in sys.argv:
+        # The same log line per run as `serve` writes.
+        options["post_worker_init"] = lambda worker: _log_to_stderr()
         run_gunicorn(options, lambda: app_with_forwarding_runner(target, settings))
     else:
         run_gunicorn(options, lambda: forwarding_app(target))
