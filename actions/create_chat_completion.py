@@ -6,10 +6,12 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from connector.errors import InvalidResponse
 from connector.forms import FieldProblem
+from connector.stream import Aggregator
 
 log = logging.getLogger("connector")
 
@@ -17,6 +19,10 @@ ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOOL_CHOICE_WORDS = ("none", "auto", "required")
 _SCHEMA_HINTS = ("properties", "items", "anyOf", "oneOf", "allOf", "$schema", "$defs", "enum")
+
+
+# The stream_aggregator hook: chat.completion.chunk events into one chat.completion.
+stream_aggregator = Aggregator
 
 
 def normalize_messages(value: Any) -> list:
@@ -146,6 +152,15 @@ def _validator(schema_text: str):
     return Draft202012Validator(json.loads(schema_text))
 
 
+def cross_rules(body: dict) -> Iterator[tuple[str, str, tuple]]:
+    """Rules between fields that the API enforces but its schema cannot say."""
+    if "top_logprobs" in body and body.get("logprobs") is not True:
+        yield "top_logprobs", "needs Logprobs set to true; set Logprobs.", ()
+    if body.get("stream_options") is not None and not body.get("stream"):
+        message = "'stream_options' is only allowed with Stream set to true."
+        yield "stream_options", message, ("stream_options",)
+
+
 def finish(output: dict, body: dict) -> dict:
     """Add `parsed` for JSON replies and `parsed_arguments` for function tool calls."""
     choices = output.get("choices")
@@ -161,9 +176,8 @@ def finish(output: dict, body: dict) -> dict:
     try:
         for choice in choices:
             _finish_choice(choice, wants_json, schema)
-    except InvalidResponse as exc:
-        exc.partial = output  # `body` is capped: the whole reply rides along, nothing is lost
-        raise
+    except InvalidResponse as exc:  # `body` is capped: the whole reply rides along, nothing lost
+        raise exc.replace(partial=output) from None
     _warn_without_usage(output.get("usage"), body)
     return output
 

@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-PROVIDERS = ("openai", "azure", "compatible", "local")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 # Environment variables the CLI and ``run()`` read when no connection is given.
@@ -52,7 +51,8 @@ class Connection:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in any output."""
-        return (self.api_key,) if self.api_key else ()
+        # The key as given and as sent (stripped): either may come back in a reply.
+        return (self.api_key, self.api_key.strip()) if self.api_key else ()
 
     def with_values(self, **changes: Any) -> Connection:
         """Return a copy with some fields changed."""
@@ -61,9 +61,6 @@ class Connection:
     def key(self) -> tuple:
         """Identity used to share one HTTP session per connection in a process."""
         return tuple(getattr(self, f.name) for f in fields(self))
-
-
-CONNECTION_FIELDS = tuple(f.name for f in fields(Connection))
 
 
 def env_values(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -170,9 +170,13 @@ def connection_page(manifest: Manifest | None = None) -> str:
     manifest = _current = manifest or load_manifest()
     lines = [GENERATED, "", f"# {manifest.connector.title} connection", ""]
     lines += [manifest.connector.description.strip(), "", "## Providers", ""]
-    lines += ["| Provider | Description |", "| --- | --- |"]
+    from .providers import PROVIDERS
+
+    lines += ["| Provider | API key | Description |", "| --- | --- | --- |"]
     lines += [
-        f"| `{p.name}` ({p.label}) | {_cell(p.description.strip())} |" for p in manifest.providers
+        f"| `{p.name}` ({p.label}) | {'required' if PROVIDERS[p.name].key_required else 'optional'}"
+        f" | {_cell(p.description.strip())} |"
+        for p in manifest.providers
     ]
     lines += ["", "## Settings", "", "| Setting | Description |", "| --- | --- |"]
     for p in manifest.connection.fields:

@@ -13,6 +13,7 @@ HTTP statuses are classified here and nowhere else: the API's statuses into erro
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +33,20 @@ def excerpt(text: str | bytes | None, limit: int = BODY_EXCERPT_CHARS) -> str | 
     return text[:limit] + f"... [{len(text) - limit} more characters]"
 
 
+# The one redaction rule. A value shorter than this is a placeholder that key-less servers take
+# ("EMPTY", "ollama"), not a secret: replacing it would garble replies that merely mention it.
+# Fields that hold a secret (the key header, ``api_key``) are masked whole, whatever their length.
+MIN_SECRET_CHARS = 8
+
+
+def secret_values(secrets: Iterable[str | None]) -> list[str]:
+    """Return the values that redaction looks for in text (the one threshold rule)."""
+    return [s for s in secrets if s and len(s) >= MIN_SECRET_CHARS]
+
+
 def redact(value: Any, secrets: Iterable[str | None]) -> Any:
     """Replace every secret inside strings of ``value`` (recursively) with ``***``."""
-    secrets = [s for s in secrets if s and len(s) >= 4]
+    secrets = secret_values(secrets)
     if not secrets:
         return value
     return _redact(value, secrets)
@@ -111,17 +123,30 @@ class ConnectorError(Exception):
             out["partial"] = self.partial
         return out
 
+    def replace(self, **changes: Any) -> ConnectorError:
+        """Return a copy with some fields changed; an error is never patched once raised."""
+        unknown = set(changes) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown error fields: {sorted(unknown)}")
+        new = copy.copy(self)
+        for name, value in changes.items():
+            setattr(new, name, excerpt(value) if name == "body" else value)
+        new.args = (new.message,)
+        new.__traceback__ = None
+        return new
+
     def redacted(self, secrets: Iterable[str | None]) -> ConnectorError:
-        """Scrub secrets from every text this error carries, in place; return self."""
-        secrets = list(secrets)
-        self.message = redact(self.message, secrets)
-        self.args = (self.message,)
-        self.body = redact(self.body, secrets)
-        self.partial = redact(self.partial, secrets)
-        self.fields = redact(self.fields, secrets)
-        self.code = redact(self.code, secrets)
-        self.param = redact(self.param, secrets)
-        return self
+        """Return a copy with the secrets scrubbed from every text it carries."""
+        secrets = secret_values(secrets)
+        if not secrets:
+            return self
+        return self.replace(**{name: _redact(getattr(self, name), secrets) for name in _TEXTS})
+
+
+# What ``replace`` may change, and which of those carry text that could hold a secret.
+_FIELDS = ("message", "type", "status", "code", "param", "request_id", "attempts", "body",
+           "retry_after", "fields", "partial")  # fmt: skip
+_TEXTS = ("message", "body", "partial", "fields", "code", "param")
 
 
 class InvalidInput(ConnectorError):
@@ -289,7 +314,7 @@ def http_status(exc: ConnectorError) -> int:
     return entry.http_status if entry is not None else 500
 
 
-# The one place where an HTTP status becomes an error class and type.
+# The one place where an HTTP status becomes an error class and type (see ``classify``).
 _STATUS_TYPES: dict[int, tuple[type[ConnectorError], str]] = {
     400: (RequestRejected, "bad_request"),
     401: (RequestRejected, "authentication"),
@@ -301,28 +326,54 @@ _STATUS_TYPES: dict[int, tuple[type[ConnectorError], str]] = {
     422: (RequestRejected, "bad_request"),
     429: (TemporaryFailure, "rate_limited"),
 }
-
-RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
 
-def classify_status(status: int, code: str | int | None = None) -> tuple[type[ConnectorError], str]:
-    """Return (error class, error type) for an HTTP status and the API's error code."""
+def classify(
+    status: int | None, code: str | int | None = None, *, in_stream: bool = False
+) -> tuple[type[ConnectorError], str] | None:
+    """Return (error class, error type) for a reply's status and the API's error code.
+
+    None for a success (2xx). ``status`` None is an error reported inside a 200 reply (a body or
+    a stream event): a numeric ``code`` there is the would-be HTTP status (OpenRouter), classified
+    like it, except inside a stream, whose reply had begun (never retried); otherwise the reply
+    is unusable.
+    """
+    if status is None:
+        if in_stream or not _is_http_error(code):
+            return InvalidResponse, "invalid_response"
+        status = int(code)  # type: ignore[arg-type]
+    if 200 <= status < 300:
+        return None
     if status == 429 and code in QUOTA_CODES:
         return RequestRejected, "quota_exceeded"
     if status in _STATUS_TYPES:
         return _STATUS_TYPES[status]
     if status >= 500:
         return TemporaryFailure, "server_error"
-    return RequestRejected, "bad_request"  # other 4xx, and 3xx (redirects are never followed)
+    return RequestRejected, "bad_request"  # other 4xx, 1xx, and 3xx (redirects are never followed)
 
 
-def is_retryable_status(status: int, code: str | int | None = None) -> bool:
-    """Return True when a response with this status may succeed if sent again."""
-    return classify_status(status, code)[0] is TemporaryFailure
+def _is_http_error(code: Any) -> bool:
+    return isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599
 
 
-def error_for_status(status: int, message: str, **kw: Any) -> ConnectorError:
-    """Build the connector error for an HTTP error response."""
-    cls, type_ = classify_status(status, kw.get("code"))
+def error_for_status(
+    status: int | None,
+    message: str,
+    *,
+    means: int | None = None,
+    in_stream: bool = False,
+    **kw: Any,
+) -> ConnectorError:
+    """Build the connector error for an error reply, whole.
+
+    ``status`` is reported as it came; ``means`` is the status it stands for when a server
+    misreports (the local server answers a rejected request with 500); ``status`` None is an
+    error inside a 200 reply (see ``classify``).
+    """
+    found = classify(means or status, kw.get("code"), in_stream=in_stream)
+    cls, type_ = found or (InvalidResponse, "invalid_response")
+    if status is None and cls is not InvalidResponse:
+        status = kw["code"]
     return cls(message, type=type_, status=status, **kw)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib
 import json
 import math
 import re
@@ -262,7 +261,9 @@ class Form:
         for p in params:
             self._by_key[_norm_key(p.name)] = p
             self._by_key.setdefault(_norm_key(p.label), p)
-        hooks = importlib.import_module(module) if module else None
+        from .hooks import module as action_module
+
+        hooks = action_module(module) if module else None
         self._steps = [
             (p, _COERCERS[p.input], getattr(hooks, p.transform) if p.transform else None)
             for p in params

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import json
 import math
 import os
@@ -207,10 +206,9 @@ class Action(Strict):
 class Provider(Strict):
     """A kind of server the connection can point at."""
 
-    name: Literal["openai", "azure", "compatible", "local"]
+    name: str = Field(description="A provider of connector/providers.py PROVIDERS.")
     label: str
     description: str
-    key_required: bool
     base_url: str | None = Field(None, description="Typical base URL, shown as a hint.")
 
 
@@ -253,8 +251,16 @@ class Manifest(Strict):
                     raise ValueError(
                         f"{action.id}.{p.name}: options come from unknown action '{p.options.action}'"
                     )
-        provider_field = next((f for f in self.connection.fields if f.name == "provider"), None)
+        from .providers import PROVIDERS
+
         names = sorted(p.name for p in self.providers)
+        unknown = [n for n in names if n not in PROVIDERS]
+        if unknown:
+            raise ValueError(
+                f"providers {unknown} have no class in connector/providers.py;"
+                f" the registered ones are {list(PROVIDERS)}"
+            )
+        provider_field = next((f for f in self.connection.fields if f.name == "provider"), None)
         if provider_field is None or sorted(provider_field.enum or []) != names:
             raise ValueError(f"connection field 'provider' must list exactly the providers {names}")
         return self
@@ -376,14 +382,14 @@ def parse_manifest(data: Any, source: str = "manifest.yaml", *, checked: bool = 
 
 def _cross_checks(manifest: Manifest) -> list[str]:
     """Check what needs code or files beyond the models: hooks, official enums, schemas."""
-    from . import validation
+    from . import hooks, validation
 
     problems = _example_problems("connection.fields", manifest.connection.fields, None)
     for action in manifest.actions:
         module = None
         if action.module:
             try:
-                module = importlib.import_module(action.module)
+                module = hooks.module(action.module)
             except ImportError as exc:
                 problems.append(f"actions.{action.id}.module: cannot import: {exc}")
         if action.request_schema and not (ROOT / action.request_schema).is_file():
@@ -399,7 +405,7 @@ def _cross_checks(manifest: Manifest) -> list[str]:
             ):
                 problems.append(f"{where}.transform: {action.module} has no '{p.transform}'")
             if action.request_schema and p.enum and not p.merge:
-                official = validation.official_enum(p.target)
+                official = validation.official_enum(p.target, action.request_schema)
                 if official is not None and sorted(official) != sorted(p.enum):
                     problems.append(
                         f"{where}.enum: {p.enum} differs from the official schema's {official}"

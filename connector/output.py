@@ -116,17 +116,16 @@ def _nullable(schema: dict) -> bool:
     )
 
 
-_templates: dict[int, tuple[Any, Template]] = {}
-
-
 def template_for(action: Any) -> Template:
-    """Return the (cached) template of an action's output, typed by its official schema."""
-    # Keyed by identity (the entry keeps the action alive): a manifest never changes once
-    # loaded, and the schema file is read once per process.
-    entry = _templates.get(id(action))
-    if entry is None or entry[0] is not action:
-        entry = _templates[id(action)] = (action, template(action.output.example, _schema(action)))
-    return entry[1]
+    """Return the template of an action's output, typed by its official schema (built once)."""
+    from .compiled import compiled
+
+    return compiled(action).template
+
+
+def output_template(action: Any) -> Template:
+    """Build the template of an action's output (``template_for`` keeps it)."""
+    return template(action.output.example, _schema(action))
 
 
 def _schema(action: Any) -> dict:

@@ -142,6 +142,28 @@ def _url_problem(
     return None, host, port
 
 
+def request_url_problem(url: str, connection: Connection, *, has_key: bool) -> str | None:
+    """Return why the transport must not send to a built request URL, or None.
+
+    The recheck at send time, for callers of the transport that skip ``check_base_url``: the
+    scheme and host, plain http only without a key (or on loopback, or when allowed), and the
+    allowed hosts. ``check_base_url`` is the full rule the facade applies first.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        return f"base_url must be an http(s) URL with a host, got {url!r}."
+    insecure = parts.scheme == "http" and not connection.allow_insecure_http
+    if insecure and has_key and not is_loopback(host):
+        return (
+            f"base_url uses plain http to {host}, which would send the API key unencrypted;"
+            " use https, or set allow_insecure_http."
+        )
+    if connection.allowed_hosts and not host_allowed(host, connection.allowed_hosts):
+        return f"base_url names {host}, which is not in allowed_hosts."
+    return None
+
+
 def host_allowed(host: str, allowed_hosts: tuple[str, ...] | list[str]) -> bool:
     """Return True when ``host`` matches an entry exactly or a ``*.`` wildcard's subdomain."""
     host = host.lower().rstrip(".")

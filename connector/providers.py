@@ -1,18 +1,19 @@
 """Providers: how each kind of server wants its URL, headers and body, and how it words errors.
 
-``manifest.yaml`` declares the providers a user can choose; this table holds what the transport
-needs to talk to each. Body translation always returns a new dict: the caller's is never touched.
+One class per provider, registered in ``PROVIDERS``; ``manifest.yaml`` gives each a label and a
+description for the form and the docs, and its load fails when the two name different providers. Body translation always returns a new dict: the caller's is never touched.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from connector import errors
 from connector.connection import Connection
-from connector.errors import InvalidInput
+from connector.errors import ConnectorError, InvalidInput
 
 # Azure's classic routes put the deployment in the path and need ``api-version``.
 _AZURE_DEPLOYMENT = re.compile(r"^(?P<root>.*/openai)/deployments/[^/]+$")
@@ -22,41 +23,54 @@ _TRACEBACK = re.compile(r"\n\s*(Traceback \(most recent call last\)|File \")")
 _TEXT_ROLES = frozenset({"system", "developer", "user", "tool"})
 
 
-@dataclass(frozen=True)
 class Provider:
-    """What differs between servers that speak the Chat Completions API."""
+    """The OpenAI API itself; each other kind of server is a subclass that says what differs.
 
-    name: str
-    key_header: str = "Authorization"
-    key_required: bool = True
-    max_tokens_field: str = "max_completion_tokens"
-    developer_role: str = "developer"
-    stream_usage: bool = True
-    json_schema_format: bool = True
-    flat_content: bool = False  # the server takes only string content
-    drop_nulls: bool = False  # the server rejects explicit nulls
-    validation_500: bool = False  # the server reports rejected requests as HTTP 500
+    Adding a provider is one subclass here, registered in ``PROVIDERS``, plus its entry (label,
+    description) in the manifest's ``providers`` list; the manifest check fails until both exist.
+    """
+
+    name = "openai"
+    key_header = "Authorization"
+    key_required = True
+    embedded = False  # the connector starts the server itself (see connector/local.py)
+    max_tokens_field = "max_completion_tokens"
+    developer_role = "developer"
+    stream_usage = True
+    json_schema_format = True
+    flat_content = False  # the server takes only string content
+    drop_nulls = False  # the server rejects explicit nulls
+
+    def __repr__(self) -> str:
+        return f"<provider {self.name}>"
 
     def url(self, connection: Connection, path: str) -> str:
         """Return the full URL for an API path such as ``/chat/completions``."""
         scheme, netloc, base_path, query, _ = urlsplit(connection.base_url.strip())
         base_path = base_path.rstrip("/")
         params = dict(parse_qsl(query, keep_blank_values=True))
-        if self.name == "azure":
-            deployment = _AZURE_DEPLOYMENT.match(base_path)
-            if connection.api_version:
-                params["api-version"] = connection.api_version
-            if deployment and "api-version" not in params:
-                raise InvalidInput(
-                    "Azure deployment URLs need an API Version (for example 2024-10-21); set"
-                    " api_version in the connection, or use the v1 base URL"
-                    " https://RESOURCE.openai.azure.com/openai/v1.",
-                    fields=[{"name": "api_version", "label": "API Version", "message": "required"}],
-                )
-            # The model list is per resource, not per deployment.
-            if deployment and path.rstrip("/") == "/models":
-                base_path = deployment["root"]
+        base_path = self._route(connection, base_path, params, path)
         return urlunsplit((scheme, netloc, base_path + path, urlencode(params), ""))
+
+    def _route(self, connection: Connection, base_path: str, params: dict, path: str) -> str:
+        """Return the base path for ``path``, adding any query parameters the server needs."""
+        return base_path
+
+    def check_key(self, api_key: str | None, label: str = "API Key") -> None:
+        """Raise InvalidInput when this provider needs a key and none is set."""
+        if self.key_required and not api_key:
+            raise InvalidInput(
+                f"{label} is required for provider '{self.name}'. Set OPENAI_API_KEY, or api_key"
+                " in the connection; for a key-less server set provider to 'compatible' or"
+                " 'local'.",
+                fields=[
+                    {
+                        "name": "api_key",
+                        "label": label,
+                        "message": "is required for provider " + self.name,
+                    }
+                ],
+            )
 
     def headers(self, api_key: str | None, connection: Connection) -> dict[str, str]:
         """Return the authentication and account headers for this provider."""
@@ -111,9 +125,6 @@ class Provider:
 
     def error_status(self, status: int, fields: dict[str, Any] | None) -> int:
         """Return the status an error reply stands for (a server may misreport rejections)."""
-        message = (fields or {}).get("message") or ""
-        if self.validation_500 and status == 500 and _VALIDATION_ERROR.match(message):
-            return 400
         return status
 
     def error_message(self, message: str) -> str:
@@ -143,29 +154,64 @@ def _json_object_format(fmt: Any) -> Any:
     return out
 
 
-PROVIDERS: dict[str, Provider] = {
-    "openai": Provider("openai"),
-    "azure": Provider("azure", key_header="api-key"),
-    "compatible": Provider(
-        "compatible",
-        key_required=False,
-        max_tokens_field="max_tokens",
-        developer_role="system",
-    ),
-    # The embedded llama-cpp-python server (as probed on 0.3.36): compatible
-    # rules, json_schema as json_object + schema, string content only, no nulls, and its
-    # validation errors arrive as HTTP 500. It ignores stream_options: no usage chunk.
-    "local": Provider(
-        "local",
-        key_required=False,
-        max_tokens_field="max_tokens",
-        developer_role="system",
-        json_schema_format=False,
-        flat_content=True,
-        drop_nulls=True,
-        validation_500=True,
-    ),
-}
+class OpenAI(Provider):
+    """The OpenAI API."""
+
+
+class Azure(Provider):
+    """Azure OpenAI: the ``api-key`` header; classic deployment routes need ``api-version``."""
+
+    name = "azure"
+    key_header = "api-key"
+
+    def _route(self, connection: Connection, base_path: str, params: dict, path: str) -> str:
+        deployment = _AZURE_DEPLOYMENT.match(base_path)
+        if connection.api_version:
+            params["api-version"] = connection.api_version
+        if deployment and "api-version" not in params:
+            raise InvalidInput(
+                "Azure deployment URLs need an API Version (for example 2024-10-21); set"
+                " api_version in the connection, or use the v1 base URL"
+                " https://RESOURCE.openai.azure.com/openai/v1.",
+                fields=[{"name": "api_version", "label": "API Version", "message": "required"}],
+            )
+        # The model list is per resource, not per deployment.
+        if deployment and path.rstrip("/") == "/models":
+            return deployment["root"]
+        return base_path
+
+
+class Compatible(Provider):
+    """Any OpenAI-compatible server: the key is optional, older field and role names."""
+
+    name = "compatible"
+    key_required = False
+    max_tokens_field = "max_tokens"
+    developer_role = "system"
+
+
+class Local(Compatible):
+    """The embedded llama-cpp-python server (as probed on 0.3.36).
+
+    json_schema as json_object + schema, string content only, no nulls; its validation errors
+    arrive as HTTP 500; it ignores stream_options (no usage chunk).
+    """
+
+    name = "local"
+    embedded = True
+    json_schema_format = False
+    flat_content = True
+    drop_nulls = True
+
+    def error_status(self, status: int, fields: dict[str, Any] | None) -> int:
+        message = (fields or {}).get("message") or ""
+        if status == 500 and _VALIDATION_ERROR.match(message):
+            return 400
+        return status
+
+
+# The one registry of providers: the manifest's list is checked against it when it loads.
+PROVIDERS: dict[str, Provider] = {cls.name: cls() for cls in (OpenAI, Azure, Compatible, Local)}
 
 
 def provider_for(name: str | None) -> Provider:
@@ -230,3 +276,37 @@ def _detail_text(detail: Any) -> str:
                 parts.append(str(item))
         return "; ".join(parts) or "no message given"
     return str(detail)
+
+
+def event_error(
+    payload: Any,
+    partial: dict[str, Any] | None,
+    *,
+    in_stream: bool = False,
+    request_id: str | None = None,
+    body: bytes | None = None,
+) -> ConnectorError:
+    """Return the error for an API error reported inside a 200 reply (a body or a stream event)."""
+    fields = read_error(payload) or {
+        "message": errors.excerpt(json.dumps(payload), 200),
+        "type": None,
+        "param": None,
+        "code": None,
+    }
+    code = fields["code"]
+    details = ", ".join(f"{k}: {fields[k]}" for k in ("type", "code", "param") if fields[k])
+    message = "The API reported an error in the reply: " + fields["message"]
+    if details:
+        message += f" ({details})"
+    if request_id:
+        message += f" (request id: {request_id})"
+    return errors.error_for_status(
+        None,
+        message,
+        in_stream=in_stream,
+        code=code,
+        param=fields["param"],
+        partial=partial,
+        request_id=request_id,
+        body=body,
+    )

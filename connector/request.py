@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
+from .compiled import compiled
 from .connection import Connection
 from .forms import Form, field_error, invalid
 from .manifest import Action, Param
@@ -13,15 +14,9 @@ from .manifest import Action, Param
 log = logging.getLogger("connector")
 
 
-_forms: dict[int, tuple[Action, Form]] = {}
-
-
 def form_for(action: Action) -> Form:
     """Return the compiled form of an action (once per process)."""
-    entry = _forms.get(id(action))
-    if entry is None or entry[0] is not action:
-        entry = _forms[id(action)] = (action, Form(action.parameters, action.module))
-    return entry[1]
+    return compiled(action).form
 
 
 def build_body(action: Action, form: Mapping[str, Any], connection: Connection) -> dict | None:
@@ -41,7 +36,7 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
         return None
     body: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    plan = _plan(action)
+    plan = compiled(action)
     for name, value in values.items():  # in parameter order, as the form coerced them
         param = plan.by_name[name]
         if param.merge:
@@ -86,50 +81,18 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
 
 
 def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:
-    """Rules between fields that the API enforces but its schema cannot say."""
+    """Rules between fields that the API enforces but its schema cannot say: the action's own."""
+    from .hooks import hook
+
+    rules = hook(action, "cross_rules")
+    if rules is None:
+        return []
+    plan = compiled(action)
     errors = []
-    if "top_logprobs" in body and body.get("logprobs") is not True:
-        errors.append(
-            field_error(action.param("top_logprobs"), "needs Logprobs set to true; set Logprobs.")
-        )
-    if body.get("stream_options") is not None and not body.get("stream"):
-        errors.append(
-            field_error(
-                _merge(action),
-                "'stream_options' is only allowed with Stream set to true.",
-                ("stream_options",),
-            )
-        )
+    for field, message, path in rules(body):
+        param = plan.by_target.get(field) or plan.merge
+        errors.append(field_error(param, message, path))
     return errors
-
-
-def _merge(action: Action) -> Param:
-    return next(p for p in action.parameters if p.merge)
-
-
-class _Plan(NamedTuple):
-    """An action's parameters looked up by name and by body field, and its merge parameter."""
-
-    action: Action
-    by_name: dict[str, Param]
-    by_target: dict[str, Param]
-    merge: Param | None
-
-
-_plans: dict[int, _Plan] = {}
-
-
-def _plan(action: Action) -> _Plan:
-    """Return the lookups of an action's parameters (once per process)."""
-    plan = _plans.get(id(action))
-    if plan is None or plan.action is not action:
-        plan = _plans[id(action)] = _Plan(
-            action,
-            {p.name: p for p in action.parameters},
-            {p.target: p for p in action.parameters if not p.merge and not p.send_as},
-            next((p for p in action.parameters if p.merge), None),
-        )
-    return plan
 
 
 def _schema_errors(
@@ -137,9 +100,9 @@ def _schema_errors(
 ) -> list[dict[str, str]]:
     from . import validation
 
-    by_target = _plan(action).by_target
+    by_target = compiled(action).by_target
     errors = []
-    for problem in validation.validate_request(body):
+    for problem in validation.validate_request(body, action.request_schema):
         head, rest = (problem.path[0], problem.path[1:]) if problem.path else (None, ())
         if head in extra_keys and merge_param is not None:
             errors.append(field_error(merge_param, problem.message, problem.path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -10,8 +9,16 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .connection import OPENAI_BASE_URL, Connection, env_values
-from .errors import ConnectorError, InternalError, InvalidInput, RequestRejected, redact
-from .forms import Form, field_error, invalid
+from .errors import (
+    ConnectorError,
+    InternalError,
+    InvalidInput,
+    RequestRejected,
+    redact,
+    secret_values,
+)
+from .forms import Form, invalid
+from .hooks import hook
 from .manifest import Action, load_manifest
 from .output import shape, template_for
 from .request import build_body
@@ -22,14 +29,29 @@ UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
 _LOCAL_PLACEHOLDER = "http://127.0.0.1:0/v1"  # dry-run only: the port is chosen at start
 
 
-_connection_form: Form | None = None
+_connection_spec: tuple[int, Form, dict[str, Any]] | None = None
+
+
+def _conn_spec() -> tuple[Form, dict[str, Any]]:
+    """Return the connection form and its defaults, both from the manifest (once per manifest)."""
+    global _connection_spec
+    manifest = load_manifest()
+    if _connection_spec is None or _connection_spec[0] != id(manifest):
+        form = Form(manifest.connection.fields)
+        given = {p.name: p.default for p in manifest.connection.fields if p.default is not None}
+        defaults, errors = form.coerce(given, max_chars=100_000, max_depth=8)
+        if errors:
+            raise invalid(errors, "connection defaults")
+        # YAML writes 600 for the number 600.0: keep Connection's types whatever the spelling.
+        for p in manifest.connection.fields:
+            if p.types == ("number",) and p.name in defaults:
+                defaults[p.name] = float(defaults[p.name])
+        _connection_spec = (id(manifest), form, defaults)
+    return _connection_spec[1], _connection_spec[2]
 
 
 def _conn_form() -> Form:
-    global _connection_form
-    if _connection_form is None:
-        _connection_form = Form(load_manifest().connection.fields)
-    return _connection_form
+    return _conn_spec()[0]
 
 
 _resolved: dict[tuple, Connection] = {}
@@ -69,7 +91,7 @@ def resolve_connection(
 
 
 def _connection(raw: Mapping[str, Any]) -> Connection:
-    form = _conn_form()
+    form, defaults = _conn_spec()
     values, errors = form.coerce(raw, max_chars=100_000, max_depth=8)
     if errors:
         secrets = [
@@ -80,29 +102,20 @@ def _connection(raw: Mapping[str, Any]) -> Connection:
         values["allowed_hosts"] = tuple(h.lower() for h in values["allowed_hosts"])
     if "base_url" in values:
         values["base_url"] = values["base_url"].rstrip("/")
-    return Connection(**values)
+    return Connection(**{**defaults, **values})
 
 
 def _check_key(conn: Connection) -> None:
-    providers = {p.name: p for p in load_manifest().providers}
-    if providers[conn.provider].key_required and not conn.api_key:
-        form = _conn_form()
-        raise InvalidInput(
-            f"API Key is required for provider '{conn.provider}'. Set OPENAI_API_KEY, or api_key "
-            "in the connection; for a key-less server set provider to 'compatible' or 'local'.",
-            fields=[
-                field_error(form.lookup("api_key"), "is required for provider " + conn.provider)
-            ],
-        )
+    from .providers import provider_for
 
-
-def _hooks(action: Action):
-    return importlib.import_module(action.module) if action.module else None
+    provider_for(conn.provider).check_key(conn.api_key, _conn_form().lookup("api_key").label)
 
 
 def _endpoint(conn: Connection, *, start: bool) -> Connection:
     """Point a `local` connection at the embedded server (started on first use)."""
-    if conn.provider != "local" or conn.base_url != OPENAI_BASE_URL:
+    from .providers import provider_for
+
+    if not provider_for(conn.provider).embedded or conn.base_url != OPENAI_BASE_URL:
         return conn
     if not start:
         return conn.with_values(base_url=_LOCAL_PLACEHOLDER)
@@ -135,9 +148,9 @@ def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form
     try:
         build_body(action, form or {}, Connection())
     except InvalidInput as bad_form:
-        bad_connection.message += f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
-        bad_connection.args = (bad_connection.message,)
-        bad_connection.fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
+        also = f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
+        fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
+        raise bad_connection.replace(message=bad_connection.message + also, fields=fields) from None
     raise bad_connection from None
 
 
@@ -149,7 +162,8 @@ def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: A
         from .http import transport_for
 
         stream = bool(body and body.get("stream"))
-        return transport_for(conn).prepare(action.method, action.path, body, stream=stream)
+        prepared = transport_for(conn).prepare(action.method, action.path, body, stream=stream)
+        return redact(prepared, conn.secrets)
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else ()) from None
 
@@ -180,14 +194,15 @@ def run(
                 echo.flush()
         try:
             output = shape(template_for(action), reply.data)
-            hooks = _hooks(action)
-            if hooks is not None and hasattr(hooks, "finish"):
-                output = hooks.finish(output, body or {})
+            finish = hook(action, "finish")
+            if finish is not None:
+                output = finish(output, body or {})
         except ConnectorError as exc:  # the reply came back but failed a check: say which one
-            exc.status = exc.status or reply.status
-            exc.request_id = exc.request_id or reply.request_id
-            exc.attempts = exc.attempts or reply.attempts
-            raise
+            raise exc.replace(
+                status=exc.status or reply.status,
+                request_id=exc.request_id or reply.request_id,
+                attempts=exc.attempts or reply.attempts,
+            ) from None
         return _without_keys(output, conn.secrets)
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else _raw_secrets(connection)) from None
@@ -195,18 +210,9 @@ def run(
         raise internal_error(exc, conn.secrets if conn else _raw_secrets(connection)) from None
 
 
-# Keys this short are placeholders for key-less servers ("EMPTY", "ollama"): replacing them
-# would garble replies that merely mention them.
-MIN_SECRET_CHARS = 8
-
-
-def _output_secrets(secrets) -> list[str]:
-    return [s for s in secrets if s and len(s) >= MIN_SECRET_CHARS]
-
-
 def _without_keys(output: dict, secrets) -> dict:
     """Return the output with any key the server echoed back replaced by ``***``."""
-    keys = _output_secrets(secrets)
+    keys = secret_values(secrets)
     if not keys:
         return output
     import json
@@ -224,7 +230,7 @@ class _Echo:
     def __init__(self, on_token: Callable[[str], None], secrets) -> None:
         self._on_token = on_token
         self._secrets = tuple(secrets)
-        self._keys = _output_secrets(secrets)
+        self._keys = secret_values(secrets)
         self._pending = ""  # held back: it could be the start of a key split across tokens
         self._failed = False
 
@@ -286,8 +292,14 @@ def _raw_secrets(connection: Any) -> list[str]:
 
 def _send(transport, action: Action, body: dict | None, conn: Connection, on_token):
     stream = bool(body and body.get("stream"))
+    aggregator = hook(action, "stream_aggregator") if stream else None
+    if stream and aggregator is None:
+        raise InvalidInput(
+            f"{action.title} cannot stream: its action module defines no stream_aggregator."
+        )
+    kw = {"stream": stream, "on_token": on_token, "aggregator": aggregator}
     try:
-        return transport.send(action.method, action.path, body, stream=stream, on_token=on_token)
+        return transport.send(action.method, action.path, body, **kw)
     except RequestRejected as exc:
         if body is None or exc.code not in UNSUPPORTED_CODES or not exc.param:
             raise
@@ -299,7 +311,8 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
         param = _param_for(action, field)
         label = f"{param.label} ({field})" if param else field
         model = body.get("model")
-        if conn.drop_unsupported_params and field in body and field not in ("model", "messages"):
+        required = {p.target for p in action.parameters if p.required}
+        if conn.drop_unsupported_params and field in body and field not in required:
             log.warning(
                 "The model '%s' rejected %s; sent again without it (Drop Unsupported Parameters).",
                 model,
@@ -307,23 +320,19 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
             )
             retry = {k: v for k, v in body.items() if k != field}
             try:
-                reply = transport.send(
-                    action.method, action.path, retry, stream=stream, on_token=on_token
-                )
+                reply = transport.send(action.method, action.path, retry, **kw)
             except ConnectorError as again:  # count the rejected send too
-                again.attempts = (again.attempts or 1) + (exc.attempts or 1)
-                raise
+                raise again.replace(attempts=(again.attempts or 1) + (exc.attempts or 1)) from None
             reply.attempts += exc.attempts or 1
             return reply
         what = "this value of" if exc.code == "unsupported_value" else ""
-        exc.message = (
+        message = (
             f"The model '{model}' does not accept {what + ' ' if what else ''}{label}: "
             f"{exc.message} Fix: clear the {param.label if param else field} field"
             f"{' or pick a supported value' if what else ''}, or turn on Drop Unsupported "
             "Parameters in the connection."
         )
-        exc.args = (exc.message,)
-        raise
+        raise exc.replace(message=message) from None
 
 
 def _param_for(action: Action, field: str):
@@ -341,8 +350,8 @@ def options(action_id: str, field: str, connection: Any = None) -> list[dict[str
         raise InvalidInput(f"{action.title}: field '{field}' has no dropdown options.")
     source = load_manifest().action(param.options.action)
     output = run(source.id, {}, connection)
-    hooks = _hooks(source)
-    if hooks is not None and hasattr(hooks, "options"):
-        return hooks.options(output)
+    to_options = hook(source, "options")
+    if to_options is not None:
+        return to_options(output)
     key = param.options.value
     return [{"value": item[key], "label": item[key]} for item in output.get("data") or []]

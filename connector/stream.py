@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from connector import errors, providers
-from connector.errors import ConnectorError, InvalidResponse
+from connector import errors
+from connector.errors import InvalidResponse
+from connector.providers import event_error
 
 DONE = "[DONE]"
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
@@ -327,28 +328,3 @@ def _handle(event: Event, agg: Aggregator) -> None:
             partial=agg.result(),
         )
     agg.add(payload)
-
-
-def event_error(
-    payload: Any, partial: dict[str, Any] | None, *, in_stream: bool = False
-) -> ConnectorError:
-    """Return the error for an API error reported inside a 200 reply (an SSE error event)."""
-    fields = providers.read_error(payload) or {
-        "message": errors.excerpt(json.dumps(payload), 200),
-        "type": None,
-        "param": None,
-        "code": None,
-    }
-    code = fields["code"]
-    details = ", ".join(f"{k}: {fields[k]}" for k in ("type", "code", "param") if fields[k])
-    message = "The API reported an error in the reply: " + fields["message"]
-    if details:
-        message += f" ({details})"
-    kw = {"code": code, "param": fields["param"], "partial": partial}
-    # A 200 whose whole body is an error (OpenRouter) carries the would-be HTTP status as the
-    # code: classify it like that status. Inside a stream the reply had begun: never retried.
-    if in_stream or not (
-        isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599
-    ):
-        return InvalidResponse(message, **kw)
-    return errors.error_for_status(code, message, **kw)

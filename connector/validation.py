@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from connector.errors import InternalError
 from connector.manifest import ROOT, json_type
-from connector.predicate import Check, compile_schema
 
 if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at start-up
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-REQUEST_SCHEMA_PATH = ROOT / "schemas" / "create_chat_completion.request.schema.json"
+# Each action names its own ``request_schema`` (relative to the root); this is the chat one.
+CHAT_SCHEMA = "schemas/create_chat_completion.request.schema.json"
+REQUEST_SCHEMA_PATH = ROOT / CHAT_SCHEMA
 ANNOTATIONS = frozenset({"title", "description", "default", "deprecated", "examples", "$comment"})
 TYPE_NAMES = {
     "object": "an object",
@@ -62,9 +63,9 @@ class Problem:
         return f"{self.location}: {self.message}" if self.path else self.message
 
 
-def validate_request(body: Any) -> list[Problem]:
-    """Return every problem of a request body against the official schema (empty if valid)."""
-    checker = _checker()
+def validate_request(body: Any, schema: str = CHAT_SCHEMA) -> list[Problem]:
+    """Return every problem of a request body against an action's request schema (empty if valid)."""
+    checker = _checker(schema)
     if checker.quick(body):
         return []
     from jsonschema.exceptions import SchemaError, UndefinedTypeCheck, UnknownType
@@ -76,22 +77,22 @@ def validate_request(body: Any) -> list[Problem]:
         raise InternalError(f"the request schema is broken: {exc}") from exc
 
 
-def request_properties() -> list[str]:
+def request_properties(schema: str = CHAT_SCHEMA) -> list[str]:
     """Return the name of every top-level property of the request body."""
-    return list(_checker().schema["properties"])
+    return list(_checker(schema).schema["properties"])
 
 
-def property_schema(name: str) -> dict[str, Any] | None:
+def property_schema(name: str, schema: str = CHAT_SCHEMA) -> dict[str, Any] | None:
     """Return the official schema of a top-level request property, every $ref inlined."""
-    checker = _checker()
+    checker = _checker(schema)
     node = checker.schema["properties"].get(name)
     return None if node is None else checker.inline(node, frozenset())
 
 
-def official_enum(name: str) -> list[str] | None:
+def official_enum(name: str, schema: str = CHAT_SCHEMA) -> list[str] | None:
     """Return the values the official schema allows for a top-level property, if an enum."""
-    schema = property_schema(name)
-    return None if schema is None else _enum_values(schema)
+    node = property_schema(name, schema)
+    return None if node is None else _enum_values(node)
 
 
 def _enum_values(schema: dict[str, Any]) -> list[Any] | None:
@@ -112,12 +113,13 @@ def _enum_values(schema: dict[str, Any]) -> list[Any] | None:
 
 
 @functools.cache
-def _checker() -> _Checker:
+def _checker(schema: str = CHAT_SCHEMA) -> _Checker:
+    path = ROOT / schema
     try:
-        schema = json.loads(REQUEST_SCHEMA_PATH.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InternalError(f"cannot load the request schema {REQUEST_SCHEMA_PATH}: {exc}") from exc
-    return _Checker(schema)
+        raise InternalError(f"cannot load the request schema {path}: {exc}") from exc
+    return _Checker(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,10 @@ class _Tagged:
         return f"for {article} {tag} {self.noun}"
 
 
+def _never(body: Any) -> bool:
+    return False
+
+
 class _Checker:
     """Validators for the request schema, built on first use and kept for the process."""
 
@@ -145,27 +151,30 @@ class _Checker:
         self._validators: dict[int, Draft202012Validator] = {}
         self._tagged: dict[int, _Tagged | None] = {}
         self._array_only: dict[int, dict[str, Any]] = {}
-        self._quick: dict[str, Check | None] = {}
+        self._fast: Any = None  # the jsonschema-rs validator, built on first use
         self.required: list[str] = schema.get("required", [])
         self.properties = {name: self.resolve(sub) for name, sub in schema["properties"].items()}
 
     def quick(self, body: Any) -> bool:
-        """Return True when the body is certainly valid; False means: look closer."""
-        if not isinstance(body, dict) or any(name not in body for name in self.required):
+        """Return True when the body is certainly valid; False means: look closer.
+
+        jsonschema-rs answers the yes/no (about 8x faster than a hand-compiled check, and 200x
+        faster than jsonschema: see benchmarks/validators.py); jsonschema only words the errors
+        of a body that fails.
+        """
+        fast = self._fast
+        if fast is None:
+            import jsonschema_rs
+
+            try:
+                fast = jsonschema_rs.validator_for(self.schema).is_valid
+            except jsonschema_rs.ValidationError:  # a broken schema: jsonschema names the fault
+                fast = _never
+            self._fast = fast
+        try:
+            return fast(body)
+        except (ValueError, RecursionError):  # a value JSON cannot carry: look closer
             return False
-        for name, value in body.items():
-            if name not in self.properties:
-                continue  # unknown fields are the API's business
-            try:
-                check = self._quick[name]
-            except KeyError:
-                check = self._quick[name] = compile_schema(self.properties[name], self.defs)
-            try:
-                if check is None or not check(value):
-                    return False
-            except RecursionError:
-                return False
-        return True
 
     def check_body(self, body: Any) -> list[Problem]:
         """Return the problems of a whole request body."""

@@ -439,6 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _ok(self, content: str | None = None) -> None:
         if self.rest.endswith("/models"):
             self._send(200, json.dumps(model_list()))
+        elif self.rest.endswith("/embeddings"):  # the test-only second action (test_engine.py)
+            self._send(200, json.dumps(embedding(self.body_json)))
         elif not self.rest.endswith("/chat/completions"):
             self._error(404, f"Unknown path {self.rest}", "invalid_request_error", "not_found")
         elif isinstance(self.body_json, dict) and self.body_json.get("stream") is True:
@@ -706,6 +708,16 @@ def stream_events(body: Any, content: str | None = None) -> list[str]:
         events.append(f"data: {json.dumps(usage)}\n\n")
     events.append("data: [DONE]\n\n")
     return events
+
+
+def embedding(body: Any) -> dict[str, Any]:
+    """Return an embeddings reply (sparse: no usage) with ``dimensions`` numbers per vector."""
+    size = body.get("dimensions", 3) if isinstance(body, dict) else 3
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.5] * int(size)}],
+        "model": _model(body),
+    }
 
 
 def model_list() -> dict[str, Any]:

@@ -157,9 +157,12 @@ def test_all_problems_are_reported_at_once():
         messages='[{"role": "bot", "content": "x"}, {"role": "tool", "content": "x"}]',
     )
     assert set(found) == {"model", "temperature", "n", "stop", "messages"}
-    assert (
-        "Messages[0].role" in found["messages"] or "Messages[1].tool_call_id" in found["messages"]
-    )
+    with pytest.raises(InvalidInput) as exc:
+        body(
+            model="", messages='[{"role": "bot", "content": "x"}, {"role": "tool", "content": "x"}]'
+        )
+    messages = " ".join(e["message"] for e in exc.value.fields if e["name"] == "messages")
+    assert "Messages[0].role" in messages and "Messages[1].tool_call_id" in messages
 
 
 def test_every_messages_problem_is_listed_with_its_path():

@@ -16,7 +16,7 @@ import pytest
 import requests
 import responses
 
-from connector import errors, http
+from connector import errors, http, replies
 from connector.connection import Connection
 from connector.http import Transport, transport_for
 
@@ -252,7 +252,7 @@ def test_network_error_then_success(mock):
     ],
 )
 def test_reason_drops_object_reprs(text):
-    assert http._reason(requests.ConnectionError(OSError(text))) == "Failed to resolve 'x'"
+    assert replies.reason_of(requests.ConnectionError(OSError(text))) == "Failed to resolve 'x'"
 
 
 def test_retry_log_for_network_errors(mock, caplog):
@@ -482,12 +482,15 @@ def test_compatible_error_bodies(mock, status, body, type_, code, message):
     assert message in error.message
 
 
-def test_key_echoed_by_the_server_is_redacted(mock):
+def test_key_echoed_by_the_server_is_redacted_at_the_facade(mock):
+    from connector import runner
+
     mock.post(URL, json=api_error(f"Incorrect API key provided: {KEY}"), status=401)
-    transport, _ = make()
-    error = fail(transport)
-    assert KEY not in json.dumps(error.to_dict())
-    assert KEY not in str(error)
+    with pytest.raises(errors.ConnectorError) as info:
+        runner.run("create_chat_completion", {"model": "m", "messages": "Hi"}, {"api_key": KEY})
+    assert KEY not in json.dumps(info.value.to_dict())
+    assert KEY not in str(info.value)
+    assert "Incorrect API key provided: ***" in info.value.message
 
 
 # -- requests as sent ------------------------------------------------------------------------

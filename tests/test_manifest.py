@@ -111,10 +111,15 @@ def test_constraints_follow_the_seeds_and_schema(name, rule):
 def test_every_official_body_field_can_be_sent(name):
     param = next((p for p in CHAT.parameters if name in (p.name, p.target)), None)
     if param is None:
-        # Not a form field: it goes through Additional Parameters, which takes any other key.
-        from connector.request import form_for
+        # Not a form field: Additional Parameters takes it (a wrong value is the schema's to judge).
+        from connector.errors import InvalidInput
+        from connector.request import build_body
 
-        assert form_for(CHAT).lookup(name) is None
+        form = {"model": "m", "messages": "Hi", "additional_parameters": {name: True}}
+        try:
+            assert build_body(CHAT, form, Connection(api_key="k"))[name] is True
+        except InvalidInput as exc:
+            assert not any("has its own field" in e["message"] for e in exc.fields), exc.fields
     else:
         assert not param.merge
 
@@ -141,13 +146,24 @@ def test_example_output_has_every_seed_key_path_and_adds_up():
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+# The Python type each manifest type stands for in the Connection class.
+CONNECTION_TYPES = {"string": "str", "number": "float", "integer": "int", "boolean": "bool",
+                    "array": "tuple[str, ...]"}  # fmt: skip
+
+
 def test_connection_fields_match_the_connection_class():
     declared = {f.name: f for f in MANIFEST.connection.fields}
+    assert {f.name for f in dataclasses.fields(Connection)} == set(declared)
     for f in dataclasses.fields(Connection):
-        assert f.name in declared, f"{f.name} is not declared in manifest.yaml"
-        expected = f.default if not isinstance(f.default, tuple) else None
-        assert declared[f.name].default == (expected or declared[f.name].default), f.name
-    assert set(declared) == {f.name for f in dataclasses.fields(Connection)}
+        spec = declared[f.name]
+        default = spec.default
+        if spec.type == "array":
+            default = tuple(default or ())
+        elif spec.type == "number" and default is not None:
+            default = float(default)  # YAML writes 600 for the number 600.0
+        assert f.default == default and type(f.default) is type(default), f.name
+        optional = " | None" if spec.default is None and spec.type != "array" else ""
+        assert f.type == CONNECTION_TYPES[spec.type] + optional, f.name
     assert [f.name for f in MANIFEST.connection.fields if f.secret] == ["api_key"]
 
 
@@ -181,3 +197,36 @@ def test_chat_page_reads_like_the_platform_page():
     positions = [page.index(s) for s in order]
     assert positions == sorted(positions)
     assert "from `0` to `2`" in page and "Up to 4 items" in page
+
+
+@pytest.mark.parametrize(
+    ("line", "changed", "name", "expected"),
+    [
+        ("      default: 600\n", "      default: 42\n", "timeout", 42.0),
+        ("      default: 2\n", "      default: 5\n", "max_retries", 5),
+    ],
+)
+def test_connection_defaults_apply_from_the_manifest(
+    tmp_path, monkeypatch, line, changed, name, expected
+):
+    from connector import runner
+
+    text = (ROOT / "manifest.yaml").read_text()
+    assert text.count(line) == 1
+    (tmp_path / "manifest.yaml").write_text(text.replace(line, changed))
+    monkeypatch.setenv("CONNECTOR_MANIFEST", str(tmp_path / "manifest.yaml"))
+    runner._resolved.clear()
+    try:
+        conn = runner.resolve_connection({"api_key": "k"})
+    finally:
+        runner._resolved.clear()
+    value = getattr(conn, name)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_resolved_defaults_are_the_connection_class_defaults():
+    from connector import runner
+
+    resolved = runner.resolve_connection({}, require_key=False)
+    pairs = [(type(v), v) for v in dataclasses.astuple(resolved)]
+    assert pairs == [(type(v), v) for v in dataclasses.astuple(Connection())]

@@ -21,10 +21,10 @@ def shout(value):
 WITH_HOOKS = """
 connector: {id: t, title: T, description: d, version: 1.0.0}
 providers:
-  - {name: openai, label: OpenAI, description: d, key_required: true}
-  - {name: azure, label: Azure, description: d, key_required: true}
-  - {name: compatible, label: C, description: d, key_required: false}
-  - {name: local, label: L, description: d, key_required: false}
+  - {name: openai, label: OpenAI, description: d}
+  - {name: azure, label: Azure, description: d}
+  - {name: compatible, label: C, description: d}
+  - {name: local, label: L, description: d}
 connection:
   fields:
     - {name: provider, label: Provider, description: d, type: string, input: enum,

