@@ -5,6 +5,8 @@
 >>> out["choices"][0]["message"]["content"]
 """
 
+__version__ = "0.1.0"
+
 import importlib.util as _util
 import sys as _sys
 from pathlib import Path as _Path
@@ -50,6 +52,7 @@ __all__ = [
     "InvalidResponse",
     "RequestRejected",
     "TemporaryFailure",
+    "__version__",
     "load_manifest",
     "options",
     "prepare",

@@ -182,7 +182,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .manifest import ROOT, export_schema
+    from .manifest import ROOT
+    from .models import export_schema
 
     _needs_checkout("schema")
     path = ROOT / "schemas" / "manifest.schema.json"
@@ -246,12 +247,7 @@ class _Parser(argparse.ArgumentParser):
 PROG = "chat-connector"  # the installed command; ``python -m connector`` passes its own name
 
 
-def parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """Return the argument parser."""
-    p = _Parser(prog=prog, description="OpenAI Create Chat Completion connector.")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    r = sub.add_parser("run", help="run an action and print its output as JSON")
+def _run_args(r: argparse.ArgumentParser) -> None:
     r.add_argument("action")
     r.add_argument("--input", metavar="FILE|-", help="form values as a JSON or YAML object")
     r.add_argument("--set", metavar="NAME=VALUE", action="append", help="one form value (repeat)")
@@ -260,39 +256,46 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     r.add_argument("--progress", action="store_true", help="echo streamed tokens to stderr")
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("check", help="validate the manifest")
+
+def _check_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("--manifest", metavar="FILE", help="another manifest file to validate")
     c.set_defaults(func=cmd_check)
 
-    sub.add_parser("list", help="list the actions").set_defaults(func=cmd_list)
 
-    d = sub.add_parser("describe", help="an action's parameters, Basic and Advanced")
+def _list_args(x: argparse.ArgumentParser) -> None:
+    x.set_defaults(func=cmd_list)
+
+
+def _describe_args(d: argparse.ArgumentParser) -> None:
     d.add_argument("action")
     d.add_argument("--json", action="store_true", help="machine-readable")
     d.set_defaults(func=cmd_describe)
 
-    o = sub.add_parser("options", help="dropdown options for a field, e.g. model")
+
+def _options_args(o: argparse.ArgumentParser) -> None:
     o.add_argument("action")
     o.add_argument("field")
     o.add_argument("--connection", metavar="FILE", help="connection settings (JSON or YAML)")
     o.set_defaults(func=cmd_options)
 
-    f = sub.add_parser("form-schema", help="an action's form as JSON Schema plus a UI schema")
+
+def _form_schema_args(f: argparse.ArgumentParser) -> None:
     f.add_argument("action")
     f.set_defaults(func=cmd_form_schema)
 
-    g = sub.add_parser("docs", help="write one Markdown page per action under docs/ (checkout)")
+
+def _docs_args(g: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
     g.add_argument("--check", action="store_true", help="fail if the pages are stale")
     g.set_defaults(func=cmd_docs)
 
-    s = sub.add_parser(
-        "schema", help="export schemas/manifest.schema.json from the models (checkout)"
-    )
+
+def _schema_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--check", action="store_true", help="fail if the file is stale")
     s.set_defaults(func=cmd_schema)
 
-    v = sub.add_parser("serve", help="run the action server (HTTP, JSON; see the README)")
+
+def _serve_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     v.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks one)")
     v.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -302,12 +305,40 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     v.add_argument("--no-auth", action="store_true", help="no token (loopback only)")
     v.set_defaults(func=cmd_serve)
 
-    a = sub.add_parser("openapi", help="print the server's OpenAPI 3.1 document (or Swagger 2.0)")
+
+def _openapi_args(a: argparse.ArgumentParser) -> None:
     a.add_argument("--swagger2", action="store_true", help="OpenAPI 2.0 with the x-ms extensions")
     a.add_argument("--write", action="store_true", help="write docs/openapi.json, swagger.json")
     a.add_argument("--check", action="store_true", help="fail if the written files are stale")
     a.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
     a.set_defaults(func=cmd_openapi)
+
+
+# Each command: its help line and what adds its arguments.
+COMMANDS = {
+    "run": ("run an action and print its output as JSON", _run_args),
+    "check": ("validate the manifest", _check_args),
+    "list": ("list the actions", _list_args),
+    "describe": ("an action's parameters, Basic and Advanced", _describe_args),
+    "options": ("dropdown options for a field, e.g. model", _options_args),
+    "form-schema": ("an action's form as JSON Schema plus a UI schema", _form_schema_args),
+    "docs": ("write one Markdown page per action under docs/ (checkout)", _docs_args),
+    "schema": ("export schemas/manifest.schema.json from the models (checkout)", _schema_args),
+    "serve": ("run the action server (HTTP, JSON; see the README)", _serve_args),
+    "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
+}
+
+
+def parser(prog: str = PROG, only: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser; with ``only`` a known command, just that command's part.
+
+    A process runs one command: building the other nine would cost a cold start about 2 ms.
+    """
+    p = _Parser(prog=prog, description="OpenAI Create Chat Completion connector.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, (text, add) in COMMANDS.items():
+        if only not in COMMANDS or name == only:
+            add(sub.add_parser(name, help=text))
     return p
 
 
@@ -321,7 +352,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     from .errors import ConnectorError
 
     try:
-        args = parser(prog).parse_args(argv)
+        given = sys.argv[1:] if argv is None else argv
+        args = parser(prog, given[0] if given else None).parse_args(given)
         return args.func(args)
     except ConnectorError as exc:
         _out({"error": exc.to_dict()})

@@ -241,7 +241,9 @@ def describe(action: Action) -> dict[str, Any]:
     """Return an action's parameters grouped Basic / Advanced, for machines."""
 
     def one(p: Param) -> dict[str, Any]:
-        d = p.model_dump(exclude_none=True, exclude_defaults=True)
+        from .models import given
+
+        d = given(p)
         d.update(name=p.name, label=p.label, type=p.type, input=p.input, accepts=accepts(p))
         return d
 

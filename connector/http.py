@@ -18,14 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
-from connector import errors, providers, replies, session
+from connector import __version__, errors, providers, replies, session
 from connector.connection import Connection
 from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
 from connector.policy import request_url_problem
@@ -40,14 +39,7 @@ MAX_BACKOFF = 8.0
 DEADLINE_SLACK = 0.1  # how far past max_duration a read may end
 
 
-def _version() -> str:
-    try:
-        return metadata.version("openai-chat-connector")
-    except metadata.PackageNotFoundError:
-        return "0"
-
-
-USER_AGENT = f"openai-chat-connector/{_version()}"
+USER_AGENT = f"openai-chat-connector/{__version__}"
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""The declarative manifest: models, cross-field rules and the once-per-process loader."""
+"""The manifest at run time: plain objects compiled once from checked data, and their loader.
+
+The format itself (fields, defaults, rules) is declared once, by the pydantic models of
+``connector.models``. They check a manifest the cache has not seen and return it normalized,
+every field given; the run path builds these objects from that data without importing pydantic.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import (
-    VERSION,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    model_validator,
-)
+from typing import Any
 
 from .errors import ConnectorError
 
@@ -28,18 +23,19 @@ PACKAGE = Path(__file__).resolve().parent
 CHECKOUT = (PACKAGE.parent / "manifest.yaml").is_file()
 ROOT = PACKAGE.parent if CHECKOUT else PACKAGE / "data"
 MANIFEST_PATH = ROOT / "manifest.yaml"
-CACHE_FORMAT = 1
-# The code and files the full check depends on: a change to any of them invalidates the cache.
+CACHE_FORMAT = 2
+# The code and files the full check depends on: a change to any of them invalidates the cache
+# (pydantic's own version is stamped with the action modules, see _module_stamps).
 CHECK_INPUTS = (
     PACKAGE / "manifest.py",
+    PACKAGE / "models.py",
     PACKAGE / "forms.py",
     PACKAGE / "validation.py",
+    PACKAGE / "output.py",
+    PACKAGE / "providers.py",
     ROOT / "schemas" / "create_chat_completion.request.schema.json",
     ROOT / "schemas" / "create_chat_completion.response.schema.json",
 )
-
-JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
-InputRule = Literal["text", "integer", "number", "boolean", "enum", "list", "json"]
 
 
 class ManifestError(ConnectorError):
@@ -49,221 +45,181 @@ class ManifestError(ConnectorError):
     exit_code = 1
 
 
-class Strict(BaseModel):
-    """Base for manifest models: unknown keys are errors."""
+class Compiled:
+    """Base of the compiled objects: read-only, every annotated field given.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    One class per model of ``connector.models``, with the same fields (a test compares them)
+    and no defaults: the checked data gives every field. Each object is its own identity, so
+    what it compiles on first use (``functools.cached_property``) stays with it. Plain classes,
+    not dataclasses: defining and filling them costs a few milliseconds less per process.
+    """
+
+    _fields = frozenset()
+
+    def __init_subclass__(cls) -> None:
+        cls._fields = frozenset(cls.__annotations__)
+
+    def __init__(self, **values: Any) -> None:
+        if values.keys() != self._fields:
+            wrong = sorted(values.keys() ^ self._fields)
+            raise TypeError(f"{type(self).__name__}: missing or unknown fields {wrong}")
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def data(self) -> dict[str, Any]:
+        """Return the fields as the normalized data they were built from."""
+        return {name: _data(getattr(self, name)) for name in sorted(self._fields)}
+
+    def __repr__(self) -> str:
+        name = getattr(self, "id", None) or getattr(self, "name", None)
+        return f"<{type(self).__name__} {name}>" if name else f"<{type(self).__name__}>"
 
 
-class Options(Strict):
+class Options(Compiled):
     """Where a field's dropdown options come from."""
 
-    action: str = Field(description="Action whose output lists the options.")
-    value: str = Field("id", description="Key of each listed item used as the option value.")
-    free_text: bool = Field(True, description="Whether a value not in the list is accepted.")
+    action: str
+    value: str
+    free_text: bool
 
 
-class Param(Strict):
+class Param(Compiled):
     """One form field: an action parameter or a connection setting."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="API field; the form key.")
-    label: str = Field(min_length=1, description="Label shown in the form.")
-    description: str = Field(min_length=1)
-    type: JsonType | list[JsonType] = Field(description="JSON type(s) of the value sent.")
-    input: InputRule = Field(description="How form text becomes a value.")
-    visibility: Literal["basic", "advanced"] = "advanced"
-    required: bool = False
-    secret: bool = Field(False, description="Never shown in any output (connection only).")
-    minimum: float | None = None
-    maximum: float | None = None
-    min_length: int | None = Field(None, ge=0)
-    max_length: int | None = Field(None, ge=1)
-    min_items: int | None = Field(None, ge=0)
-    max_items: int | None = Field(None, ge=1)
-    enum: list[str] | None = None
-    single_as_string: bool = Field(False, description="List input: one item is sent as a string.")
-    text_fallback: bool = Field(False, description="JSON input: non-JSON text goes to transform.")
-    transform: str | None = Field(None, description="Function of the action module applied last.")
-    send_as: str | None = Field(None, description="Body field the value is sent as.")
-    merge: bool = Field(False, description="A JSON object merged into the body (extra fields).")
-    deprecated: bool = False
-    replaced_by: str | None = None
-    api_default: Any = Field(None, description="The API's own default (documented, never sent).")
-    default: Any = Field(None, description="Connection settings only: value when not given.")
-    options: Options | None = None
-    example: Any = None
+    name: str
+    label: str
+    description: str
+    type: str | list[str]
+    input: str
+    visibility: str
+    required: bool
+    secret: bool
+    minimum: float | None
+    maximum: float | None
+    min_length: int | None
+    max_length: int | None
+    min_items: int | None
+    max_items: int | None
+    enum: list[str] | None
+    single_as_string: bool
+    text_fallback: bool
+    transform: str | None
+    send_as: str | None
+    merge: bool
+    deprecated: bool
+    replaced_by: str | None
+    api_default: Any
+    default: Any
+    options: Options | None
+    example: Any
 
-    @property
+    @functools.cached_property
     def types(self) -> tuple[str, ...]:
         """Return the accepted JSON types as a tuple."""
-        return tuple(self.type) if isinstance(self.type, list) else (self.type,)
+        return as_types(self.type)
 
     @property
     def target(self) -> str:
         """Return the body field this parameter is sent as."""
         return self.send_as or self.name
 
-    @model_validator(mode="after")
-    def _rules(self) -> Param:
-        types = self.types
-        if self.input == "list" and "array" not in types:
-            raise ValueError("input 'list' is only for parameters whose type includes 'array'")
-        if self.single_as_string and not (self.input == "list" and "string" in types):
-            raise ValueError("single_as_string needs input 'list' and a type including 'string'")
-        if self.input == "enum" and not self.enum:
-            raise ValueError("input 'enum' needs a non-empty 'enum' list")
-        if self.enum is not None and self.input not in ("enum", "list", "text"):
-            raise ValueError(f"'enum' values make no sense with input '{self.input}'")
-        if self.input in ("integer", "number", "boolean") and types != (self.input,):
-            raise ValueError(f"input '{self.input}' needs type '{self.input}'")
-        if self.text_fallback and self.input != "json":
-            raise ValueError("text_fallback is only for input 'json'")
-        if self.merge and (self.input != "json" or types != ("object",)):
-            raise ValueError("merge needs input 'json' and type 'object'")
-        if self.replaced_by and not self.deprecated:
-            raise ValueError("replaced_by is only for deprecated parameters")
-        if (self.minimum is not None and self.maximum is not None) and self.minimum > self.maximum:
-            raise ValueError("minimum is greater than maximum")
-        if self.required and self.visibility != "basic":
-            raise ValueError("a required parameter must be basic")
-        if self.default is not None:
-            problem = constraint_problem(self, self.default)
-            if problem:
-                raise ValueError(
-                    f"default {json.dumps(self.default, default=str)} breaks its own rules: {problem}"
-                )
-        return self
 
-
-class Output(Strict):
+class Output(Compiled):
     """The example-shaped output: its JSON Schema and the example itself."""
 
-    schema_: dict[str, Any] = Field(alias="schema")
+    schema_: dict[str, Any]
     example: dict[str, Any]
 
-    @model_validator(mode="after")
-    def _example_fits(self, info: ValidationInfo) -> Output:
-        if info.context and info.context.get("checked"):
-            return self  # this very manifest passed the check before (see _load)
-        from jsonschema import Draft202012Validator
 
-        Draft202012Validator.check_schema(self.schema_)
-        errors = sorted(Draft202012Validator(self.schema_).iter_errors(self.example), key=str)
-        if errors:
-            where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-            raise ValueError(f"example does not match schema at {where}: {errors[0].message}")
-        return self
+class Action(Compiled):
+    """One action: an API call, its form, its output, and what it compiles on first use."""
 
-
-class Action(Strict):
-    """One action: an API call, its form and its output."""
-
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    id: str
     title: str
     description: str
-    method: Literal["GET", "POST"]
-    path: str = Field(pattern=r"^/[A-Za-z0-9_/{}.-]*$")
-    module: str | None = Field(None, description="Python module with the action's hooks.")
-    request_schema: str | None = Field(None, description="JSON Schema file for the body.")
-    response_schema: str | None = Field(
-        None,
-        description="The official JSON Schema file of the reply: the types that filled keys keep.",
-    )
-    parameters: list[Param] = []
+    method: str
+    path: str
+    module: str | None
+    request_schema: str | None
+    response_schema: str | None
+    parameters: list[Param]
     output: Output
-
-    @model_validator(mode="after")
-    def _rules(self) -> Action:
-        _unique(self.parameters, "parameter")
-        names = {p.name for p in self.parameters}
-        targets = [p.target for p in self.parameters if not p.merge]
-        for p in self.parameters:
-            if p.secret:
-                raise ValueError(f"parameter '{p.name}': secrets belong in the connection")
-            if p.replaced_by and p.replaced_by not in names:
-                raise ValueError(f"parameter '{p.name}': replaced_by '{p.replaced_by}' is unknown")
-            if p.send_as and p.send_as not in names:
-                raise ValueError(f"parameter '{p.name}': send_as '{p.send_as}' is not a parameter")
-            if p.transform and not self.module:
-                raise ValueError(f"parameter '{p.name}': a transform needs the action's 'module'")
-        dupes = {t for t in targets if targets.count(t) > 1} - {
-            p.send_as for p in self.parameters if p.send_as
-        }
-        if dupes:
-            raise ValueError(f"two parameters are sent as the same field: {sorted(dupes)}")
-        if sum(p.merge for p in self.parameters) > 1:
-            raise ValueError("at most one parameter may merge extra fields")
-        return self
 
     def param(self, name: str) -> Param:
         """Return the parameter called ``name``."""
-        for p in self.parameters:
-            if p.name == name:
-                return p
-        raise KeyError(name)
+        found = self.by_name.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    @functools.cached_property
+    def form(self) -> Any:
+        """The form that coerces this action's fields (a ``forms.Form``)."""
+        from .forms import Form
+
+        return Form(self.parameters, self.module)
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, Param]:
+        """The parameters by form name."""
+        return {p.name: p for p in self.parameters}
+
+    @functools.cached_property
+    def by_target(self) -> dict[str, Param]:
+        """The parameters by the body field they are sent as (merge and aliases left out)."""
+        return {p.target: p for p in self.parameters if not p.merge and not p.send_as}
+
+    @functools.cached_property
+    def merge_param(self) -> Param | None:
+        """The parameter whose JSON object is merged into the body, if any."""
+        return next((p for p in self.parameters if p.merge), None)
+
+    @functools.cached_property
+    def template(self) -> Any:
+        """The output template, typed by the official response schema (an ``output.Template``)."""
+        from .output import output_template
+
+        return output_template(self)
 
 
-class Provider(Strict):
+class Provider(Compiled):
     """A kind of server the connection can point at."""
 
-    name: str = Field(description="A provider of connector/providers.py PROVIDERS.")
+    name: str
     label: str
     description: str
-    base_url: str | None = Field(None, description="Typical base URL, shown as a hint.")
+    base_url: str | None
 
 
-class ConnectorInfo(Strict):
+class ConnectorInfo(Compiled):
     """The connector's identity."""
 
     id: str
     title: str
     description: str
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    version: str
 
 
-class ConnectionSpec(Strict):
+class ConnectionSpec(Compiled):
     """The connection form."""
 
     fields: list[Param]
 
-    @model_validator(mode="after")
-    def _rules(self) -> ConnectionSpec:
-        _unique(self.fields, "connection field")
-        return self
 
-
-class Manifest(Strict):
-    """The whole manifest."""
+class Manifest(Compiled):
+    """The whole manifest, compiled."""
 
     connector: ConnectorInfo
     connection: ConnectionSpec
     providers: list[Provider]
     actions: list[Action]
 
-    @model_validator(mode="after")
-    def _rules(self) -> Manifest:
-        ids = [a.id for a in self.actions]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"action ids are not unique: {ids}")
-        for action in self.actions:
-            for p in action.parameters:
-                if p.options and p.options.action not in ids:
-                    raise ValueError(
-                        f"{action.id}.{p.name}: options come from unknown action '{p.options.action}'"
-                    )
-        from .providers import PROVIDERS
-
-        names = sorted(p.name for p in self.providers)
-        unknown = [n for n in names if n not in PROVIDERS]
-        if unknown:
-            raise ValueError(
-                f"providers {unknown} have no class in connector/providers.py;"
-                f" the registered ones are {list(PROVIDERS)}"
-            )
-        provider_field = next((f for f in self.connection.fields if f.name == "provider"), None)
-        if provider_field is None or sorted(provider_field.enum or []) != names:
-            raise ValueError(f"connection field 'provider' must list exactly the providers {names}")
-        return self
+    @functools.cached_property
+    def connections(self) -> dict[tuple, Any]:
+        """Connections coerced from the same settings, run after run (runner.resolve_connection)."""
+        return {}
 
     def action(self, action_id: str) -> Action:
         """Return the action called ``action_id`` or raise a clear error."""
@@ -275,12 +231,64 @@ class Manifest(Strict):
 
         raise InvalidInput(f"Unknown action '{action_id}'. Known actions: {known}.")
 
+    @functools.cached_property
+    def connection_form(self) -> Any:
+        """The form that coerces connection settings (a ``forms.Form``)."""
+        from .forms import Form
 
-def _unique(params: list[Param], what: str) -> None:
-    names = [p.name for p in params]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(f"{what} names are not unique: {dupes}")
+        return Form(self.connection.fields)
+
+    @functools.cached_property
+    def connection_defaults(self) -> dict[str, Any]:
+        """The connection settings' declared defaults, coerced by their own rules."""
+        from .forms import invalid
+
+        given = {p.name: p.default for p in self.connection.fields if p.default is not None}
+        defaults, errors = self.connection_form.coerce(given, max_chars=100_000, max_depth=8)
+        if errors:
+            raise invalid(errors, "connection defaults")
+        # YAML writes 600 for the number 600.0: keep Connection's types whatever the spelling.
+        for p in self.connection.fields:
+            if p.types == ("number",) and p.name in defaults:
+                defaults[p.name] = float(defaults[p.name])
+        return defaults
+
+
+def build(data: dict[str, Any]) -> Manifest:
+    """Return the compiled manifest of checked, normalized data (``models.check`` returns it)."""
+    return Manifest(
+        connector=ConnectorInfo(**data["connector"]),
+        connection=ConnectionSpec(fields=[_param(f) for f in data["connection"]["fields"]]),
+        providers=[Provider(**p) for p in data["providers"]],
+        actions=[
+            Action(
+                **{
+                    **a,
+                    "parameters": [_param(p) for p in a["parameters"]],
+                    "output": Output(**a["output"]),
+                }
+            )
+            for a in data["actions"]
+        ],
+    )
+
+
+def _data(value: Any) -> Any:
+    if isinstance(value, Compiled):
+        return value.data()
+    if isinstance(value, list):
+        return [_data(v) for v in value]
+    return value
+
+
+def _param(data: dict[str, Any]) -> Param:
+    options = data["options"]
+    return Param(**{**data, "options": Options(**options) if options else None})
+
+
+def as_types(type_: str | list[str]) -> tuple[str, ...]:
+    """Return a declared ``type`` (one name or a list) as a tuple of JSON type names."""
+    return tuple(type_) if isinstance(type_, list) else (type_,)
 
 
 def json_type(value: Any) -> str | None:
@@ -339,122 +347,6 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def _location(loc: tuple, data: Any) -> str:
-    """Render a pydantic error location with names instead of list indexes where possible."""
-    parts: list[str] = []
-    node = data
-    for key in loc:
-        if isinstance(key, int) and isinstance(node, list) and 0 <= key < len(node):
-            node = node[key]
-            name = node.get("id") or node.get("name") if isinstance(node, dict) else None
-            parts.append(f"[{key}]" + (f"({name})" if name else ""))
-            continue
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        elif isinstance(node, dict) and key == "schema_" and "schema" in node:
-            node, key = node["schema"], "schema"
-        parts.append(("." if parts else "") + str(key))
-    return "".join(parts) or "(root)"
-
-
-def parse_manifest(data: Any, source: str = "manifest.yaml", *, checked: bool = False) -> Manifest:
-    """Validate manifest data; raise ManifestError naming the file, the path and the reason.
-
-    ``checked`` skips what needs code or files beyond the models (the example against its
-    schema, hooks, official enums): for data that already passed them, as the cache records.
-    """
-    try:
-        manifest = Manifest.model_validate(data, context={"checked": checked})
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            # pydantic appends the failing model validator to the loc; keep the data path only
-            loc = tuple(k for k in loc if not (isinstance(k, str) and k.startswith("function-")))
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{source}: {_location(loc, data)}: {msg}")
-        raise ManifestError("Invalid manifest:\n" + "\n".join(lines)) from None
-    problems = [] if checked else _cross_checks(manifest)
-    if problems:
-        raise ManifestError("Invalid manifest:\n" + "\n".join(f"{source}: {p}" for p in problems))
-    return manifest
-
-
-def _cross_checks(manifest: Manifest) -> list[str]:
-    """Check what needs code or files beyond the models: hooks, official enums, schemas."""
-    from . import hooks, validation
-
-    problems = _example_problems("connection.fields", manifest.connection.fields, None)
-    for action in manifest.actions:
-        module = None
-        if action.module:
-            try:
-                module = hooks.module(action.module)
-            except ImportError as exc:
-                problems.append(f"actions.{action.id}.module: cannot import: {exc}")
-        if action.request_schema and not (ROOT / action.request_schema).is_file():
-            problems.append(f"actions.{action.id}.request_schema: no file {action.request_schema}")
-        if action.response_schema:
-            problems += _response_problems(action)
-        for p in action.parameters:
-            where = f"actions.{action.id}.parameters.{p.name}"
-            if (
-                p.transform
-                and module is not None
-                and not callable(getattr(module, p.transform, None))
-            ):
-                problems.append(f"{where}.transform: {action.module} has no '{p.transform}'")
-            if action.request_schema and p.enum and not p.merge:
-                official = validation.official_enum(p.target, action.request_schema)
-                if official is not None and sorted(official) != sorted(p.enum):
-                    problems.append(
-                        f"{where}.enum: {p.enum} differs from the official schema's {official}"
-                    )
-        if not problems and (module is not None or not action.module):
-            problems += _example_problems(
-                f"actions.{action.id}.parameters", action.parameters, action.module
-            )
-    return problems
-
-
-def _response_problems(action: Action) -> list[str]:
-    """Check the output example against the official response schema, its own nulls allowed."""
-    from jsonschema import Draft202012Validator
-
-    from .output import allow_example_nulls
-
-    where = f"actions.{action.id}.response_schema"
-    try:
-        schema = json.loads((ROOT / action.response_schema).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return [f"{where}: cannot read {action.response_schema}: {exc}"]
-    example = action.output.example
-    validator = Draft202012Validator(allow_example_nulls(schema, example))
-    errors = sorted(validator.iter_errors(example), key=str)
-    if errors:
-        at = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-        return [f"{where}: the output example breaks it at {at}: {errors[0].message}"]
-    return []
-
-
-def _example_problems(where: str, params: list[Param], module: str | None) -> list[str]:
-    """Run each example through its own input rule, as if an author had typed it."""
-    from .forms import Form
-
-    form = Form(params, module)
-    problems = []
-    for p in params:
-        if p.example is None:
-            continue
-        _, errors = form.coerce({p.name: p.example}, max_chars=10**6, max_depth=64)
-        errors = [e for e in errors if e["name"] == p.name]
-        if errors:
-            problems.append(
-                f"{where}.{p.name}.example: breaks its own rules: {errors[0]['message']}"
-            )
-    return problems
-
-
 def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -487,7 +379,7 @@ def cache_dir() -> Path | None:
 def _cache_key(raw: bytes) -> str:
     """Return a digest of the manifest bytes and of the code and files that check it."""
     digest = hashlib.sha256(raw)
-    digest.update(f"{CACHE_FORMAT} {VERSION}".encode())
+    digest.update(f"{CACHE_FORMAT}".encode())
     for path in CHECK_INPUTS:
         digest.update(_stamp(path).encode())
     return digest.hexdigest()
@@ -539,10 +431,10 @@ def _cached_data(file: Path | None, key: str) -> Any:
 
 
 def _store(file: Path | None, key: str, data: Any, manifest: Manifest) -> None:
-    """Record that ``data`` passed the full check; quietly skip what JSON cannot carry."""
+    """Record that normalized ``data`` passed the full check; skip what JSON cannot carry."""
     if file is None:
         return
-    modules = _module_stamps(sorted({a.module for a in manifest.actions if a.module}))
+    modules = _module_stamps(_stamped_modules(manifest))
     try:
         entry = {"key": key, "modules": modules, "data": data}
         text = json.dumps(entry, ensure_ascii=False, allow_nan=False)
@@ -556,22 +448,35 @@ def _store(file: Path | None, key: str, data: Any, manifest: Manifest) -> None:
         pass  # a read-only or full disk only costs the next process the full check
 
 
+def _stamped_modules(manifest: Manifest) -> list[str]:
+    # pydantic checks the format: another version could accept or fill data differently.
+    return ["pydantic", *sorted({a.module for a in manifest.actions if a.module})]
+
+
+def _checked(raw: bytes, file: Path, key: str) -> Manifest:
+    """Check the manifest in full (pydantic, hooks, schemas), record it, return it compiled."""
+    from .models import check
+
+    data, manifest = check(_parse_yaml(raw, file), file.name)
+    _store(_cache_file(file), key, data, manifest)
+    return manifest
+
+
 @functools.cache
 def _load(path: str) -> Manifest:
-    # The full check (the example against its schema, hooks, official enums) costs tens of
-    # milliseconds per process, mostly imports. A manifest whose bytes, and the code that checks
-    # it, passed it before is only validated structurally: same models, same error messages.
+    # The full check (pydantic, the example against its schema, hooks, official enums) costs
+    # about 100 ms per process, mostly imports. A manifest whose bytes, and the code that checks
+    # it, passed it before is compiled from the normalized data the check recorded.
     file = Path(path)
     raw = _read_bytes(file)
     key = _cache_key(raw)
-    cache = _cache_file(file)
-    data = _cached_data(cache, key)
+    data = _cached_data(_cache_file(file), key)
     if data is not None:
-        return parse_manifest(data, file.name, checked=True)
-    data = _parse_yaml(raw, file)
-    manifest = parse_manifest(data, file.name)
-    _store(cache, key, data, manifest)
-    return manifest
+        try:
+            return build(data)
+        except (TypeError, KeyError, AttributeError):
+            pass  # an entry this code did not write: check again, and overwrite it
+    return _checked(raw, file, key)
 
 
 @functools.lru_cache(maxsize=64)
@@ -580,7 +485,7 @@ def _resolved(path: str, cwd: str) -> str:
 
 
 def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
-    """Return the manifest, parsed and validated once per process per path."""
+    """Return the compiled manifest, checked once per process per path (or once per change)."""
     raw = os.fspath(path or os.environ.get("CONNECTOR_MANIFEST") or MANIFEST_PATH)
     # Resolving a path costs more than the rest of a lookup; a relative one depends on the cwd.
     return _load(_resolved(raw, "" if os.path.isabs(raw) else os.getcwd()))
@@ -590,15 +495,4 @@ def check_manifest(path: str | os.PathLike | None = None) -> Manifest:
     """Return the manifest after the full check, whatever the cache says."""
     file = Path(path or os.environ.get("CONNECTOR_MANIFEST") or MANIFEST_PATH).resolve()
     raw = _read_bytes(file)
-    data = _parse_yaml(raw, file)
-    manifest = parse_manifest(data, file.name)
-    _store(_cache_file(file), _cache_key(raw), data, manifest)
-    return manifest
-
-
-def export_schema() -> dict[str, Any]:
-    """Return the JSON Schema of the manifest format, generated from the models."""
-    schema = Manifest.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Connector manifest"
-    return schema
+    return _checked(raw, file, _cache_key(raw))

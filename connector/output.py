@@ -118,9 +118,7 @@ def _nullable(schema: dict) -> bool:
 
 def template_for(action: Any) -> Template:
     """Return the template of an action's output, typed by its official schema (built once)."""
-    from .compiled import compiled
-
-    return compiled(action).template
+    return action.template
 
 
 def output_template(action: Any) -> Template:

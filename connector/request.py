@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .compiled import compiled
 from .connection import Connection
 from .forms import Form, field_error, invalid
 from .manifest import Action, Param
@@ -16,7 +15,7 @@ log = logging.getLogger("connector")
 
 def form_for(action: Action) -> Form:
     """Return the compiled form of an action (once per process)."""
-    return compiled(action).form
+    return action.form
 
 
 def build_body(action: Action, form: Mapping[str, Any], connection: Connection) -> dict | None:
@@ -36,9 +35,8 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
         return None
     body: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    plan = compiled(action)
     for name, value in values.items():  # in parameter order, as the form coerced them
-        param = plan.by_name[name]
+        param = action.by_name[name]
         if param.merge:
             extra = value
         elif param.send_as and param.send_as in values:
@@ -57,7 +55,7 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
                     else f"use {action.param(param.replaced_by).label} instead.",
                 )
             body[param.target] = value
-    merge_param = plan.merge
+    merge_param = action.merge_param
     for key, value in extra.items():
         clash = form_for(action).lookup(key) if key not in body else None
         if key in body or (clash is not None and not clash.merge):
@@ -87,10 +85,9 @@ def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:
     rules = hook(action, "cross_rules")
     if rules is None:
         return []
-    plan = compiled(action)
     errors = []
     for field, message, path in rules(body):
-        param = plan.by_target.get(field) or plan.merge
+        param = action.by_target.get(field) or action.merge_param
         errors.append(field_error(param, message, path))
     return errors
 
@@ -100,7 +97,7 @@ def _schema_errors(
 ) -> list[dict[str, str]]:
     from . import validation
 
-    by_target = compiled(action).by_target
+    by_target = action.by_target
     errors = []
     for problem in validation.validate_request(body, action.request_schema):
         head, rest = (problem.path[0], problem.path[1:]) if problem.path else (None, ())

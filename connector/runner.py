@@ -29,32 +29,10 @@ UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
 _LOCAL_PLACEHOLDER = "http://127.0.0.1:0/v1"  # dry-run only: the port is chosen at start
 
 
-_connection_spec: tuple[int, Form, dict[str, Any]] | None = None
-
-
-def _conn_spec() -> tuple[Form, dict[str, Any]]:
-    """Return the connection form and its defaults, both from the manifest (once per manifest)."""
-    global _connection_spec
-    manifest = load_manifest()
-    if _connection_spec is None or _connection_spec[0] != id(manifest):
-        form = Form(manifest.connection.fields)
-        given = {p.name: p.default for p in manifest.connection.fields if p.default is not None}
-        defaults, errors = form.coerce(given, max_chars=100_000, max_depth=8)
-        if errors:
-            raise invalid(errors, "connection defaults")
-        # YAML writes 600 for the number 600.0: keep Connection's types whatever the spelling.
-        for p in manifest.connection.fields:
-            if p.types == ("number",) and p.name in defaults:
-                defaults[p.name] = float(defaults[p.name])
-        _connection_spec = (id(manifest), form, defaults)
-    return _connection_spec[1], _connection_spec[2]
-
-
 def _conn_form() -> Form:
-    return _conn_spec()[0]
+    return load_manifest().connection_form
 
 
-_resolved: dict[tuple, Connection] = {}
 RESOLVED_SIZE = 64
 
 
@@ -73,30 +51,31 @@ def resolve_connection(
             f"The connection must be an object of settings, not {type(raw).__name__}."
         )
     # A worker passes the same settings run after run: coerce them once. The value's type is in
-    # the key because 1, 1.0 and True are equal keys but not equally valid settings.
+    # the key because 1, 1.0 and True are equal keys but not equally valid settings. The
+    # compiled manifest keeps them, so a reloaded manifest starts afresh.
+    resolved = load_manifest().connections
     try:
-        key = (id(load_manifest()), *((k, type(v), v) for k, v in raw.items()))
-        conn = _resolved.get(key)
+        key = tuple((k, type(v), v) for k, v in raw.items())
+        conn = resolved.get(key)
     except TypeError:  # a list or dict value: not hashable, coerced every time
         key, conn = None, None
     if conn is None:
         conn = _connection(raw)
         if key is not None:
-            if len(_resolved) >= RESOLVED_SIZE:
-                _resolved.clear()
-            _resolved[key] = conn
+            if len(resolved) >= RESOLVED_SIZE:
+                resolved.clear()
+            resolved[key] = conn
     if require_key:
         _check_key(conn)
     return conn
 
 
 def _connection(raw: Mapping[str, Any]) -> Connection:
-    form, defaults = _conn_spec()
+    manifest = load_manifest()
+    form, defaults = manifest.connection_form, manifest.connection_defaults
     values, errors = form.coerce(raw, max_chars=100_000, max_depth=8)
     if errors:
-        secrets = [
-            str(raw.get(p.name) or "") for p in load_manifest().connection.fields if p.secret
-        ]
+        secrets = [str(raw.get(p.name) or "") for p in manifest.connection.fields if p.secret]
         raise invalid(errors, "connection").redacted(secrets)
     if "allowed_hosts" in values:
         values["allowed_hosts"] = tuple(h.lower() for h in values["allowed_hosts"])

@@ -20,9 +20,6 @@ FORM = {"model": "text-embedding-3-small", "input": "Hello", "dimensions": "4"}
 @pytest.fixture
 def engine_manifest(monkeypatch):
     monkeypatch.setenv("CONNECTOR_MANIFEST", str(MANIFEST))
-    runner._resolved.clear()
-    yield
-    runner._resolved.clear()
 
 
 def connection(scenario) -> dict[str, str]:

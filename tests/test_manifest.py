@@ -9,7 +9,8 @@ from conftest import key_paths
 
 from connector import docs, validation
 from connector.connection import Connection
-from connector.manifest import ROOT, ManifestError, export_schema, load_manifest
+from connector.manifest import ROOT, ManifestError, load_manifest
+from connector.models import export_schema
 
 FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
 VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
@@ -215,11 +216,7 @@ def test_connection_defaults_apply_from_the_manifest(
     assert text.count(line) == 1
     (tmp_path / "manifest.yaml").write_text(text.replace(line, changed))
     monkeypatch.setenv("CONNECTOR_MANIFEST", str(tmp_path / "manifest.yaml"))
-    runner._resolved.clear()
-    try:
-        conn = runner.resolve_connection({"api_key": "k"})
-    finally:
-        runner._resolved.clear()
+    conn = runner.resolve_connection({"api_key": "k"})
     value = getattr(conn, name)
     assert value == expected and type(value) is type(expected)
 
@@ -230,3 +227,13 @@ def test_resolved_defaults_are_the_connection_class_defaults():
     resolved = runner.resolve_connection({}, require_key=False)
     pairs = [(type(v), v) for v in dataclasses.astuple(resolved)]
     assert pairs == [(type(v), v) for v in dataclasses.astuple(Connection())]
+
+
+def test_the_version_is_declared_once():
+    """connector.__version__ is the one declaration: the package metadata and the manifest agree."""
+    from importlib import metadata
+
+    import connector
+
+    assert metadata.version("openai-chat-connector") == connector.__version__
+    assert load_manifest(ROOT / "manifest.yaml").connector.version == connector.__version__

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connector import manifest
+from connector import manifest, models
 from connector.manifest import ManifestError, check_manifest, load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,8 +51,8 @@ def cache(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("CONNECTOR_CACHE_DIR", str(folder))
     full = []
-    real = manifest._cross_checks
-    monkeypatch.setattr(manifest, "_cross_checks", lambda m: full.append(1) or real(m))
+    real = models.check
+    monkeypatch.setattr(models, "check", lambda *args: full.append(1) or real(*args))
     manifest._load.cache_clear()
     yield folder, full
     manifest._load.cache_clear()
@@ -76,7 +76,7 @@ def test_a_second_process_skips_the_full_check_and_gets_the_same_manifest(cache,
     first = load_fresh(path)
     second = load_fresh(path)
     assert full == [1]
-    assert second == first and second is not first
+    assert second.data() == first.data() and second is not first
     assert len(list(folder.glob("manifest-*.json"))) == 1
 
 
@@ -211,13 +211,14 @@ def test_a_cached_entry_holds_the_parsed_data(cache, tmp_path):
     assert entry["data"]["connector"]["version"] == "1.0.0"
 
 
-def test_a_warm_run_imports_neither_yaml_nor_jsonschema(tmp_path):
-    """The cold-start path of a valid request: the cache replaces YAML, the fast check jsonschema."""
+def test_a_warm_run_imports_no_yaml_jsonschema_or_pydantic(tmp_path):
+    """The cold-start path of a valid request: the cache replaces YAML and pydantic, the fast
+    check jsonschema."""
     code = (
         "import sys, connector\n"
         "connector.prepare('create_chat_completion', {'model': 'gpt-4o-mini', 'messages': 'Hi'},"
         " {'api_key': 'sk-test'})\n"
-        "print(sorted(m for m in ('yaml', 'jsonschema') if m in sys.modules))\n"
+        "print(sorted(m for m in ('yaml', 'jsonschema', 'pydantic') if m in sys.modules))\n"
     )
     env = {"CONNECTOR_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     runs = [
@@ -227,5 +228,46 @@ def test_a_warm_run_imports_neither_yaml_nor_jsonschema(tmp_path):
         for _ in range(2)
     ]
     assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
-    assert json.loads(runs[0].stdout.replace("'", '"')) == ["jsonschema", "yaml"]  # full check
+    full_check = json.loads(runs[0].stdout.replace("'", '"'))
+    assert full_check == ["jsonschema", "pydantic", "yaml"]
     assert runs[1].stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_each_compiled_class_has_exactly_its_models_fields(name):
+    """The format is declared once, by the models: a compiled class adding or losing a field fails."""
+    assert getattr(manifest, name)._fields == set(models.MODELS[name].model_fields)
+
+
+@pytest.mark.parametrize("path", [ROOT / "manifest.yaml", MINIMAL])
+def test_the_compiled_manifest_keeps_every_checked_value(path):
+    import yaml
+
+    data, compiled = models.check(yaml.safe_load(path.read_text()), path.name)
+    assert compiled.data() == manifest.build(data).data() == _sorted(data)
+
+
+def _sorted(value):
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"action": "a", "value": "id"}, "missing or unknown fields ['free_text']"),
+        ({"action": "a", "value": "id", "free_text": True, "x": 1}, "fields ['x']"),
+    ],
+)
+def test_a_compiled_object_takes_exactly_its_fields(data, problem):
+    with pytest.raises(TypeError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        manifest.Options(**data)
+
+
+def test_a_compiled_object_is_read_only():
+    action = load_manifest().action("create_chat_completion")
+    with pytest.raises(AttributeError, match="read-only"):
+        action.id = "other"

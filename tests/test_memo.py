@@ -71,7 +71,7 @@ def test_unhashable_settings_are_coerced_every_time():
 def test_the_connection_memo_stays_bounded():
     for i in range(runner.RESOLVED_SIZE * 2):
         runner.resolve_connection({**BASE, "timeout": str(i + 1)})
-    assert len(runner._resolved) <= runner.RESOLVED_SIZE
+    assert len(load_manifest().connections) <= runner.RESOLVED_SIZE
 
 
 def test_a_cached_url_check_still_resolves_the_name_each_time(monkeypatch):
