@@ -8,8 +8,7 @@ environment, and are coerced by the same input rules as action parameters.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -25,11 +24,14 @@ ENV_VARS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Connection:
-    """Validated connection settings; ``repr`` never shows the key."""
+class Connection(NamedTuple):
+    """Validated connection settings; ``repr`` never shows the key.
 
-    api_key: str | None = field(default=None, repr=False)
+    A NamedTuple, not a dataclass: importing dataclasses (and inspect with it) would cost every
+    cold start about 4 ms (benchmarks/bench.py).
+    """
+
+    api_key: str | None = None
     base_url: str = OPENAI_BASE_URL
     organization: str | None = None
     project: str | None = None
@@ -56,11 +58,17 @@ class Connection:
 
     def with_values(self, **changes: Any) -> Connection:
         """Return a copy with some fields changed."""
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def key(self) -> tuple:
         """Identity used to share one HTTP session per connection in a process."""
-        return tuple(getattr(self, f.name) for f in fields(self))
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{k}={v!r}" for k, v in zip(self._fields, self, strict=True) if k != "api_key"
+        )
+        return f"Connection({shown})"
 
 
 def env_values(environ: dict[str, str] | None = None) -> dict[str, str]:

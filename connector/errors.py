@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 BODY_EXCERPT_CHARS = 2000
 REDACTED = "***"
@@ -195,8 +194,7 @@ class Refused(ConnectorError):
     exit_code = 2
 
 
-@dataclass(frozen=True)
-class ErrorType:
+class ErrorType(NamedTuple):
     """One value of the error object's ``type``: its class, the server's HTTP status, when."""
 
     cls: type[ConnectorError]

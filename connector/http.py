@@ -17,7 +17,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,27 +41,48 @@ DEADLINE_SLACK = 0.1  # how far past max_duration a read may end
 USER_AGENT = f"openai-chat-connector/{__version__}"
 
 
-@dataclass
+# Plain slotted classes, not dataclasses: importing dataclasses (and inspect with it) would
+# cost every cold start about 4 ms (benchmarks/bench.py).
 class Reply:
     """A successful reply: the parsed body (a stream arrives aggregated) and how it came."""
 
-    data: Any
-    status: int
-    headers: Mapping[str, str]
-    request_id: str | None
-    attempts: int
+    __slots__ = ("attempts", "data", "headers", "request_id", "status")
+
+    def __init__(
+        self,
+        data: Any,
+        status: int,
+        headers: Mapping[str, str],
+        request_id: str | None,
+        attempts: int,
+    ) -> None:
+        self.data = data
+        self.status = status
+        self.headers = headers
+        self.request_id = request_id
+        self.attempts = attempts
 
 
-@dataclass
 class _Request:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: dict[str, Any] | None
-    stream: bool
-    settings: dict[str, Any]  # proxies and CA bundle for the URL, from the environment
-    deadline: float = math.inf  # the end of max_duration, on the monotonic clock
-    aggregator: Callable[..., Any] | None = None  # collects a stream's events (chat when None)
+    __slots__ = ("aggregator", "body", "deadline", "headers", "method", "settings", "stream", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, Any] | None,
+        stream: bool,
+        settings: dict[str, Any],  # proxies and CA bundle for the URL, from the environment
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.stream = stream
+        self.settings = settings
+        self.deadline = math.inf  # the end of max_duration, on the monotonic clock
+        self.aggregator: Callable[..., Any] | None = None  # a stream's events (chat when None)
 
     @property
     def data(self) -> bytes | None:

@@ -10,8 +10,7 @@ import email.utils
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -27,8 +26,7 @@ _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.I | re
 _OBJECT_PREFIX = re.compile(r"^(<[^>]*>|\w+\(host=[^)]*\)):\s*")
 
 
-@dataclass
-class Failure:
+class Failure(NamedTuple):
     """One failed attempt: the error to raise, whether another attempt may help, the headers."""
 
     error: ConnectorError

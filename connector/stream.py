@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector import errors
 from connector.errors import InvalidResponse
@@ -26,8 +25,7 @@ _CHOICE_HANDLED = frozenset({"index", "delta", "logprobs", "finish_reason"})
 _FIRST_WINS = frozenset({"id", "type", "name", "index"})
 
 
-@dataclass
-class Event:
+class Event(NamedTuple):
     """One dispatched server-sent event."""
 
     event: str

@@ -14,8 +14,7 @@ import copy
 import functools
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from connector.errors import InternalError
 from connector.manifest import ROOT, json_type
@@ -44,8 +43,7 @@ PATTERN_MESSAGES = {
 SHORT_VALUE_CHARS = 40
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with a request body: where it is and what to change."""
 
     path: tuple[str | int, ...]
@@ -122,8 +120,7 @@ def _checker(schema: str = CHAT_SCHEMA) -> _Checker:
     return _Checker(data)
 
 
-@dataclass(frozen=True, slots=True)
-class _Tagged:
+class _Tagged(NamedTuple):
     """A oneOf of objects told apart by one property with one allowed value per branch."""
 
     prop: str

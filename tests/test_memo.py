@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 
 import pytest
@@ -58,7 +57,7 @@ def test_a_memo_never_answers_for_other_settings(first, then):
 def typed(result):
     """Return a Connection as (type, value) pairs: 1 and 1.0 are equal, but not the same setting."""
     if isinstance(result, Connection):
-        return [(type(v), v) for v in dataclasses.astuple(result)]
+        return [(type(v), v) for v in result]
     return result
 
 
