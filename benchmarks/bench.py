@@ -49,6 +49,16 @@ completion = client.chat.completions.create(
 )
 print(completion.model_dump_json(indent=2))
 """
+# The same call with bare requests: the least any Python client of the API does in a process.
+REQUESTS_SCRIPT = f"""
+import json, os, requests
+reply = requests.post(
+    os.environ["OPENAI_BASE_URL"] + "/chat/completions",
+    json={{"model": {MODEL!r}, "messages": [{{"role": "user", "content": {TEXT!r}}}]}},
+    headers={{"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}},
+)
+print(json.dumps(reply.json(), indent=2))
+"""
 CLI_ARGS = ["-m", "connector", "run", "create_chat_completion"]
 CLI_ARGS += ["--set", f"model={MODEL}", "--set", f"messages={TEXT}"]
 
@@ -229,6 +239,7 @@ def cold_start(launcher: Launcher, base_url: str, runs: int) -> dict[str, dict[s
     commands = {
         "connector": CLI_ARGS,
         "sdk": ["-c", SDK_SCRIPT],
+        "requests_script": ["-c", REQUESTS_SCRIPT],
         "python": ["-c", f"print({EXPECTED!r})"],
         # Issue 13's floor: a dry run (nothing sent) against importing what any client needs.
         "dry_run": [*CLI_ARGS, "--dry-run"],
@@ -349,6 +360,8 @@ def rows(run: dict, cold: dict, stream: dict, chunks: int) -> list[Row]:
         (per_run, "us", run["connector"] * us, "openai SDK", run["sdk"] * us, ("<=", 0.8)),
         ("cold start: CLI process", "ms", cold["connector"]["seconds"] * ms, "SDK script process",
          sdk_ms, ("<=", 0.5)),
+        ("cold start: CLI process", "ms", cold["connector"]["seconds"] * ms,
+         "bare requests script process", cold["requests_script"]["seconds"] * ms, None),
         ("cold start: CLI, empty manifest cache", "ms", cold["connector_first"]["seconds"] * ms,
          "SDK script process", sdk_ms, None),
         ("cold start: bare `python -c print()`", "ms", cold["python"]["seconds"] * ms,
