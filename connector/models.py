@@ -200,6 +200,21 @@ class Manifest(Strict):
     providers: list[Provider]
     actions: list[Action]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_choices(cls, data: Any) -> Any:
+        """Fill the ``provider`` field's enum, when left out, from ``providers``: said once."""
+        try:
+            fields, providers = data["connection"]["fields"], data["providers"]
+            at = next(i for i, f in enumerate(fields) if f.get("name") == "provider")
+            names = [p["name"] for p in providers]
+        except (TypeError, KeyError, AttributeError, StopIteration):
+            return data  # the field validators name what is wrong
+        if "enum" in fields[at]:
+            return data
+        fields = [*fields[:at], {**fields[at], "enum": names}, *fields[at + 1 :]]
+        return {**data, "connection": {**data["connection"], "fields": fields}}
+
     @model_validator(mode="after")
     def _rules(self) -> Manifest:
         ids = [a.id for a in self.actions]
@@ -222,7 +237,10 @@ class Manifest(Strict):
             )
         provider_field = next((f for f in self.connection.fields if f.name == "provider"), None)
         if provider_field is None or sorted(provider_field.enum or []) != names:
-            raise ValueError(f"connection field 'provider' must list exactly the providers {names}")
+            raise ValueError(
+                f"connection field 'provider' must list exactly the providers {names}"
+                " (or leave its enum out: it is filled from them)"
+            )
         return self
 
 

@@ -22,6 +22,37 @@ def test_the_manifest_lists_exactly_the_registered_providers():
     assert field.enum == list(providers.PROVIDERS)
 
 
+PROVIDER_LINE = "      input: enum  # its choices are the providers above\n"
+
+
+@pytest.mark.parametrize(
+    ("enum_line", "problem"),
+    [
+        ("", None),  # left out: filled from `providers`, so the list is said once
+        ("      enum: [openai, azure, compatible, local]\n", None),
+        ("      enum: [local, openai, compatible, azure]\n", None),
+        ("      enum: [openai, azure, local]\n", "must list exactly the providers"),
+        ("      enum: [openai, azure, compatible, local, other]\n", "must list exactly"),
+    ],
+)
+def test_the_provider_choices_come_from_the_providers(enum_line, problem):
+    import yaml
+
+    from connector.manifest import ROOT, ManifestError
+    from connector.models import check
+
+    text = (ROOT / "manifest.yaml").read_text()
+    assert text.count(PROVIDER_LINE) == 1
+    data = yaml.safe_load(text.replace(PROVIDER_LINE, PROVIDER_LINE + enum_line))
+    if problem:
+        with pytest.raises(ManifestError, match=problem):
+            check(data)
+        return
+    _, manifest = check(data)
+    (field,) = [f for f in manifest.connection.fields if f.name == "provider"]
+    assert sorted(field.enum) == sorted(providers.PROVIDERS)
+
+
 @pytest.mark.parametrize(
     "name, expected",
     [
