@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -41,28 +41,18 @@ DEADLINE_SLACK = 0.1  # how far past max_duration a read may end
 USER_AGENT = f"openai-chat-connector/{__version__}"
 
 
-# Plain slotted classes, not dataclasses: importing dataclasses (and inspect with it) would
-# cost every cold start about 4 ms (benchmarks/bench.py).
-class Reply:
+class Reply(NamedTuple):
     """A successful reply: the parsed body (a stream arrives aggregated) and how it came."""
 
-    __slots__ = ("attempts", "data", "headers", "request_id", "status")
-
-    def __init__(
-        self,
-        data: Any,
-        status: int,
-        headers: Mapping[str, str],
-        request_id: str | None,
-        attempts: int,
-    ) -> None:
-        self.data = data
-        self.status = status
-        self.headers = headers
-        self.request_id = request_id
-        self.attempts = attempts
+    data: Any
+    status: int
+    headers: Mapping[str, str]
+    request_id: str | None
+    attempts: int
 
 
+# A NamedTuple and a slotted class, not dataclasses: importing dataclasses (and inspect with it)
+# would cost every cold start about 4 ms (benchmarks/bench.py).
 class _Request:
     __slots__ = ("aggregator", "body", "deadline", "headers", "method", "settings", "stream", "url")
 
@@ -185,8 +175,7 @@ class Transport:
             attempt += 1
             outcome = self._attempt(req, data, on_token)
             if isinstance(outcome, Reply):
-                outcome.attempts = attempt
-                return outcome
+                return outcome._replace(attempts=attempt)
             dead = self.peer_check(outcome.error) if self.peer_check else None
             if dead is not None:
                 raise dead.replace(attempts=attempt)
