@@ -302,8 +302,7 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
                 reply = transport.send(action.method, action.path, retry, **kw)
             except ConnectorError as again:  # count the rejected send too
                 raise again.replace(attempts=(again.attempts or 1) + (exc.attempts or 1)) from None
-            reply.attempts += exc.attempts or 1
-            return reply
+            return reply._replace(attempts=reply.attempts + (exc.attempts or 1))
         what = "this value of" if exc.code == "unsupported_value" else ""
         message = (
             f"The model '{model}' does not accept {what + ' ' if what else ''}{label}: "
