@@ -79,13 +79,14 @@ def fault_server() -> Iterator[FaultServer]:
 
 @dataclass
 class CliResult:
-    """One CLI run: exit code, the JSON document on stdout, stderr, wall time."""
+    """One CLI run: exit code, the JSON document on stdout, stderr, wall time, end (epoch)."""
 
     code: int
     doc: Any
     stdout: str
     stderr: str
     seconds: float
+    ended: float  # time.time(), the fault server's clock for the requests it saw
 
     @property
     def error(self) -> dict[str, Any]:
@@ -129,10 +130,10 @@ def cli(tmp_path: Path) -> Callable[..., CliResult]:
             args.append("--dry-run")
         started = time.monotonic()
         proc = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
-        seconds = time.monotonic() - started
+        seconds, ended = time.monotonic() - started, time.time()
         assert CANARY not in proc.stdout and CANARY not in proc.stderr
         assert "Traceback" not in proc.stderr, proc.stderr
         doc = json.loads(proc.stdout)
-        return CliResult(proc.returncode, doc, proc.stdout, proc.stderr, seconds)
+        return CliResult(proc.returncode, doc, proc.stdout, proc.stderr, seconds, ended)
 
     return run

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from conftest import CANARY
 from faultserver import Blackhole
 
 # id, scenario, scenario params, extra --set, CLI options,
-# exit code, error type, requests the server saw, "attempts" in the error, max seconds
+# exit code, error type, requests the server saw, "attempts" in the error, max seconds from the
+# first request to the process's end (not counting its start, which a loaded machine stretches)
 CASES = [
     ("ok", "ok", {}, (), {}, 0, None, 1, None, 10),
     ("ok-stream", "ok", {}, ("stream=true",), {}, 0, None, 1, None, 10),
@@ -185,7 +184,7 @@ def test_scenario_through_cli(
     result = cli(scenario.base_url, *sets, **options)
     assert result.code == code, result.doc
     assert scenario.count == count
-    assert result.seconds < seconds
+    assert result.ended - scenario.requests[0].time < seconds
     assert all(r.header("Authorization") == f"Bearer {CANARY}" for r in scenario.requests)
     if code == 0:
         assert result.doc["choices"][0]["message"]["content"] == "echo: Hello"
@@ -226,7 +225,8 @@ def test_a_trickling_stream_is_ended_by_max_duration(fault_server, cli):
     scenario = fault_server.scenario("stream-trickle", every=0.1)
     result = cli(scenario.base_url, "stream=true", connection={"max_duration": 1.5}, timeout=1)
     assert result.code == 4 and result.error["type"] == "timeout"
-    assert 1.4 < result.seconds < 4  # keep-alives every 0.1 s never trip the 1 s read timeout
+    # Keep-alives every 0.1 s never trip the 1 s read timeout; max_duration ends it.
+    assert 1.4 < result.ended - scenario.requests[0].time < 3
     assert "max_duration (1.5 s) while reading the streamed reply" in result.error["message"]
     assert result.error["partial"]["choices"][0]["message"]["content"] == "Partial"
 
@@ -236,16 +236,16 @@ def test_the_last_read_is_cut_to_the_time_left(fault_server, cli):
     # went out) alone would end the run near 3.5 s; cut to the time left, it ends near 2 s.
     scenario = fault_server.scenario("stream-trickle", every=0.1, seconds=1.5, then="stall")
     result = cli(scenario.base_url, "stream=true", connection={"max_duration": 2})
-    ended = time.time()
     assert result.code == 4 and result.error["type"] == "timeout"
     assert "max_duration (2 s)" in result.error["message"]
-    assert ended - scenario.requests[0].time < 2.8  # from the request, not the process start
+    assert result.ended - scenario.requests[0].time < 2.8  # from the request, not the start
 
 
 def test_a_retry_after_past_the_time_left_fails_at_once_with_the_api_error(fault_server, cli):
     scenario = fault_server.scenario("429-then-ok", retry_after=20)
     result = cli(scenario.base_url, connection={"max_duration": 10})
-    assert result.code == 4 and scenario.count == 1 and result.seconds < 5
+    assert result.code == 4 and scenario.count == 1
+    assert result.ended - scenario.requests[0].time < 3  # not the 20 s asked for
     error = result.error
     assert error["type"] == "rate_limited" and error["retry_after"] == 20
     assert error["message"].startswith("HTTP 429 Too Many Requests from 127.0.0.1: Rate limit")
