@@ -125,7 +125,7 @@ def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, st
 def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form) -> NoReturn:
     """Raise the connection's problem together with the form's, so one fix round suffices."""
     try:
-        build_body(action, form or {}, Connection())
+        build_body(action, form or {}, Connection(**load_manifest().connection_defaults))
     except InvalidInput as bad_form:
         also = f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
         fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
