@@ -422,6 +422,7 @@ class Engine:
         timeout = self.settings.drain_seconds if timeout is None else timeout
         wait_futures(list(self.futures), timeout=timeout)
         self._stop.set()
+        self.metrics.close()
         left = self.store.interrupt_own() if self.futures else 0
         self.pool.shutdown(wait=False, cancel_futures=True)
         return left
