@@ -62,21 +62,11 @@ class Metrics:
         self._queued: collections.deque[tuple[str, str, float, int]] = collections.deque()
         self._flushing = threading.Lock()  # one flush at a time: the order of runs is kept
         self._stop = threading.Event()
-        self._flusher: threading.Thread | None = None
+        threading.Thread(target=self._flush_every, name="connector-metrics", daemon=True).start()
 
     def observe(self, action: str, outcome: str, seconds: float, attempts: int) -> None:
         """Count one finished run (in the metrics within ``FLUSH_SECONDS``)."""
         self._queued.append((action, outcome, seconds, attempts))  # atomic: no lock
-        if self._flusher is None:
-            self._start()
-
-    def _start(self) -> None:
-        with self._flushing:
-            if self._flusher is None:
-                self._flusher = threading.Thread(
-                    target=self._flush_every, name="connector-metrics", daemon=True
-                )
-                self._flusher.start()
 
     def _flush_every(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):

@@ -221,3 +221,16 @@ def test_finished_runs_are_purged_after_the_retention_time(tmp_path):
 def test_the_store_is_in_wal_mode(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3")
     assert store._db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_queued_runs_reach_the_metrics_on_render():
+    from connector.metrics import Metrics
+
+    m = Metrics()
+    m.close()  # no flushing thread: only render adds the queued runs
+    m.observe("create_chat_completion", "ok", 0.02, 2)
+    m.observe("create_chat_completion", "rate_limited", 0.5, 3)
+    text = m.render()[1].decode()
+    assert 'connector_runs_total{action="create_chat_completion",outcome="ok"} 1.0' in text
+    assert 'connector_upstream_attempts_total{action="create_chat_completion"} 5.0' in text
+    assert 'connector_run_seconds_count{action="create_chat_completion"} 2.0' in text
