@@ -153,8 +153,13 @@ def run(
     connection: Connection | Mapping[str, Any] | None = None,
     *,
     on_token: Callable[[str], None] | None = None,
+    on_attempts: Callable[[int], None] | None = None,
 ) -> dict:
-    """Run an action and return its example-shaped output; raise a ConnectorError on failure."""
+    """Run an action and return its example-shaped output; raise a ConnectorError on failure.
+
+    ``on_attempts(n)`` is told how many HTTP requests the reply took (retries included); a
+    failure carries that number in the error's ``attempts``.
+    """
     conn = None
     try:
         action, conn, body = _prepare(action_id, form, connection, start=True)
@@ -171,6 +176,8 @@ def run(
         finally:
             if echo is not None:
                 echo.flush()
+        if on_attempts is not None:
+            on_attempts(reply.attempts)
         try:
             output = shape(template_for(action), reply.data)
             finish = hook(action, "finish")
@@ -320,14 +327,20 @@ def _param_for(action: Action, field: str):
     return None
 
 
-def options(action_id: str, field: str, connection: Any = None) -> list[dict[str, str]]:
+def options(
+    action_id: str,
+    field: str,
+    connection: Any = None,
+    *,
+    on_attempts: Callable[[int], None] | None = None,
+) -> list[dict[str, str]]:
     """Return dropdown options ``[{value, label}]`` for a field that declares ``options``."""
     action = load_manifest().action(action_id)
     param = next((p for p in action.parameters if p.name == field), None)
     if param is None or param.options is None:
         raise InvalidInput(f"{action.title}: field '{field}' has no dropdown options.")
     source = load_manifest().action(param.options.action)
-    output = run(source.id, {}, connection)
+    output = run(source.id, {}, connection, on_attempts=on_attempts)
     to_options = hook(source, "options")
     if to_options is not None:
         return to_options(output)

@@ -291,26 +291,6 @@ def connection_for(
 # -- runs -------------------------------------------------------------------------------------
 
 
-class _Retries(logging.Handler):
-    """Counts the runner's retry warnings per thread, for the attempts of a successful run."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.local = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if str(record.msg).startswith("retrying after"):
-            self.local.count = getattr(self.local, "count", 0) + 1
-
-    def take(self) -> int:
-        count = getattr(self.local, "count", 0)
-        self.local.count = 0
-        return count
-
-
-_retries = _Retries()
-
-
 class Engine:
     """Runs actions within the worker's slots, and records each run (log line and metrics)."""
 
@@ -332,9 +312,6 @@ class Engine:
         self._stop = threading.Event()
         self._beats: threading.Thread | None = None
         self._lock = threading.Lock()
-        connector_log = logging.getLogger("connector")
-        if _retries not in connector_log.handlers:
-            connector_log.addHandler(_retries)
 
     def connection(self, req) -> Connection | dict:
         """Return the connection of a request: a tenant's, or the server's own (coerced once)."""
@@ -360,12 +337,16 @@ class Engine:
             )
 
     def execute(self, kind: str, action: str, work, request_id: str) -> tuple[int, Any]:
-        """Call ``work()`` (the slot is held); return (HTTP status, document); log and count it."""
+        """Call ``work(on_attempts)`` (the slot is held); return (HTTP status, document).
+
+        ``work`` passes ``on_attempts`` to the runner, which tells it the HTTP requests a
+        successful run took. The run is logged and counted.
+        """
         start = time.perf_counter()
-        _retries.take()
+        sent: list[int] = []
         try:
-            doc, status, outcome, attempts = work(), 200, "ok", 1 + _retries.take()
-            upstream_id = None
+            doc, status, outcome = work(sent.append), 200, "ok"
+            attempts, upstream_id = sum(sent), None
         except ConnectorError as exc:
             status, outcome = status_of(exc), exc.type
             attempts, upstream_id = exc.attempts, exc.request_id
@@ -404,7 +385,10 @@ class Engine:
 
         def work() -> None:
             status, doc = self.execute(
-                "async-run", action, lambda: runner.run(action, form, conn), request_id
+                "async-run",
+                action,
+                lambda sent: runner.run(action, form, conn, on_attempts=sent),
+                request_id,
             )
             self.store.finish(run_id, status, doc)
 
@@ -438,6 +422,7 @@ class Engine:
         timeout = self.settings.drain_seconds if timeout is None else timeout
         wait_futures(list(self.futures), timeout=timeout)
         self._stop.set()
+        self.metrics.close()
         left = self.store.interrupt_own() if self.futures else 0
         self.pool.shutdown(wait=False, cancel_futures=True)
         return left
@@ -517,13 +502,20 @@ class Options(_Call):
         conn = self.engine.connection(req)
         # Counted as a run of the action that lists the options (List Models).
         source = param.options.action
-        self._answer(req, resp, source, lambda: runner.options(action, field, conn))
+        self._answer(
+            req,
+            resp,
+            source,
+            lambda sent: runner.options(action, field, conn, on_attempts=sent),
+        )
 
 
 class Run(_Call):
     def on_post(self, req, resp, action: str) -> None:
         form, conn = self._inputs(req, action)
-        self._answer(req, resp, action, lambda: runner.run(action, form, conn))
+        self._answer(
+            req, resp, action, lambda sent: runner.run(action, form, conn, on_attempts=sent)
+        )
 
 
 class DryRun(_Call):
@@ -531,7 +523,7 @@ class DryRun(_Call):
 
     def on_post(self, req, resp, action: str) -> None:
         form, conn = self._inputs(req, action)
-        self._answer(req, resp, action, lambda: runner.prepare(action, form, conn))
+        self._answer(req, resp, action, lambda sent: runner.prepare(action, form, conn))
 
 
 class StartRun(_Call):

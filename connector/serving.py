@@ -8,14 +8,14 @@ accepting, lets in-flight requests and async runs finish (up to ``drain_seconds`
 from __future__ import annotations
 
 import atexit
+import collections
 import ipaddress
 import logging
-import logging.handlers
 import os
-import queue
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -47,36 +47,84 @@ def check_auth(settings: Settings, host: str) -> None:
         raise InvalidInput(f"--no-auth is only allowed on loopback, not on {host}.")
 
 
-_listener: logging.handlers.QueueListener | None = None
+class _BatchedLog(logging.Handler):
+    """A worker's log lines, written to a stream in batches by one thread of the worker.
+
+    A request thread only appends its line to a deque (no lock, no wake-up). A stream handler
+    in the request thread would hold its lock across the write, and a queue read by a writer
+    thread wakes that thread for every line: on a busy worker either way costs a hand-over of
+    the GIL per run. The writer wakes every ``interval`` seconds instead.
+    """
+
+    def __init__(self, stream: Any, interval: float = 0.1) -> None:
+        super().__init__()
+        self.stream = stream
+        self.interval = interval
+        self.lines: collections.deque[str] = collections.deque()
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write, name="connector-log", daemon=True)
+        self._writer.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # The handler's lock guards nothing here: deque.append is atomic.
+        if self.filter(record):
+            self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def _write(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the lines collected so far."""
+        batch = []
+        while self.lines:
+            batch.append(self.lines.popleft())
+        if batch:
+            try:
+                self.stream.write("\n".join(batch) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed stderr must not stop the worker
+                pass
+
+    def close(self) -> None:
+        """Stop the writer after it wrote every line."""
+        self._stop.set()
+        if self._writer.is_alive() and self._writer is not threading.current_thread():
+            self._writer.join(5)
+        self.flush()
+        super().close()
+
+
+_handler: _BatchedLog | None = None
 
 
 def _log_to_stderr() -> None:
-    """Write the worker's log lines to stderr from one thread of their own.
-
-    A request thread only puts its line on a queue. A stream handler in the request thread
-    holds its lock across the write, and on a busy worker the other threads then wait for
-    that lock one after another, each wait a hand-over of the GIL.
-    """
-    global _listener
+    """Send the worker's log lines (one per run) to stderr, in batches (``_BatchedLog``)."""
+    global _handler
     logger = logging.getLogger("connector.server")
     if logger.handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    lines: queue.SimpleQueue = queue.SimpleQueue()
-    _listener = logging.handlers.QueueListener(lines, handler)
-    _listener.start()
-    logger.addHandler(logging.handlers.QueueHandler(lines))
+    _handler = _BatchedLog(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(_handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
 
 def _flush_log() -> None:
-    """Write the lines still queued (a worker's last act)."""
-    global _listener
-    if _listener is not None:
-        _listener.stop()
-        _listener = None
+    """Write the lines still held (a worker's last act)."""
+    global _handler
+    if _handler is not None:
+        _handler.close()
+        _handler = None
 
 
 def gunicorn_options(

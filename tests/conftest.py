@@ -71,6 +71,23 @@ def local_backend():
 
 
 @pytest.fixture(scope="session")
+def action_server(local_backend, tmp_path_factory):
+    """``python -m connector serve`` on loopback, with one bearer token, calling the local model.
+
+    Yields its base URL; the token never shows in its log.
+    """
+    from actionserver import TOKEN, ActionServer
+
+    from connector import local
+
+    runs = tmp_path_factory.mktemp("server") / "runs.sqlite3"
+    env = {"OPENAI_PROVIDER": "local", local.BASE_URL_ENV: local_backend.base_url}
+    with ActionServer("--runs-db", str(runs), env=env) as server:
+        yield server.url
+    assert TOKEN not in server.logs()
+
+
+@pytest.fixture(scope="session")
 def fault_server() -> Iterator[FaultServer]:
     """Yield one fault-injection server for the session; use ``.scenario()`` for fresh counters."""
     with FaultServer() as server:

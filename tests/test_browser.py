@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from actionserver import TOKEN, ActionServer
+from actionserver import TOKEN
 
 import connector
 import connector.formschema
@@ -39,15 +39,6 @@ CHROMIUM_ARGS = [
 CHAT = connector.load_manifest().action("create_chat_completion")
 SEED_MESSAGES = json.dumps(CHAT.param("messages").example, indent=2)
 ADVANCED = [p for p in CHAT.parameters if p.visibility == "advanced"]
-
-
-@pytest.fixture(scope="session")
-def action_server(local_backend, tmp_path_factory):
-    """Run ``python -m connector serve`` with provider local; yield its base URL."""
-    runs = tmp_path_factory.mktemp("server") / "runs.db"
-    env = {"OPENAI_PROVIDER": "local", local.BASE_URL_ENV: local_backend.base_url}
-    with ActionServer("--runs-db", str(runs), env=env) as server:
-        yield server.url
 
 
 def expect(locator):

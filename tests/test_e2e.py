@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from actionserver import TOKEN, ActionServer
+from actionserver import TOKEN
 from faultserver import FaultServer
 from mailserver import MailServer
 from n8nhost import N8n
@@ -51,16 +51,6 @@ def model_env(local_backend) -> dict[str, str]:
     """The environment that points the connector at the local model."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     return env | {"OPENAI_PROVIDER": "local", local.BASE_URL_ENV: local_backend.base_url}
-
-
-@pytest.fixture(scope="session")
-def action_server(local_backend, tmp_path_factory):
-    """``python -m connector serve`` on loopback, with one bearer token, calling the model."""
-    runs = tmp_path_factory.mktemp("server") / "runs.sqlite3"
-    env = {"OPENAI_PROVIDER": "local", local.BASE_URL_ENV: local_backend.base_url}
-    with ActionServer("--runs-db", str(runs), env=env) as server:
-        yield server.url
-    assert TOKEN not in server.logs()
 
 
 @pytest.fixture(scope="session")

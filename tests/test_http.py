@@ -529,6 +529,18 @@ def test_headers_and_urls_per_provider(mock, settings, url, present, absent):
     assert sent["Accept"] == "application/json"
 
 
+def test_session_defaults_and_cookies_are_kept(mock):
+    """Sending past Session.request keeps what it did that matters: default headers, cookies."""
+    mock.post(URL, json=COMPLETION, headers={"Set-Cookie": "route=a1; Path=/"})
+    transport, _ = make()
+    transport.send("POST", "/chat/completions", BODY)
+    transport.send("POST", "/chat/completions", BODY)
+    first, second = (call.request.headers for call in mock.calls)
+    assert "gzip" in first["Accept-Encoding"] and "Cookie" not in first
+    assert second["Cookie"] == "route=a1"
+    assert json.loads(mock.calls[1].request.body) == BODY
+
+
 def test_get_sends_no_body_or_content_type(mock):
     mock.get(BASE + "/models", json={"object": "list", "data": []})
     transport, _ = make()

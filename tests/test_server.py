@@ -146,7 +146,10 @@ def test_metrics_count_runs_by_outcome_and_attempts(srv, fault_server):
 def test_one_log_line_per_run_without_key_or_content(srv):
     r = srv.call("POST", f"{ACTION}/run", FORM, headers={"X-Request-Id": "log-line-check-1"})
     assert r.headers["X-Request-Id"] == "log-line-check-1"
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10  # the worker writes its lines in batches
+    while time.monotonic() < deadline and not any("log-line-check-1" in x for x in srv.lines):
+        time.sleep(0.05)
+    time.sleep(0.3)  # a second line, if there were one, would be in the same or next batch
     lines = [json.loads(line) for line in srv.lines if "log-line-check-1" in line]
     assert len(lines) == 1
     assert lines[0] == {

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from pathlib import Path
 
 import falcon
 import falcon.testing
 import pytest
+import responses
 from conftest import CANARY
 from openapi_spec_validator import validate
 
@@ -48,6 +51,46 @@ def test_a_local_server_death_has_its_status(client, monkeypatch, kind):
     r = client.simulate_post("/actions/create_chat_completion/run", json={"model": "m"})
     assert r.status_code == ERROR_TYPES[kind].http_status
     assert r.json["error"]["type"] == kind and r.json["error"]["body"] == "log tail"
+
+
+COMPLETION = {
+    "id": "c1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "logprobs": None,
+                 "finish_reason": "stop"}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("route", "replies", "attempts"),
+    [
+        ("run", [200], 1),
+        ("run", [429, 200], 2),
+        ("run", [503, 429, 200], 3),
+        ("dry-run", [], 0),  # nothing is sent
+    ],
+)
+def test_the_log_line_counts_the_requests_a_run_sent(client, caplog, route, replies, attempts):
+    with responses.RequestsMock() as mock:
+        for status in replies:
+            body = COMPLETION if status == 200 else {"error": {"message": "busy", "type": "x"}}
+            mock.post(
+                "https://api.openai.com/v1/chat/completions",
+                json=body,
+                status=status,
+                headers={"retry-after-ms": "1"},
+            )
+        caplog.set_level(logging.INFO, logger="connector.server")
+        r = client.simulate_post(
+            f"/actions/create_chat_completion/{route}",
+            json={"model": "m", "messages": [{"role": "user", "content": "Hi"}]},
+            headers={"X-OpenAI-Api-Key": "sk-test-0123456789abcdef"},
+        )
+    assert r.status_code == 200, r.text
+    lines = [json.loads(x.getMessage()) for x in caplog.records if x.name == "connector.server"]
+    assert [(x["outcome"], x["attempts"]) for x in lines] == [("ok", attempts)]
 
 
 class Extra:
@@ -178,3 +221,16 @@ def test_finished_runs_are_purged_after_the_retention_time(tmp_path):
 def test_the_store_is_in_wal_mode(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3")
     assert store._db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_queued_runs_reach_the_metrics_on_render():
+    from connector.metrics import Metrics
+
+    m = Metrics()
+    m.close()  # no flushing thread: only render adds the queued runs
+    m.observe("create_chat_completion", "ok", 0.02, 2)
+    m.observe("create_chat_completion", "rate_limited", 0.5, 3)
+    text = m.render()[1].decode()
+    assert 'connector_runs_total{action="create_chat_completion",outcome="ok"} 1.0' in text
+    assert 'connector_upstream_attempts_total{action="create_chat_completion"} 5.0' in text
+    assert 'connector_run_seconds_count{action="create_chat_completion"} 2.0' in text
