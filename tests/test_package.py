@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,11 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def unpacked_wheel(tmp_path_factory) -> Path:
-    """Build the wheel (no dependencies) and unpack it, as pip would into site-packages."""
+    """Build the wheel (no dependencies) and unpack it, as pip would into site-packages.
+
+    It is built from a copy of the checkout: setuptools keeps a build/ folder in the source
+    tree, whose stale files (of a module since deleted) would otherwise go into the wheel.
+    """
     out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"
+    skip = (".git", ".venv", "build", "node_modules", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*skip))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
-         "-w", str(out), str(ROOT)],
+         "-w", str(out), str(source)],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     # setuptools warns of data folders missing from the packages configuration.
