@@ -6,7 +6,6 @@ per form and reused. Every problem is collected, so the author sees all of them 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import math
@@ -165,6 +164,8 @@ def _enum(param: Param, value: Any) -> str:
     for allowed in param.enum or ():
         if text.lower() == allowed.lower():
             return allowed
+    import difflib  # only for a wrong value: the import costs every process 1 ms
+
     hint = difflib.get_close_matches(text.lower(), param.enum or [], n=1)
     did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
     raise FieldProblem(
@@ -328,6 +329,8 @@ class Form:
 
     def _unknown(self, key: str) -> dict[str, str]:
         names = [p.name for p in self.params]
+        import difflib
+
         hint = difflib.get_close_matches(_norm_key(key), names, n=1)
         fix = f" Did you mean '{hint[0]}'?" if hint else f" Known fields: {', '.join(names)}."
         return {"name": str(key), "label": str(key), "message": f"unknown field '{key}'.{fix}"}
