@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import Row, Stub, machine, table
+from bench import Row, Stub, machine, table, verdict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -302,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]
     print()
-    print(table(items))
+    print(table(items, args.quick))
     missed = [r.measure for r in items if r.passed is False]
-    print(f"\n{'FAIL: ' + '; '.join(missed) if missed else 'PASS: every target met'}")
+    print(f"\n{verdict(missed, args.quick)}")
     out = args.json or (None if args.quick else str(HERE / "server_results.json"))
     if out:
         doc = {
