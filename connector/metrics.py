@@ -3,17 +3,16 @@
 Under several gunicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``serving.py``) makes
 every worker write its samples to that folder, and ``/metrics`` on any worker reports them all.
 
-A finished run is only queued by the request thread; one thread of the worker adds the queued
-runs to the metrics every ``FLUSH_SECONDS`` (and ``render`` adds them first). Every update of a
-prometheus_client value takes a lock; on a busy worker, where request threads hand the GIL to
-each other all the time, those locks cost about ten times what they cost in a quiet process.
+A finished run is only queued by the request thread (``batches.Batcher``); one thread of the
+worker adds the queued runs to the metrics every ``FLUSH_SECONDS`` (and ``render`` adds them
+first). Every update of a prometheus_client value takes a lock; on a busy worker, where request
+threads hand the GIL to each other all the time, those locks cost about ten times what they
+cost in a quiet process.
 """
 
 from __future__ import annotations
 
-import collections
 import os
-import threading
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,6 +21,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from .batches import Batcher
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FLUSH_SECONDS = 0.1  # how stale another worker's runs may be in /metrics
@@ -59,40 +60,33 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str], tuple] = {}
-        self._queued: collections.deque[tuple[str, str, float, int]] = collections.deque()
-        self._flushing = threading.Lock()  # one flush at a time: the order of runs is kept
-        self._stop = threading.Event()
-        threading.Thread(target=self._flush_every, name="connector-metrics", daemon=True).start()
+        self._runs = Batcher(self._add, FLUSH_SECONDS, "connector-metrics")
 
     def observe(self, action: str, outcome: str, seconds: float, attempts: int) -> None:
         """Count one finished run (in the metrics within ``FLUSH_SECONDS``)."""
-        self._queued.append((action, outcome, seconds, attempts))  # atomic: no lock
-
-    def _flush_every(self) -> None:
-        while not self._stop.wait(FLUSH_SECONDS):
-            self.flush()
+        self._runs.add((action, outcome, seconds, attempts))
 
     def flush(self) -> None:
         """Add the queued runs to the metrics."""
-        with self._flushing:
-            while self._queued:
-                action, outcome, seconds, attempts = self._queued.popleft()
-                children = self._children.get((action, outcome))
-                if children is None:  # labels() costs more than the update: look up once
-                    children = self._children[action, outcome] = (
-                        self.runs.labels(action, outcome),
-                        self.seconds.labels(action),
-                        self.attempts.labels(action),
-                    )
-                children[0].inc()
-                children[1].observe(seconds)
-                if attempts:
-                    children[2].inc(attempts)
+        self._runs.flush()
 
     def close(self) -> None:
         """Stop the flushing thread, after adding what is queued (a worker's exit)."""
-        self._stop.set()
-        self.flush()
+        self._runs.close()
+
+    def _add(self, runs: list[tuple[str, str, float, int]]) -> None:
+        for action, outcome, seconds, attempts in runs:
+            children = self._children.get((action, outcome))
+            if children is None:  # labels() costs more than the update: look each pair up once
+                children = self._children[action, outcome] = (
+                    self.runs.labels(action, outcome),
+                    self.seconds.labels(action),
+                    self.attempts.labels(action),
+                )
+            children[0].inc()
+            children[1].observe(seconds)
+            if attempts:
+                children[2].inc(attempts)
 
     def render(self) -> tuple[str, bytes]:
         """Return (content type, Prometheus text) for every worker of this machine."""

@@ -8,17 +8,16 @@ accepting, lets in-flight requests and async runs finish (up to ``drain_seconds`
 from __future__ import annotations
 
 import atexit
-import collections
 import ipaddress
 import logging
 import os
 import shutil
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from .batches import Batcher
 from .errors import InvalidInput
 from .server import Settings, create_app
 
@@ -48,59 +47,45 @@ def check_auth(settings: Settings, host: str) -> None:
 
 
 class _BatchedLog(logging.Handler):
-    """A worker's log lines, written to a stream in batches by one thread of the worker.
+    """A worker's log lines, written to a stream in batches by one thread (``batches.Batcher``).
 
-    A request thread only appends its line to a deque (no lock, no wake-up). A stream handler
-    in the request thread would hold its lock across the write, and a queue read by a writer
-    thread wakes that thread for every line: on a busy worker either way costs a hand-over of
-    the GIL per run. The writer wakes every ``interval`` seconds instead.
+    A stream handler in the request thread would hold its lock across the write, and a queue
+    read by a writer thread wakes that thread for every line: on a busy worker either way costs
+    a hand-over of the GIL per run.
     """
 
     def __init__(self, stream: Any, interval: float = 0.1) -> None:
         super().__init__()
         self.stream = stream
-        self.interval = interval
-        self.lines: collections.deque[str] = collections.deque()
-        self._stop = threading.Event()
-        self._writer = threading.Thread(target=self._write, name="connector-log", daemon=True)
-        self._writer.start()
+        self._lines = Batcher(self._write, interval, "connector-log")
 
     def handle(self, record: logging.LogRecord) -> bool:
-        # The handler's lock guards nothing here: deque.append is atomic.
+        # The handler's lock guards nothing here: queuing a line needs none.
         if self.filter(record):
             self.emit(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.lines.append(self.format(record))
+            self._lines.add(self.format(record))
         except Exception:
             self.handleError(record)
 
-    def _write(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
-        self.flush()
-
     def flush(self) -> None:
         """Write the lines collected so far."""
-        batch = []
-        while self.lines:
-            batch.append(self.lines.popleft())
-        if batch:
-            try:
-                self.stream.write("\n".join(batch) + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):  # a closed stderr must not stop the worker
-                pass
+        self._lines.flush()
 
     def close(self) -> None:
         """Stop the writer after it wrote every line."""
-        self._stop.set()
-        if self._writer.is_alive() and self._writer is not threading.current_thread():
-            self._writer.join(5)
-        self.flush()
+        self._lines.close()
         super().close()
+
+    def _write(self, lines: list[str]) -> None:
+        try:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed stderr must not stop the worker
+            pass
 
 
 _handler: _BatchedLog | None = None
