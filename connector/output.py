@@ -116,13 +116,8 @@ def _nullable(schema: dict) -> bool:
     )
 
 
-def template_for(action: Any) -> Template:
-    """Return the template of an action's output, typed by its official schema (built once)."""
-    return action.template
-
-
 def output_template(action: Any) -> Template:
-    """Build the template of an action's output (``template_for`` keeps it)."""
+    """Build the template of an action's output (``Action.template`` keeps it)."""
     return template(action.output.example, _schema(action))
 
 

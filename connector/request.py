@@ -7,15 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .connection import Connection
-from .forms import Form, field_error, invalid
+from .forms import field_error, invalid
 from .manifest import Action, Param
 
 log = logging.getLogger("connector")
-
-
-def form_for(action: Action) -> Form:
-    """Return the compiled form of an action (once per process)."""
-    return action.form
 
 
 def build_body(action: Action, form: Mapping[str, Any], connection: Connection) -> dict | None:
@@ -26,7 +21,7 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
         raise InvalidInput(
             f"The form must be an object of field values, not {type(form).__name__}."
         )
-    values, errors = form_for(action).coerce(
+    values, errors = action.form.coerce(
         form, max_chars=connection.max_input_chars, max_depth=connection.max_json_depth
     )
     if action.method == "GET":
@@ -57,7 +52,7 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
             body[param.target] = value
     merge_param = action.merge_param
     for key, value in extra.items():
-        clash = form_for(action).lookup(key) if key not in body else None
+        clash = action.form.lookup(key) if key not in body else None
         if key in body or (clash is not None and not clash.merge):
             label = clash.label if clash else key
             errors.append(

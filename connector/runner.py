@@ -20,7 +20,7 @@ from .errors import (
 from .forms import Form, invalid
 from .hooks import hook
 from .manifest import Action, load_manifest
-from .output import shape, template_for
+from .output import shape
 from .request import build_body
 
 log = logging.getLogger("connector")
@@ -179,7 +179,7 @@ def run(
         if on_attempts is not None:
             on_attempts(reply.attempts)
         try:
-            output = shape(template_for(action), reply.data)
+            output = shape(action.template, reply.data)
             finish = hook(action, "finish")
             if finish is not None:
                 output = finish(output, body or {})
