@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|openapi``.
+"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|openapi|n8n-node``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 Exit codes: 0 success, 2 invalid input, 3 rejected by the API, 4 transient failure,
@@ -257,6 +257,24 @@ def _run_args(r: argparse.ArgumentParser) -> None:
     r.set_defaults(func=cmd_run)
 
 
+def cmd_n8n_node(args: argparse.Namespace) -> int:
+    from .n8nnode import write_all
+
+    _needs_checkout("n8n-node")
+    stale = write_all(Path(args.out), check=args.check)
+    if args.check and stale:
+        _err("stale: " + ", ".join(stale) + " (run: python -m connector n8n-node)")
+        return 1
+    _err("the n8n node is up to date" if args.check else f"wrote the n8n node to {args.out}")
+    return 0
+
+
+def _n8n_node_args(n: argparse.ArgumentParser) -> None:
+    n.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "hosts" / "n8n"))
+    n.add_argument("--check", action="store_true", help="fail if the package is stale")
+    n.set_defaults(func=cmd_n8n_node)
+
+
 def _check_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("--manifest", metavar="FILE", help="another manifest file to validate")
     c.set_defaults(func=cmd_check)
@@ -326,6 +344,7 @@ COMMANDS = {
     "schema": ("export schemas/manifest.schema.json from the models (checkout)", _schema_args),
     "serve": ("run the action server (HTTP, JSON; see the README)", _serve_args),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
+    "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _n8n_node_args),
 }
 
 

@@ -29,6 +29,7 @@ def load(path: Path) -> dict:
 def test_every_workflow_is_listed():
     assert [p.name for p in WORKFLOWS] == [
         "chat-to-email-async.json",
+        "chat-to-email-node.json",
         "chat-to-email.json",
         "chat-to-webhook.json",
     ]
@@ -67,6 +68,7 @@ def test_connections_join_existing_nodes_and_every_node_is_reached(path):
     [
         ("chat-to-email.json", "={{ $json.choices[0].message.content }}"),
         ("chat-to-email-async.json", "={{ $json.body.choices[0].message.content }}"),
+        ("chat-to-email-node.json", "={{ $json.choices[0].message.content }}"),
     ],
 )
 def test_the_email_text_is_the_reply(path, text):
