@@ -350,3 +350,65 @@ def test_n8n_node_continue_on_fail_gives_the_error_document(n8n, action_server):
     error = result.output(NODE)[0]["error"]
     assert error["type"] == "invalid_input"
     assert "Temperature" in error["message"]
+
+
+def test_n8n_node_wait_for_async_run_polls_as_retry_after_says(n8n, action_server, mail):
+    # The server answers 202 with Retry-After: 2; a one-second budget cannot wait for a poll.
+    long_form = node_form(max_completion_tokens="400", messages="Tell a long story about a ship.")
+    options = {"waitForAsyncRun": True, "timeout": 1}
+    result = run_workflow(n8n, node_workflow("NodeAsyncTimeout", **long_form, options=options))
+    assert result.data["status"] == "error"
+    assert result.error["node"]["name"] == NODE
+    assert re.search(
+        r"The run http://\S+/runs/[0-9a-f]{32} was still running", result.error["message"]
+    )
+    assert mail.wait(1, timeout=1) == []
+
+
+LOAD_OPTIONS = """
+const {OpenAiChatConnector} = require(process.argv[1]);
+const [url, token] = [process.argv[2], process.argv[3]];
+// What n8n gives a loadOptions method: the credential, and a request helper that applies its
+// authenticate rule (here: the bearer header) and answers like n8n's with returnFullResponse.
+const context = {
+  getNode: () => ({name: 'Create Chat Completion', type: 'CUSTOM.openAiChatConnector'}),
+  getCredentials: async () => ({url: url + '/', token}),
+  helpers: {
+    async httpRequestWithAuthentication(name, options) {
+      if (name !== 'openAiChatConnectorApi') throw new Error('credential ' + name);
+      const response = await fetch(options.url, {
+        method: options.method, headers: {Authorization: 'Bearer ' + token},
+      });
+      return {statusCode: response.status, headers: Object.fromEntries(response.headers),
+              body: await response.json()};
+    },
+  },
+};
+const node = new OpenAiChatConnector();
+node.methods.loadOptions.optionsCreateChatCompletionModel.call(context).then(
+  (options) => console.log(JSON.stringify(options)),
+  (error) => { console.log(JSON.stringify({message: error.message, description: error.description})); process.exit(1); },
+);
+"""
+
+
+@pytest.mark.parametrize(
+    ("token", "code"), [(TOKEN, 0), ("not-the-token", 1)], ids=["ok", "bad-token"]
+)
+def test_n8n_node_model_options_come_from_the_server(action_server, token, code):
+    node_file = (
+        ROOT / "hosts" / "n8n" / "nodes" / "OpenAiChatConnector" / "OpenAiChatConnector.node.js"
+    )
+    env = {**os.environ, "NODE_PATH": str(ROOT / "tests" / "n8n" / "node_modules")}
+    proc = subprocess.run(
+        ["node", "-e", LOAD_OPTIONS, str(node_file), action_server, token],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == code, proc.stderr
+    result = json.loads(proc.stdout)
+    if code == 0:
+        assert MODEL in [o["value"] for o in result]  # the label is the hook's (id and owner)
+        assert all(o["name"].startswith(o["value"]) for o in result)
+    else:
+        assert "token" in result["message"] and "Type: unauthorized." in result["description"]
+    assert token not in proc.stdout

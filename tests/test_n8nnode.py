@@ -180,3 +180,33 @@ def test_the_example_workflow_uses_the_node_with_fields_it_has():
     advanced = {p["name"] for p in top_level("advanced", action)["options"]}
     assert set(node["parameters"]["advanced"]) <= advanced
     assert list(node["credentials"]) == ["openAiChatConnectorApi"]
+
+
+@pytest.mark.parametrize(
+    "fact",
+    [
+        n8nnode.PACKAGE,
+        f"CUSTOM.{n8nnode.NODE}",
+        f"{n8nnode.PACKAGE}.{n8nnode.NODE}",
+        n8nnode.CREDENTIAL,
+        n8nnode.NODE_FILE,
+        n8nnode.CREDENTIAL_FILE,
+        "N8N_CUSTOM_EXTENSIONS",
+        "python -m connector n8n-node",
+        f"`{EXAMPLE.relative_to(ROOT)}`",
+        f"--id={json.loads(EXAMPLE.read_text())['id']}",
+    ],
+)
+def test_the_docs_page_names_what_the_generator_makes(fact):
+    assert fact in (ROOT / "docs" / "n8n.md").read_text()
+
+
+MANIFEST_NAMES = {p.name for _, p in PARAMS}
+OWN_FIELDS = [p for p in PROPS if p["name"] not in MANIFEST_NAMES] + [
+    o for p in PROPS if p["name"] == "options" for o in p["options"]
+]
+
+
+@pytest.mark.parametrize("prop", OWN_FIELDS, ids=lambda p: p["name"])
+def test_the_docs_page_explains_each_field_the_manifest_does_not_declare(prop):
+    assert f"**{prop['displayName']}**" in (ROOT / "docs" / "n8n.md").read_text()
