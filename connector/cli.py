@@ -351,7 +351,7 @@ COMMANDS = {
 def parser(prog: str = PROG, only: str | None = None) -> argparse.ArgumentParser:
     """Return the argument parser; with ``only`` a known command, just that command's part.
 
-    A process runs one command: building the other nine would cost a cold start about 2 ms.
+    A process runs one command: building the ten others would cost a cold start about 2 ms.
     """
     p = _Parser(prog=prog, description="OpenAI Create Chat Completion connector.")
     sub = p.add_subparsers(dest="command", required=True)

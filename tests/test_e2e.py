@@ -412,3 +412,40 @@ def test_n8n_node_model_options_come_from_the_server(action_server, token, code)
     else:
         assert "token" in result["message"] and "Type: unauthorized." in result["description"]
     assert token not in proc.stdout
+
+
+LOADERS = """
+const {PackageDirectoryLoader, CustomDirectoryLoader} = require('n8n-core');
+(async () => {
+  const found = {};
+  for (const Loader of [PackageDirectoryLoader, CustomDirectoryLoader]) {
+    const loader = new Loader(process.argv[1]);
+    await loader.loadAll();
+    found[Loader.name] = {
+      nodes: Object.keys(loader.nodeTypes).map((name) => `${loader.packageName}.${name}`),
+      credentials: Object.keys(loader.known.credentials),
+    };
+  }
+  console.log(JSON.stringify(found));
+})().catch((error) => { console.error(error); process.exit(1); });
+"""
+
+
+def test_n8n_loads_the_node_as_a_community_package_and_as_a_custom_extension():
+    # n8n's own loaders (n8n-core): the one of installed community packages reads package.json.
+    env = {**os.environ, "NODE_PATH": str(ROOT / "tests" / "n8n" / "node_modules")}
+    proc = subprocess.run(
+        ["node", "-e", LOADERS, str(ROOT / "hosts" / "n8n")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == {
+        "PackageDirectoryLoader": {
+            "nodes": ["n8n-nodes-openai-chat-connector.openAiChatConnector"],
+            "credentials": ["openAiChatConnectorApi"],
+        },
+        "CustomDirectoryLoader": {
+            "nodes": ["CUSTOM.openAiChatConnector"],
+            "credentials": ["openAiChatConnectorApi"],
+        },
+    }
