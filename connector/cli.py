@@ -222,10 +222,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from .openapi import document, write_all
+    from .apidocs import text, write_all
 
     if not (args.write or args.check):
-        _out(document(swagger2=args.swagger2))
+        sys.stdout.write(text("swagger.json" if args.swagger2 else "openapi.json"))
         return 0
     stale = write_all(Path(args.out), check=args.check)
     if args.check and stale:
@@ -326,7 +326,11 @@ def _serve_args(v: argparse.ArgumentParser) -> None:
 
 def _openapi_args(a: argparse.ArgumentParser) -> None:
     a.add_argument("--swagger2", action="store_true", help="OpenAPI 2.0 with the x-ms extensions")
-    a.add_argument("--write", action="store_true", help="write docs/openapi.json, swagger.json")
+    a.add_argument(
+        "--write",
+        action="store_true",
+        help="write docs/openapi.json, swagger.json, apiProperties.json",
+    )
     a.add_argument("--check", action="store_true", help="fail if the written files are stale")
     a.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
     a.set_defaults(func=cmd_openapi)

@@ -200,6 +200,7 @@ class ConnectorInfo(Compiled):
     title: str
     description: str
     version: str
+    publisher: dict[str, Any] | None
 
 
 class ConnectionSpec(Compiled):

@@ -172,6 +172,27 @@ class Provider(Strict):
     base_url: str | None = Field(None, description="Typical base URL, shown as a hint.")
 
 
+# Power Platform's fixed list of connector categories (a connector names one or two).
+Category = Literal[
+    "AI", "Business Management", "Business Intelligence", "Collaboration", "Commerce",
+    "Communication", "Content and Files", "Finance", "Data", "Human Resources",
+    "Internet of Things", "IT Operations", "Lifestyle and Entertainment", "Marketing",
+    "Productivity", "Sales and CRM", "Security", "Social Media", "Website",
+]  # fmt: skip
+_URL = r"^https?://[^\s/]+\S*$"
+
+
+class Publisher(Strict):
+    """Who publishes the connector: the contact and pages a connector listing shows."""
+
+    name: str = Field(min_length=1, description="Contact name.")
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Contact e-mail.")
+    url: str = Field(pattern=_URL, description="Contact page.")
+    website: str = Field(pattern=_URL, description="The connector's website.")
+    privacy_policy: str = Field(pattern=_URL, description="The privacy policy's page.")
+    categories: list[Category] = Field(min_length=1, max_length=2)
+
+
 class ConnectorInfo(Strict):
     """The connector's identity."""
 
@@ -179,6 +200,9 @@ class ConnectorInfo(Strict):
     title: str
     description: str
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    publisher: Publisher | None = Field(
+        None, description="For connector listings (Power Automate)."
+    )
 
 
 class ConnectionSpec(Strict):

@@ -1,26 +1,21 @@
-"""The action server's OpenAPI documents, generated from the manifest.
+"""The action server's OpenAPI 3.1 document (every route), generated from the manifest.
 
-``document()`` is OpenAPI 3.1 (JSON Schema types, nulls as ``"null"``); ``document(swagger2=True)``
-is OpenAPI 2.0 for Power Automate, with ``x-ms-summary`` (labels), ``x-ms-visibility`` (Basic
-is ``important``, Advanced ``advanced``) and ``x-ms-dynamic-values`` (dropdowns fed by the
-options route). Each action has its own operations, so that its form is typed.
+Written so that code generators read it whole: every array has ``items``, a field of several
+types is an ``anyOf``. Power Automate's Swagger 2.0 is ``connector.swagger``.
 """
 
 from __future__ import annotations
 
-import json
 from copy import deepcopy
-from pathlib import Path
 from typing import Any
 
 from .errors import ERROR_TYPES
 from .manifest import Action, Manifest, Param, load_manifest
 
-FILES = {"openapi.json": False, "swagger.json": True}
 KEY_HEADER = "X-OpenAI-Api-Key"
 BASE_URL_HEADER = "X-OpenAI-Base-Url"
 # HTTP statuses a call of each kind can answer, besides its success (from ERROR_TYPES).
-_CALL_ERRORS = sorted({t.http_status for t in ERROR_TYPES.values()} - {405})
+CALL_ERRORS = sorted({t.http_status for t in ERROR_TYPES.values()} - {405})
 _READ_ERRORS = [401, 404, 500]
 
 _ERROR = {
@@ -81,7 +76,7 @@ _PREPARED = {
         "body": {"type": ["object", "null"]},
     },
 }
-_OPTIONS = {
+OPTIONS = {
     "type": "array",
     "items": {
         "type": "object",
@@ -101,16 +96,15 @@ _OBJECT = {"type": "object"}
 _HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}}
 
 
-def _field(p: Param, *, swagger2: bool) -> dict[str, Any]:
-    """Return the schema of one form field."""
-    native = p.type if isinstance(p.type, list) else [p.type]
+def _field(p: Param) -> dict[str, Any]:
+    """Return the schema of one form field: its types, and text where form text is accepted."""
     if p.input in ("list", "json"):  # JSON text, or comma-separated text, is accepted too
-        types = ["string"] if swagger2 else list(dict.fromkeys([*native, "string"]))
+        kinds = list(dict.fromkeys([*p.types, "string"]))
+        item = {"type": "string"} if p.input == "list" else {"type": "object"}
+        alts = [{"type": t, "items": item} if t == "array" else {"type": t} for t in kinds]
+        s: dict[str, Any] = alts[0] if len(alts) == 1 else {"anyOf": alts}
     else:
-        types = native[:1]
-    s: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
-    s["description"] = p.description.strip()
-    if p.input not in ("list", "json"):
+        s = {"type": p.types[0]}
         if p.enum:
             s["enum"] = list(p.enum)
         if p.minimum is not None and abs(p.minimum) < 1e15:
@@ -119,77 +113,37 @@ def _field(p: Param, *, swagger2: bool) -> dict[str, Any]:
             s["maximum"] = p.maximum
         if p.max_length:
             s["maxLength"] = p.max_length
+    s["description"] = p.description.strip()
     s["title"] = p.label
     if p.deprecated:
         s["deprecated"] = True
-    if swagger2:
-        s.pop("deprecated", None)
-        s["x-ms-summary"] = p.label
-        s["x-ms-visibility"] = "important" if p.visibility == "basic" else "advanced"
     return s
 
 
-def _form(action: Action, *, swagger2: bool) -> dict[str, Any]:
-    props = {p.name: _field(p, swagger2=swagger2) for p in action.parameters}
-    if swagger2:
-        for p in action.parameters:
-            if p.options is not None:
-                props[p.name]["x-ms-dynamic-values"] = {
-                    "operationId": _options_id(action, p),
-                    "value-path": "value",
-                    "value-title": "label",
-                }
-    form: dict[str, Any] = {"type": "object", "properties": props}
+def _form(action: Action) -> dict[str, Any]:
     required = [p.name for p in action.parameters if p.required]
-    if required:
-        form["required"] = required
-    return form
+    props = {p.name: _field(p) for p in action.parameters}
+    return {"type": "object", "properties": props, **({"required": required} if required else {})}
 
 
-def _options_id(action: Action, p: Param) -> str:
-    return f"{action.id}_{p.name}_options"
-
-
-def _swagger_schema(schema: Any) -> Any:
-    """Return a JSON Schema as OpenAPI 2.0 takes it: one type, ``x-nullable`` for nulls."""
-    if isinstance(schema, list):
-        return [_swagger_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {}
-    for k, v in schema.items():
-        if k == "type" and isinstance(v, list):
-            kinds = [t for t in v if t != "null"]
-            if "null" in v:
-                out["x-nullable"] = True
-            if len(kinds) == 1:
-                out["type"] = kinds[0]
-        elif k == "properties":
-            out[k] = {name: _swagger_schema(s) for name, s in v.items()}
-        elif k == "deprecated":
-            continue
-        else:
-            out[k] = _swagger_schema(v) if k in ("items", "additionalProperties") else v
-    return out
+def action_name(action: Action | str) -> str:
+    """Return an action's (or a field's) id in CamelCase: ``CreateChatCompletion``."""
+    name = action if isinstance(action, str) else action.id
+    return "".join(w.title() for w in name.split("_"))
 
 
 class _Builder:
-    """Collects operations for one of the two formats."""
+    """Collects the operations and their named schemas."""
 
-    def __init__(self, manifest: Manifest, swagger2: bool) -> None:
+    def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        self.swagger2 = swagger2
         self.paths: dict[str, dict[str, Any]] = {}
         self.schemas: dict[str, dict[str, Any]] = {}
 
-    def schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        return _swagger_schema(deepcopy(schema)) if self.swagger2 else deepcopy(schema)
-
     def ref(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         """Declare a named schema once; return a reference to it."""
-        self.schemas.setdefault(name, self.schema(schema))
-        where = "#/definitions/" if self.swagger2 else "#/components/schemas/"
-        return {"$ref": where + name}
+        self.schemas.setdefault(name, deepcopy(schema))
+        return {"$ref": "#/components/schemas/" + name}
 
     def response(
         self,
@@ -199,18 +153,15 @@ class _Builder:
         text: bool = False,
     ) -> dict[str, Any]:
         """Return a response whose body is the named schema (inline when ``text``)."""
-        out: dict[str, Any] = {"description": description}
-        body = self.schema(schema[1]) if text else self.ref(*schema)
-        if self.swagger2:
-            out["schema"] = body
-        else:
-            out["content"] = {("text/plain" if text else "application/json"): {"schema": body}}
+        body = deepcopy(schema[1]) if text else self.ref(*schema)
+        out: dict[str, Any] = {
+            "description": description,
+            "content": {("text/plain" if text else "application/json"): {"schema": body}},
+        }
         if headers:
             out["headers"] = {
-                name: {"type": "string", "description": d}
-                if self.swagger2
-                else {"description": d, "schema": {"type": "string"}}
-                for name, d in headers.items()
+                name: {"description": d, "schema": {"type": kind}}
+                for name, (kind, d) in headers.items()
             }
         return out
 
@@ -227,7 +178,6 @@ class _Builder:
         body: tuple[str, dict] | None = None,
         params: list[dict] | None = None,
         public: bool = False,
-        visibility: str | None = None,
         tenant: bool = False,
     ) -> None:
         op: dict[str, Any] = {
@@ -239,88 +189,61 @@ class _Builder:
         for status in errors:
             if public and status == 401:
                 continue
-            op["responses"][str(status)] = self.response(_reason(status), ("Error", _ERROR))
+            op["responses"][str(status)] = self.response(reason(status), ("Error", _ERROR))
         parameters = list(params or [])
         if tenant:
             parameters.append(
-                self.header(
-                    BASE_URL_HEADER,
-                    "Base URL for this call (only when the server allows the host).",
-                )
+                {
+                    "name": BASE_URL_HEADER,
+                    "in": "header",
+                    "required": False,
+                    "description": "Base URL for this call (only when the server allows the host).",
+                    "schema": {"type": "string"},
+                }
             )
         if body is not None:
-            if self.swagger2:
-                parameters.append(
-                    {"name": "form", "in": "body", "required": True, "schema": self.ref(*body)}
-                )
-            else:
-                op["requestBody"] = {
-                    "required": False,
-                    "content": {"application/json": {"schema": self.ref(*body)}},
-                }
+            op["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": self.ref(*body)}},
+            }
         if parameters:
             op["parameters"] = parameters
         if public:
             op["security"] = []
         elif tenant:
             op["security"] = [{"serverToken": [], "openaiKey": []}, {"serverToken": []}]
-        if self.swagger2:
-            op["produces"] = ["text/plain" if path == "/metrics" else "application/json"]
-            if body is not None:
-                op["consumes"] = ["application/json"]
-            if visibility:
-                op["x-ms-visibility"] = visibility
         self.paths.setdefault(path, {})[method] = op
 
-    def header(self, name: str, description: str) -> dict[str, Any]:
-        if self.swagger2:
-            return {
-                "name": name,
-                "in": "header",
-                "required": False,
-                "type": "string",
-                "description": description,
-                "x-ms-visibility": "advanced",
-            }
-        return {
-            "name": name,
-            "in": "header",
-            "required": False,
-            "description": description,
-            "schema": {"type": "string"},
-        }
 
-    def path_param(self, name: str, description: str, enum: list[str] | None = None) -> dict:
-        schema: dict[str, Any] = {"type": "string"}
-        if enum:
-            schema["enum"] = enum
-        if self.swagger2:
-            return {
-                "name": name,
-                "in": "path",
-                "required": True,
-                "description": description,
-                **schema,
-            }
-        return {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "description": description,
-            "schema": schema,
-        }
+def _path_param(name: str, description: str, enum: list[str] | None = None) -> dict:
+    schema: dict[str, Any] = {"type": "string"}
+    if enum:
+        schema["enum"] = enum
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
 
 
-def _reason(status: int) -> str:
+def reason(status: int) -> str:
     from http import HTTPStatus
 
     types = [n for n, t in ERROR_TYPES.items() if t.http_status == status]
     return f"{HTTPStatus(status).phrase}: " + ", ".join(f"`{t}`" for t in types)
 
 
+_POLL_HEADERS = {
+    "Location": ("string", "The absolute URL to poll."),
+    "Retry-After": ("integer", "Seconds until the next poll."),
+}
+
+
 def _action_operations(b: _Builder, a: Action) -> None:
-    name = "".join(w.title() for w in a.id.split("_"))
-    form = (name + "Form", _form(a, swagger2=b.swagger2))
+    name = action_name(a)
+    form = (name + "Form", _form(a))
     output = (name + "Output", a.output.schema_)
     base = f"/actions/{a.id}"
     b.operation(
@@ -330,9 +253,8 @@ def _action_operations(b: _Builder, a: Action) -> None:
         a.title,
         f"{a.description.strip()} Waits for the reply (see the async operation for long runs).",
         {"200": b.response("The output, shaped like the API's example response.", output)},
-        errors=_CALL_ERRORS,
+        errors=CALL_ERRORS,
         body=form,
-        visibility="important",
         tenant=True,
     )
     b.operation(
@@ -344,15 +266,12 @@ def _action_operations(b: _Builder, a: Action) -> None:
         "it runs, then the output (200) or the error.",
         {
             "202": b.response(
-                "Started; poll the Location.",
-                ("RunAccepted", _ACCEPTED),
-                {"Location": "Where to poll.", "Retry-After": "Seconds until the next poll."},
+                "Started; poll the Location.", ("RunAccepted", _ACCEPTED), _POLL_HEADERS
             ),
             "200": b.response("The output (from the poll), like the sync operation's.", output),
         },
-        errors=_CALL_ERRORS,
+        errors=CALL_ERRORS,
         body=form,
-        visibility="advanced",
         tenant=True,
     )
     b.operation(
@@ -362,9 +281,8 @@ def _action_operations(b: _Builder, a: Action) -> None:
         f"{a.title} (dry run)",
         "The request that the run would send, with secrets redacted. Nothing is sent.",
         {"200": b.response("The request: method, URL, headers, body.", ("Request", _PREPARED))},
-        errors=_CALL_ERRORS,
+        errors=CALL_ERRORS,
         body=form,
-        visibility="advanced",
         tenant=True,
     )
     for p in a.parameters:
@@ -373,20 +291,19 @@ def _action_operations(b: _Builder, a: Action) -> None:
         b.operation(
             "get",
             f"{base}/options/{p.name}",
-            _options_id(a, p),
+            f"{a.id}_{p.name}_options",
             f"{p.label} options",
             f"The values offered for {p.label} (from {b.manifest.action(p.options.action).title}).",
-            {"200": b.response("Options as value and label.", ("Options", _OPTIONS))},
-            errors=_CALL_ERRORS,
-            visibility="internal",
+            {"200": b.response("Options as value and label.", ("Options", OPTIONS))},
+            errors=CALL_ERRORS,
             tenant=True,
         )
 
 
-def document(*, swagger2: bool = False, manifest: Manifest | None = None) -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document, or with ``swagger2`` the OpenAPI 2.0 one."""
+def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document."""
     m = manifest or load_manifest()
-    b = _Builder(m, swagger2)
+    b = _Builder(m)
     ids = [a.id for a in m.actions]
     b.operation(
         "get",
@@ -397,7 +314,6 @@ def document(*, swagger2: bool = False, manifest: Manifest | None = None) -> dic
         {"200": b.response("Running.", ("Health", _HEALTH))},
         errors=[500],
         public=True,
-        visibility="internal",
     )
     b.operation(
         "get",
@@ -407,7 +323,6 @@ def document(*, swagger2: bool = False, manifest: Manifest | None = None) -> dic
         "Prometheus text: runs by action and outcome, latency, upstream attempts.",
         {"200": b.response("Prometheus text format.", ("Text", {"type": "string"}), text=True)},
         errors=[401, 500],
-        visibility="internal",
     )
     b.operation(
         "get",
@@ -417,7 +332,6 @@ def document(*, swagger2: bool = False, manifest: Manifest | None = None) -> dic
         "The actions this connector offers.",
         {"200": b.response("The actions.", ("Actions", _ACTIONS))},
         errors=[401, 500],
-        visibility="internal",
     )
     b.operation(
         "get",
@@ -427,8 +341,7 @@ def document(*, swagger2: bool = False, manifest: Manifest | None = None) -> dic
         "An action's parameters, Basic and Advanced, and its example output.",
         {"200": b.response("The describe document.", ("Description", _OBJECT))},
         errors=_READ_ERRORS,
-        params=[b.path_param("action", "The action's id.", ids)],
-        visibility="internal",
+        params=[_path_param("action", "The action's id.", ids)],
     )
     for a in m.actions:
         _action_operations(b, a)
@@ -440,15 +353,10 @@ def document(*, swagger2: bool = False, manifest: Manifest | None = None) -> dic
         "202 while the run is running; then its output (200) or its error object.",
         {
             "200": b.response("The run's output.", ("RunOutput", _OBJECT)),
-            "202": b.response(
-                "Still running.",
-                ("RunAccepted", _ACCEPTED),
-                {"Location": "Where to poll.", "Retry-After": "Seconds until the next poll."},
-            ),
+            "202": b.response("Still running.", ("RunAccepted", _ACCEPTED), _POLL_HEADERS),
         },
-        errors=_CALL_ERRORS,
-        params=[b.path_param("run_id", "The id from the Location of the 202.")],
-        visibility="internal",
+        errors=CALL_ERRORS,
+        params=[_path_param("run_id", "The id from the Location of the 202.")],
     )
     for path, op_id, title in (
         ("/openapi.json", "openapi", "OpenAPI 3.1 document"),
@@ -462,42 +370,14 @@ def document(*, swagger2: bool = False, manifest: Manifest | None = None) -> dic
             f"This server's {title}, generated from the manifest.",
             {"200": b.response("The document.", ("Document", _OBJECT))},
             errors=[401, 500],
-            visibility="internal",
         )
-    info = {
-        "title": m.connector.title,
-        "version": m.connector.version,
-        "description": m.connector.description.strip(),
-    }
-    if swagger2:
-        return {
-            "swagger": "2.0",
-            "info": info,
-            "basePath": "/",
-            "schemes": ["https", "http"],
-            "consumes": ["application/json"],
-            "produces": ["application/json"],
-            "paths": b.paths,
-            "definitions": b.schemas,
-            "securityDefinitions": {
-                "serverToken": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "Authorization",
-                    "description": "`Bearer <token>`: one of the server's tokens.",
-                },
-                "openaiKey": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": KEY_HEADER,
-                    "description": "Optional: your own API key for this call.",
-                },
-            },
-            "security": [{"serverToken": []}],
-        }
     return {
         "openapi": "3.1.0",
-        "info": info,
+        "info": {
+            "title": m.connector.title,
+            "version": m.connector.version,
+            "description": m.connector.description.strip(),
+        },
         "paths": b.paths,
         "components": {
             "schemas": b.schemas,
@@ -517,22 +397,3 @@ def document(*, swagger2: bool = False, manifest: Manifest | None = None) -> dic
         },
         "security": [{"serverToken": []}],
     }
-
-
-def text(*, swagger2: bool = False) -> str:
-    """Return a document as the JSON text that is served and written."""
-    return json.dumps(document(swagger2=swagger2), indent=2, ensure_ascii=False) + "\n"
-
-
-def write_all(out_dir: Path, *, check: bool = False) -> list[str]:
-    """Write (or compare) docs/openapi.json and docs/swagger.json; return the stale names."""
-    stale = []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, swagger2 in FILES.items():
-        path = out_dir / name
-        new = text(swagger2=swagger2)
-        if not path.is_file() or path.read_text(encoding="utf-8") != new:
-            stale.append(name)
-            if not check:
-                path.write_text(new, encoding="utf-8")
-    return stale

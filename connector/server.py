@@ -526,6 +526,14 @@ class DryRun(_Call):
         self._answer(req, resp, action, lambda sent: runner.prepare(action, form, conn))
 
 
+def absolute_location(req: falcon.Request, path: str) -> str:
+    """Return ``path`` as the absolute URL the client reached (Power Automate polls only those).
+
+    Behind a proxy, ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (or ``Forwarded``) name it.
+    """
+    return req.forwarded_prefix + path
+
+
 class StartRun(_Call):
     def on_post(self, req, resp, action: str) -> None:
         form, conn = self._inputs(req, action)
@@ -537,14 +545,10 @@ class StartRun(_Call):
             self.engine.slots.release()
             raise
         resp.status = 202
-        resp.set_header("Location", f"/runs/{run_id}")
+        location = absolute_location(req, f"/runs/{run_id}")
+        resp.set_header("Location", location)
         resp.set_header("Retry-After", str(self.engine.settings.poll_after))
-        resp.media = {
-            "id": run_id,
-            "action": action,
-            "state": "running",
-            "location": f"/runs/{run_id}",
-        }
+        resp.media = {"id": run_id, "action": action, "state": "running", "location": location}
 
 
 class RunResult:
@@ -560,13 +564,14 @@ class RunResult:
             )
         if run.state == "running":
             resp.status = 202
-            resp.set_header("Location", f"/runs/{run.id}")
+            location = absolute_location(req, f"/runs/{run.id}")
+            resp.set_header("Location", location)
             resp.set_header("Retry-After", str(self.engine.settings.poll_after))
             resp.media = {
                 "id": run.id,
                 "action": run.action,
                 "state": "running",
-                "location": f"/runs/{run.id}",
+                "location": location,
             }
             return
         resp.status = run.status or 500
@@ -590,13 +595,14 @@ class Document:
 
     def on_get(self, req, resp) -> None:
         if self._doc is None:
-            from .openapi import document
+            from . import openapi, swagger
 
-            self._doc = document(swagger2=self.swagger)
+            self._doc = swagger.document() if self.swagger else openapi.document()
         if self.swagger:
-            resp.media = {**self._doc, "host": req.netloc, "schemes": [req.scheme]}
+            where = {"host": req.forwarded_host, "schemes": [req.forwarded_scheme]}
+            resp.media = {**self._doc, **where}
         else:
-            resp.media = {**self._doc, "servers": [{"url": req.prefix}]}
+            resp.media = {**self._doc, "servers": [{"url": req.forwarded_prefix}]}
 
 
 class App(falcon.App):

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from actionserver import TOKEN, ActionServer
@@ -272,14 +273,16 @@ def test_healthz_needs_no_token(srv):
 
 
 def poll(srv, location: str, seconds: float = 20) -> tuple[list[int], object]:
+    """Poll a run, by the path of its Location (``srv`` may be a server started later)."""
     codes = []
+    path = urlsplit(location).path
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        r = srv.call("GET", location)
+        r = srv.call("GET", path)
         codes.append(r.status_code)
         if r.status_code != 202:
             return codes, r
-        assert r.headers["Retry-After"] and r.headers["Location"] == location
+        assert r.headers["Retry-After"] and r.headers["Location"] == srv.url + path
         time.sleep(0.1)
     raise AssertionError(f"the run did not finish: {codes}")
 
@@ -288,11 +291,35 @@ def test_async_run_end_to_end(srv, fault_server):
     r = srv.call("POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=1))
     assert r.status_code == 202, r.text
     location = r.headers["Location"]
-    assert location == f"/runs/{r.json()['id']}" and int(r.headers["Retry-After"]) >= 1
+    assert location == srv.url + f"/runs/{r.json()['id']}" == r.json()["location"]
+    assert int(r.headers["Retry-After"]) >= 1
     codes, final = poll(srv, location)
     assert codes[0] == 202 and final.status_code == 200
     assert final.json()["choices"][0]["message"]["content"] == f"echo: {FORM['messages']}"
-    assert srv.call("GET", location).json() == final.json()  # readable again until retention
+    assert srv.call("GET", urlsplit(location).path).json() == final.json()  # readable again
+
+
+@pytest.mark.parametrize(
+    ("headers", "origin"),
+    [
+        ({}, None),  # the server's own address
+        (
+            {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "flows.example.com"},
+            "https://flows.example.com",
+        ),
+        ({"Forwarded": 'proto=https;host="proxy.example:8443"'}, "https://proxy.example:8443"),
+    ],
+)
+def test_the_location_is_absolute_as_the_client_reached_the_server(
+    srv, fault_server, headers, origin
+):
+    slow = upstream(fault_server, "slow", seconds=0.5)
+    r = srv.call("POST", f"{ACTION}/runs", FORM, headers={**slow, **headers})
+    run = f"/runs/{r.json()['id']}"
+    assert r.headers["Location"] == (origin or srv.url) + run == r.json()["location"]
+    polled = srv.call("GET", run, headers=headers)
+    assert polled.status_code != 202 or polled.headers["Location"] == (origin or srv.url) + run
+    poll(srv, run)
 
 
 def test_async_run_failure_reads_as_its_error(srv, fault_server):
@@ -335,7 +362,7 @@ def test_a_run_cut_short_by_a_restart_reads_as_an_error(fault_server, tmp_path):
             "POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=20)
         )
         location = r.headers["Location"]
-        assert first.call("GET", location).status_code == 202
+        assert first.call("GET", urlsplit(location).path).status_code == 202
     finally:
         first.kill()  # a crash: the worker gets no chance to record anything
     with ActionServer(env=env) as second:

@@ -14,7 +14,7 @@ import responses
 from conftest import CANARY
 from openapi_spec_validator import validate
 
-from connector import docs, openapi, runner, server
+from connector import apidocs, docs, openapi, runner, server, swagger
 from connector.errors import ERROR_TYPES
 from connector.manifest import load_manifest
 from connector.runs import RunStore
@@ -138,17 +138,17 @@ def test_tokens_never_show_in_the_settings_repr():
 # -- documents --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("swagger2", [False, True])
-def test_documents_are_valid(swagger2):
-    validate(openapi.document(swagger2=swagger2))
+@pytest.mark.parametrize("document", [openapi.document, swagger.document])
+def test_documents_are_valid(document):
+    validate(document())
 
 
 def test_committed_documents_are_fresh():
-    assert openapi.write_all(ROOT / "docs", check=True) == []
+    assert apidocs.write_all(ROOT / "docs", check=True) == []
 
 
 def _swagger_form(action_id: str) -> dict:
-    doc = openapi.document(swagger2=True)
+    doc = swagger.document()
     body = doc["paths"][f"/actions/{action_id}/run"]["post"]["parameters"][-1]
     name = body["schema"]["$ref"].rsplit("/", 1)[1]
     return doc, doc["definitions"][name]
