@@ -7,6 +7,8 @@ types is an ``anyOf``. Power Automate's Swagger 2.0 is ``connector.swagger``.
 from __future__ import annotations
 
 from copy import deepcopy
+from http import HTTPStatus
+from importlib.metadata import PackageNotFoundError, metadata
 from typing import Any
 
 from .errors import ERROR_TYPES
@@ -45,10 +47,7 @@ _ERROR = {
                         "type": "object",
                         "required": ["name", "message"],
                         "properties": {
-                            "name": {"type": "string"},
-                            "label": {"type": "string"},
-                            "message": {"type": "string"},
-                            "path": {"type": "string"},
+                            k: {"type": "string"} for k in ("name", "label", "message", "path")
                         },
                     },
                 },
@@ -60,10 +59,8 @@ _ACCEPTED = {
     "type": "object",
     "required": ["id", "state", "location"],
     "properties": {
-        "id": {"type": "string"},
-        "action": {"type": "string"},
+        **{k: {"type": "string"} for k in ("id", "action", "location")},
         "state": {"type": "string", "enum": ["running"]},
-        "location": {"type": "string"},
     },
 }
 _PREPARED = {
@@ -228,9 +225,15 @@ def _path_param(name: str, description: str, enum: list[str] | None = None) -> d
     }
 
 
-def reason(status: int) -> str:
-    from http import HTTPStatus
+def license_id() -> str | None:
+    """Return the SPDX license of the installed package (pyproject.toml's ``license``)."""
+    try:
+        return metadata("openai-chat-connector")["License-Expression"]
+    except PackageNotFoundError:  # a source tree that was never installed
+        return None
 
+
+def reason(status: int) -> str:
     types = [n for n, t in ERROR_TYPES.items() if t.http_status == status]
     return f"{HTTPStatus(status).phrase}: " + ", ".join(f"`{t}`" for t in types)
 
@@ -324,15 +327,20 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         {"200": b.response("Prometheus text format.", ("Text", {"type": "string"}), text=True)},
         errors=[401, 500],
     )
-    b.operation(
-        "get",
-        "/actions",
-        "list_actions",
-        "Actions",
-        "The actions this connector offers.",
-        {"200": b.response("The actions.", ("Actions", _ACTIONS))},
-        errors=[401, 500],
-    )
+    for path, op_id, title, description, schema in (
+        ("/actions", "list_actions", "Actions", "The actions this connector offers.", ("Actions", _ACTIONS)),
+        ("/openapi.json", "openapi", "OpenAPI 3.1 document", "", ("Document", _OBJECT)),
+        ("/swagger.json", "swagger", "OpenAPI 2.0 document (Power Automate)", "", ("Document", _OBJECT)),
+    ):  # fmt: skip
+        b.operation(
+            "get",
+            path,
+            op_id,
+            title,
+            description or f"This server's {title}, generated from the manifest.",
+            {"200": b.response(f"The {schema[0].lower()}.", schema)},
+            errors=[401, 500],
+        )
     b.operation(
         "get",
         "/actions/{action}",
@@ -358,26 +366,16 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         errors=CALL_ERRORS,
         params=[_path_param("run_id", "The id from the Location of the 202.")],
     )
-    for path, op_id, title in (
-        ("/openapi.json", "openapi", "OpenAPI 3.1 document"),
-        ("/swagger.json", "swagger", "OpenAPI 2.0 document (Power Automate)"),
-    ):
-        b.operation(
-            "get",
-            path,
-            op_id,
-            title,
-            f"This server's {title}, generated from the manifest.",
-            {"200": b.response("The document.", ("Document", _OBJECT))},
-            errors=[401, 500],
-        )
     return {
         "openapi": "3.1.0",
         "info": {
             "title": m.connector.title,
             "version": m.connector.version,
             "description": m.connector.description.strip(),
+            **({"license": {"name": spdx, "identifier": spdx}} if (spdx := license_id()) else {}),
         },
+        # The file's server is relative to where it is read; the server serves its own address.
+        "servers": [{"url": "/", "description": "The server that serves this document."}],
         "paths": b.paths,
         "components": {
             "schemas": b.schemas,

@@ -15,7 +15,7 @@ from copy import deepcopy
 from typing import Any
 
 from .manifest import Action, Manifest, Param, load_manifest
-from .openapi import BASE_URL_HEADER, CALL_ERRORS, OPTIONS, action_name, reason
+from .openapi import BASE_URL_HEADER, CALL_ERRORS, OPTIONS, action_name, license_id, reason
 
 SECURITY = "api_key"  # the name Power Automate gives an API-key connection parameter
 _VISIBILITY = {"basic": "important", "advanced": "advanced"}
@@ -225,6 +225,8 @@ def document(manifest: Manifest | None = None) -> dict[str, Any]:
         "version": m.connector.version,
         "description": m.connector.description.strip(),
     }
+    if spdx := license_id():
+        info["license"] = {"name": spdx, "url": f"https://spdx.org/licenses/{spdx}.html"}
     doc: dict[str, Any] = {"swagger": "2.0", "info": info}
     pub = m.connector.publisher
     if pub:
