@@ -1,10 +1,6 @@
 """HTTP transport: one pooled session per connection, retries, no redirects, capped bodies.
 
-The retry loop is our own rather than urllib3's ``Retry``: ``Retry`` cannot read the API's error
-body (a 429 with code ``insufficient_quota`` must not be retried), does not know
-``retry-after-ms`` or ``x-should-retry``, cannot fail at once when ``Retry-After`` is past a cap
-while still reporting the wait, and would retry a stream after its first byte. A loop also lets
-every error carry the number of attempts and lets tests inject the sleep.
+The retry loop is our own, not urllib3's ``Retry`` (``connector.backoff`` says why).
 """
 
 from __future__ import annotations
@@ -16,26 +12,20 @@ import random as _random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
-import urllib3
 
-from connector import __version__, errors, providers, replies, session
+from connector import __version__, backoff, bodies, errors, providers, replies, session
 from connector.connection import Connection
 from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
 from connector.policy import request_url_problem
 
 log = logging.getLogger("connector")
 
-POOL_MAXSIZE = session.POOL_MAXSIZE
-READ_CHUNK = 64 * 1024
 ERROR_BODY_BYTES = 1024 * 1024
-INITIAL_BACKOFF = 0.5
-MAX_BACKOFF = 8.0
-DEADLINE_SLACK = 0.1  # how far past max_duration a read may end
 
 
 USER_AGENT = f"openai-chat-connector/{__version__}"
@@ -84,18 +74,6 @@ class _Request:
             raise InvalidInput(
                 "The request contains NaN or Infinity, which JSON cannot carry; use a number."
             ) from None
-
-
-class _Counter:
-    """Bytes read from one reply body so far, and the run's deadline for reading them."""
-
-    def __init__(self, deadline: float = math.inf, sock: Any = None) -> None:
-        self.bytes = 0
-        self.deadline = deadline
-        self.socket = sock  # its timeout is cut to the time left as the deadline nears
-        timeout = _timeout_of(sock)
-        # Until this moment a read cannot end later than the deadline (plus a little).
-        self.check_at = deadline if timeout is None else deadline - timeout + DEADLINE_SLACK
 
 
 class Transport:
@@ -151,20 +129,9 @@ class Transport:
 
         ``aggregator(on_token)`` makes the object that collects a streamed reply's events
         (``add(event)``, ``result()``, ``chunks``): the action's ``stream_aggregator`` hook;
-        chat chunks when not given.
+        chat chunks when not given. Errors leave unredacted: the facade (``runner.run``)
+        redacts once, at the boundary.
         """
-        # Errors leave unredacted: the facade (runner.run) redacts once, at the boundary.
-        return self._send(method, path, body, stream, on_token, aggregator)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        body: dict | None,
-        stream: bool,
-        on_token: Callable[[str], None] | None,
-        aggregator: Callable[..., Any] | None = None,
-    ) -> Reply:
         req = self._request(method, path, body, stream)
         req.deadline = time.monotonic() + self.connection.max_duration
         req.aggregator = aggregator
@@ -180,7 +147,9 @@ class Transport:
             dead = self.peer_check(outcome.error) if self.peer_check else None
             if dead is not None:
                 raise dead.replace(attempts=attempt)
-            delay, error = self._retry_delay(outcome, attempt, max_retries, req.deadline)
+            delay, error = backoff.next_delay(
+                outcome, attempt, self.connection, self._clock(), self._random, req.deadline
+            )
             if delay is None:
                 if attempt > 1:
                     error = replies.noted(error, f"Gave up after {attempt} attempts.")
@@ -257,7 +226,7 @@ class Transport:
                 " address; the key is never sent there. Use the API's public host name."
             ) from None
         except requests.RequestException as exc:
-            if _past(req.deadline):
+            if bodies.past(req.deadline):
                 return replies.Failure(self._overdue(host), False)
             return replies.network_failure(exc, host, self.connection, reading=False)
         try:
@@ -304,15 +273,15 @@ class Transport:
             return replies.Failure(
                 replies.redirect_error(resp, host, request_id), False, resp.headers
             )
-        counter = _Counter(req.deadline, _socket(resp))
+        counter = bodies.Counter(req.deadline, bodies.socket_of(resp))
         content_type = resp.headers.get("content-type", "").lower()
         try:
             if failed:
-                raw = _read_body(resp, ERROR_BODY_BYTES, counter, truncate=True)
+                raw = bodies.read_body(resp, ERROR_BODY_BYTES, counter, truncate=True)
                 return replies.status_failure(resp, raw, host, request_id, self.provider)
             if req.stream and "json" not in content_type:
                 if content_type and "event-stream" not in content_type:
-                    raw = _read_body(resp, ERROR_BODY_BYTES, counter, truncate=True)
+                    raw = bodies.read_body(resp, ERROR_BODY_BYTES, counter, truncate=True)
                     raise InvalidResponse(
                         f"Expected a stream (text/event-stream) from {host} but got"
                         f" {content_type}: {replies.text_excerpt(raw)!r}. Check base_url.",
@@ -322,7 +291,7 @@ class Transport:
                 data = self._read_stream(resp, counter, on_token, req.aggregator)
             else:
                 cap = self.connection.max_response_bytes
-                raw = _read_body(resp, cap, counter)
+                raw = bodies.read_body(resp, cap, counter)
                 data = replies.parse_json(raw, status, host)
                 if replies.is_error_body(data):
                     # A whole reply, so resending is as safe as after the same error status.
@@ -330,8 +299,8 @@ class Transport:
                     return replies.Failure(
                         error, replies.should_retry(error, resp.headers), resp.headers
                     )
-        except (requests.RequestException, _Overdue) as exc:
-            if isinstance(exc, _Overdue) or _past(req.deadline):
+        except (requests.RequestException, bodies.Overdue) as exc:
+            if isinstance(exc, bodies.Overdue) or bodies.past(req.deadline):
                 partial = getattr(exc, "partial", None)
                 error = self._overdue(host, counter.bytes if req.stream else 0, partial)
                 return replies.Failure(error.replace(status=status, request_id=request_id), False)
@@ -360,64 +329,27 @@ class Transport:
     def _read_stream(
         self,
         resp: requests.Response,
-        counter: _Counter,
+        counter: bodies.Counter,
         on_token: Callable[[str], None] | None,
         aggregator: Callable[..., Any] | None = None,
     ) -> dict[str, Any]:
         from connector import stream  # chat chunks: imported only when a stream is read
 
         agg = (aggregator or stream.Aggregator)(on_token)
-        chunks = _capped(_stream_chunks(resp), self.connection.max_response_bytes, counter)
+        chunks = bodies.capped(
+            bodies.stream_chunks(resp), self.connection.max_response_bytes, counter
+        )
         try:
             return stream.collect(
                 chunks, max_line_bytes=self.connection.max_sse_line_bytes, aggregator=agg
             )
-        except _TooLarge:
-            raise _too_large(self.connection.max_response_bytes, partial=agg.result()) from None
-        except (requests.RequestException, _Overdue) as exc:
+        except bodies.TooLarge:
+            raise bodies.too_large(
+                self.connection.max_response_bytes, partial=agg.result()
+            ) from None
+        except (requests.RequestException, bodies.Overdue) as exc:
             exc.partial = agg.result()  # type: ignore[union-attr]  # a library error, not ours
             raise
-
-    def _retry_delay(
-        self, outcome: replies.Failure, attempt: int, max_retries: int, deadline: float = math.inf
-    ) -> tuple[float | None, ConnectorError]:
-        """Return how long to wait before the next attempt (None: give up), and its error."""
-        error = outcome.error
-        wait = replies.retry_after_of(outcome.headers, self._clock())
-        if wait is not None and wait > 0:
-            error = error.replace(retry_after=round(wait, 3))
-        if not outcome.retryable:
-            return None, error
-        cap = self.connection.max_retry_wait
-        if wait is not None and wait > cap:
-            note = (
-                f"The server asks to wait {wait:.0f} s before retrying, longer than"
-                f" max_retry_wait ({cap:g} s): retry after that time, or raise max_retry_wait."
-            )
-            return None, replies.noted(error, note)
-        if attempt > max_retries:
-            if wait is not None and wait > 0:
-                error = replies.noted(error, f"The server asks to wait {wait:g} s before retrying.")
-            return None, error
-        if wait is not None and wait > 0:
-            delay = wait
-        else:
-            backoff = min(INITIAL_BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF)
-            delay = backoff * (1 - 0.25 * self._random())
-        left = deadline - time.monotonic()
-        if delay >= left:
-            # Waiting would only end in the deadline: fail now, with this attempt's error.
-            total = self.connection.max_duration
-            if wait is not None and wait > 0:
-                why = f"The server asks to wait {delay:g} s before retrying"
-            else:
-                why = f"The next retry would start in {delay:.1f} s"
-            note = (
-                f"{why}, but only {max(left, 0):.1f} s of max_duration ({total:g} s) remain:"
-                " retry later, or raise max_duration."
-            )
-            return None, replies.noted(error, note)
-        return delay, error
 
     def _overdue(self, host: str, streamed: int = 0, partial: Any = None) -> TemporaryFailure:
         """Return the error for a run that reached max_duration."""
@@ -451,122 +383,6 @@ def transport_for(connection: Connection) -> Transport:
         if transport is None:
             transport = _TRANSPORTS[key] = Transport(connection)
     return transport
-
-
-def close_all() -> None:
-    """Close every process-wide transport."""
-    with _LOCK:
-        transports = list(_TRANSPORTS.values())
-        _TRANSPORTS.clear()
-    for transport in transports:
-        transport._session.close()
-
-
-# -- reading bodies ----------------------------------------------------------------------------
-
-
-class _TooLarge(Exception):
-    """The body grew past max_response_bytes."""
-
-
-class _Overdue(Exception):
-    """The run reached max_duration while reading a body."""
-
-
-def _past(deadline: float) -> bool:
-    # A socket timeout cut to the time left may fire a hair before the deadline.
-    return time.monotonic() >= deadline - 0.01
-
-
-def _socket(resp: requests.Response) -> Any:
-    """Return the socket a reply is read from, or None when urllib3 hides it."""
-    try:
-        return resp.raw._fp.fp.raw._sock
-    except AttributeError:
-        return None
-
-
-def _timeout_of(sock: Any) -> float | None:
-    try:
-        return sock.gettimeout() if sock is not None else None
-    except OSError:
-        return None
-
-
-def _near_deadline(counter: _Counter) -> None:
-    """Raise _Overdue past the deadline; else cut the next read to the time left."""
-    left = counter.deadline - time.monotonic()
-    if left <= 0:
-        raise _Overdue
-    counter.check_at = counter.deadline
-    if counter.socket is not None:
-        try:
-            counter.socket.settimeout(left)
-        except OSError:
-            counter.socket = None
-            return
-        counter.check_at = counter.deadline - left + DEADLINE_SLACK
-
-
-def _too_large(cap: int, partial: Any = None) -> InvalidResponse:
-    return InvalidResponse(
-        f"The reply is larger than max_response_bytes ({cap} bytes); raise max_response_bytes"
-        " in the connection if it is expected.",
-        partial=partial,
-    )
-
-
-def _read_body(
-    resp: requests.Response, cap: int, counter: _Counter, *, truncate: bool = False
-) -> bytes:
-    """Return the body, reading no more than ``cap`` bytes (error bodies are cut, others fail)."""
-    length = resp.headers.get("content-length", "")
-    if not truncate and length.isdigit() and int(length) > cap:
-        raise _too_large(cap)
-    parts: list[bytes] = []
-    try:
-        for chunk in _capped(resp.iter_content(READ_CHUNK), cap, counter):
-            parts.append(chunk)
-    except _TooLarge:
-        if not truncate:
-            raise _too_large(cap) from None
-    return b"".join(parts)
-
-
-def _capped(chunks: Iterator[bytes], cap: int, counter: _Counter) -> Iterator[bytes]:
-    monotonic = time.monotonic
-    for chunk in chunks:
-        counter.bytes += len(chunk)
-        if counter.bytes > cap:
-            yield chunk[: max(0, cap - (counter.bytes - len(chunk)))]
-            raise _TooLarge
-        yield chunk
-        # A server trickling keep-alive comments never trips the read timeout: the deadline
-        # does. Near it, the next read waits only for the time left.
-        if monotonic() > counter.check_at:
-            _near_deadline(counter)
-
-
-def _stream_chunks(resp: requests.Response) -> Iterator[bytes]:
-    """Yield body bytes as they arrive (``iter_content`` waits for full blocks unless chunked)."""
-    raw = resp.raw
-    if getattr(raw, "chunked", False) or not hasattr(raw, "read1"):
-        yield from resp.iter_content(READ_CHUNK)
-        return
-    while True:
-        try:
-            data = raw.read1(READ_CHUNK)
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise requests.exceptions.ReadTimeout(exc) from exc
-        except urllib3.exceptions.ProtocolError as exc:
-            raise requests.exceptions.ChunkedEncodingError(exc) from exc
-        except urllib3.exceptions.DecodeError as exc:
-            raise requests.exceptions.ContentDecodingError(exc) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise requests.exceptions.ConnectionError(exc) from exc
-        if not data:
-            return
-        yield data
 
 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]*").fullmatch  # one C-level pass: keys are ~164 chars

@@ -112,6 +112,20 @@ class CliResult:
 
 
 @pytest.fixture
+def close_transports() -> Iterator[Callable[[], None]]:
+    """Close every process-wide transport before and after the test (and when it asks)."""
+    from connector import http
+
+    def close() -> None:
+        for transport in list(http._TRANSPORTS.values()):
+            transport.close()
+
+    close()
+    yield close
+    close()
+
+
+@pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., CliResult]:
     """Return a function running ``python -m connector run create_chat_completion`` once.
 

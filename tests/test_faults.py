@@ -221,6 +221,22 @@ def test_retry_after_past_the_cap_says_how_long_to_wait(fault_server, cli):
     assert "max_retry_wait" in result.error["message"]
 
 
+@pytest.mark.parametrize("scenario", ["ok", "stream-trickle"])
+def test_the_reply_socket_is_had_through_a_supported_path(fault_server, scenario):
+    """max_duration cuts the socket's timeout near the deadline: without the socket it cannot."""
+    import requests
+
+    from connector import bodies, session
+
+    url = fault_server.scenario(scenario, every=0.1).base_url + "/chat/completions"
+    with session.new_session() as s, s.post(url, json={}, stream=True, timeout=5) as resp:
+        sock = bodies.socket_of(resp)
+        assert sock is not None, "urllib3 no longer exposes the connection's socket"
+        assert sock.getpeername()[1] == requests.utils.urlparse(url).port
+        sock.settimeout(3.0)
+        assert sock.gettimeout() == 3.0
+
+
 def test_a_trickling_stream_is_ended_by_max_duration(fault_server, cli):
     scenario = fault_server.scenario("stream-trickle", every=0.1)
     result = cli(scenario.base_url, "stream=true", connection={"max_duration": 1.5}, timeout=1)

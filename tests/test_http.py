@@ -16,7 +16,7 @@ import pytest
 import requests
 import responses
 
-from connector import errors, http, replies
+from connector import errors, replies, session
 from connector.connection import Connection
 from connector.http import Transport, transport_for
 
@@ -69,9 +69,8 @@ def mock():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_transports():
-    yield
-    http.close_all()
+def _fresh_transports(close_transports):
+    return close_transports
 
 
 # -- status classes and retry counts -----------------------------------------------------------
@@ -670,7 +669,7 @@ def test_transport_for_from_many_threads_builds_one_transport():
 def test_session_pool_is_sized_for_concurrent_runs():
     transport, _ = make()
     adapter = transport._session.get_adapter(URL)
-    assert adapter._pool_maxsize == http.POOL_MAXSIZE >= 200
+    assert adapter._pool_maxsize == session.POOL_MAXSIZE >= 200
     assert adapter.max_retries.total == 0
 
 

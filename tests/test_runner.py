@@ -561,10 +561,7 @@ def test_each_environment_variable_sets_its_connection_field(
     assert getattr(connector.runner.resolve_connection(), field) == expected
 
 
-def test_runs_with_the_same_connection_share_one_session(monkeypatch):
-    from connector import http
-
-    http.close_all()
+def test_runs_with_the_same_connection_share_one_session(monkeypatch, close_transports):
     made = []
     real = session.new_session
     monkeypatch.setattr(session, "new_session", lambda: made.append(1) or real())
@@ -574,7 +571,7 @@ def test_runs_with_the_same_connection_share_one_session(monkeypatch):
             connector.run("create_chat_completion", FORM, dict(CONN))
         connector.run("create_chat_completion", FORM, {**CONN, "timeout": "30"})
         assert len(mock.calls) == 4
-    http.close_all()
+    close_transports()
     assert len(made) == 2  # one session for the three identical connections, one for the other
 
 
