@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from connector import validation
-from connector.manifest import load_manifest
+from connector.loader import load_manifest
 from connector.request import build_body
 
 CHAT = load_manifest().action("create_chat_completion")

@@ -113,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .manifest import check_manifest
+    from .loader import check_manifest
 
     manifest = check_manifest(args.manifest)
     count = sum(len(a.parameters) for a in manifest.actions)
@@ -122,7 +122,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .manifest import load_manifest
+    from .loader import load_manifest
 
     manifest = load_manifest()
     _out([{"id": a.id, "title": a.title, "description": a.description} for a in manifest.actions])
@@ -131,7 +131,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     from . import docs
-    from .manifest import load_manifest
+    from .loader import load_manifest
 
     action = load_manifest().action(args.action)
     if args.json:
@@ -155,38 +155,37 @@ def cmd_form_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _needs_checkout(command: str) -> None:
-    """Refuse a developer command in an installed package: it writes a checkout's files."""
+def _needs_checkout(command: str) -> Path:
+    """Return the source checkout; refuse a developer command in an installed package."""
     from .errors import InvalidInput
-    from .manifest import CHECKOUT
+    from .paths import checkout
 
-    if not CHECKOUT:
+    root = checkout()
+    if root is None:
         raise InvalidInput(
             f"'{command}' is a developer command: it writes or checks the generated files of a"
             " source checkout, and this connector runs from an installed package. Run it in a"
             " clone of the project (python -m connector " + command + ")."
         )
+    return root
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
     from . import docs
 
-    _needs_checkout("docs")
-
-    stale = docs.write_all(Path(args.out), check=args.check)
+    out = Path(args.out or _needs_checkout("docs") / "docs")
+    stale = docs.write_all(out, check=args.check)
     if args.check and stale:
         _err("stale: " + ", ".join(stale) + " (run: python -m connector docs)")
         return 1
-    _err("docs are up to date" if args.check else f"wrote docs to {args.out}")
+    _err("docs are up to date" if args.check else f"wrote docs to {out}")
     return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .manifest import ROOT
-    from .models import export_schema
+    from .format import export_schema
 
-    _needs_checkout("schema")
-    path = ROOT / "schemas" / "manifest.schema.json"
+    path = _needs_checkout("schema") / "schemas" / "manifest.schema.json"
     text = json.dumps(export_schema(), indent=2) + "\n"
     if args.check:
         if not path.is_file() or path.read_text() != text:
@@ -227,11 +226,12 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     if not (args.write or args.check):
         sys.stdout.write(text("swagger.json" if args.swagger2 else "openapi.json"))
         return 0
-    stale = write_all(Path(args.out), check=args.check)
+    out = Path(args.out or _needs_checkout("openapi") / "docs")
+    stale = write_all(out, check=args.check)
     if args.check and stale:
         _err("stale: " + ", ".join(stale) + " (run: python -m connector openapi --write)")
         return 1
-    _err("OpenAPI documents are up to date" if args.check else f"wrote them to {args.out}")
+    _err("OpenAPI documents are up to date" if args.check else f"wrote them to {out}")
     return 0
 
 
@@ -260,17 +260,17 @@ def _run_args(r: argparse.ArgumentParser) -> None:
 def cmd_n8n_node(args: argparse.Namespace) -> int:
     from .n8nnode import write_all
 
-    _needs_checkout("n8n-node")
-    stale = write_all(Path(args.out), check=args.check)
+    out = Path(args.out or _needs_checkout("n8n-node") / "hosts" / "n8n")
+    stale = write_all(out, check=args.check)
     if args.check and stale:
         _err("stale: " + ", ".join(stale) + " (run: python -m connector n8n-node)")
         return 1
-    _err("the n8n node is up to date" if args.check else f"wrote the n8n node to {args.out}")
+    _err("the n8n node is up to date" if args.check else f"wrote the n8n node to {out}")
     return 0
 
 
 def _n8n_node_args(n: argparse.ArgumentParser) -> None:
-    n.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "hosts" / "n8n"))
+    n.add_argument("--out", help="folder to write (default: the checkout's hosts/n8n/)")
     n.add_argument("--check", action="store_true", help="fail if the package is stale")
     n.set_defaults(func=cmd_n8n_node)
 
@@ -303,7 +303,7 @@ def _form_schema_args(f: argparse.ArgumentParser) -> None:
 
 
 def _docs_args(g: argparse.ArgumentParser) -> None:
-    g.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
+    g.add_argument("--out", help="folder to write (default: the checkout's docs/)")
     g.add_argument("--check", action="store_true", help="fail if the pages are stale")
     g.set_defaults(func=cmd_docs)
 
@@ -332,7 +332,7 @@ def _openapi_args(a: argparse.ArgumentParser) -> None:
         help="write docs/openapi.json, swagger.json, apiProperties.json",
     )
     a.add_argument("--check", action="store_true", help="fail if the written files are stale")
-    a.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs"))
+    a.add_argument("--out", help="folder to write (default: the checkout's docs/)")
     a.set_defaults(func=cmd_openapi)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from .errors import ERROR_TYPES
 from .forms import BOOLEAN_SPELLINGS
-from .manifest import Action, Manifest, Param, load_manifest
+from .loader import load_manifest
+from .spec import Action, Manifest, Param
 
 GENERATED = "<!-- Generated from manifest.yaml by `python -m connector docs`. Do not edit. -->"
 
@@ -241,7 +242,7 @@ def describe(action: Action) -> dict[str, Any]:
     """Return an action's parameters grouped Basic / Advanced, for machines."""
 
     def one(p: Param) -> dict[str, Any]:
-        from .models import given
+        from .format import given
 
         d = given(p)
         d.update(name=p.name, label=p.label, type=p.type, input=p.input, accepts=accepts(p))

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import InvalidInput
-from .manifest import Param, constraint_problem
+from .spec import Param
+from .values import constraint_problem, num
 
 _OMIT = object()
 # Spellings of (true, false) accepted in any case; the first pair is the canonical one.
@@ -343,10 +344,10 @@ def _how(param: Param, raw: Any = None) -> str:
     lo, hi = param.minimum, param.maximum
     if param.input in ("integer", "number") and lo is not None and hi is not None and hi < 1e15:
         kind = "a whole number" if param.input == "integer" else "a number"
-        return f"Enter {kind} from {_fmt(lo)} to {_fmt(hi)}."
+        return f"Enter {kind} from {num(lo)} to {num(hi)}."
     if param.input in ("integer", "number") and lo is not None:
         kind = "a whole number" if param.input == "integer" else "a number"
-        return f"Enter {kind} of at least {_fmt(lo)}."
+        return f"Enter {kind} of at least {num(lo)}."
     if param.input == "list" and param.max_items:
         # Commas only help text items; a JSON array or a host's list needs fewer items.
         commas = not (isinstance(raw, list) or (isinstance(raw, str) and raw.lstrip()[:1] == "["))
@@ -355,10 +356,6 @@ def _how(param: Param, raw: Any = None) -> str:
         example = param.example if isinstance(param.example, str) else json.dumps(param.example)
         return f"For example: {example}"
     return ""
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def invalid(errors: list[dict[str, str]], what: str = "form") -> InvalidInput:

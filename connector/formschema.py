@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from .docs import notes
-from .manifest import Action, Param, load_manifest
+from .loader import load_manifest
+from .spec import Action, Param
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 GROUPS = (("basic", "Basic Parameters", False), ("advanced", "Advanced Parameters", True))

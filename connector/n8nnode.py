@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .manifest import ROOT, Action, Manifest, Param, load_manifest
+from .loader import load_manifest
+from .spec import Action, Manifest, Param
 
 PACKAGE = "n8n-nodes-openai-chat-connector"
 NODE = "openAiChatConnector"
@@ -26,7 +27,6 @@ ICON = "openAiChatConnector.svg"
 NODE_FILE = f"nodes/{NODE_CLASS}/{NODE_CLASS}.node.js"
 ICON_FILE = f"nodes/{NODE_CLASS}/{ICON}"
 CREDENTIAL_FILE = f"credentials/{CREDENTIAL_CLASS}.credentials.js"
-OUT = ROOT / "hosts" / "n8n"
 # The JSON a template gets, and the class name it exports (n8n loads the class named as the file).
 SPEC_MARK, CLASS_MARK = "/*@SPEC@*/", "/*@CLASS@*/"
 TIMEOUT_SECONDS = 600  # the default of the node's Timeout option; a local model can be slow

@@ -12,7 +12,8 @@ from importlib.metadata import PackageNotFoundError, metadata
 from typing import Any
 
 from .errors import ERROR_TYPES
-from .manifest import Action, Manifest, Param, load_manifest
+from .loader import load_manifest
+from .spec import Action, Manifest, Param
 
 KEY_HEADER = "X-OpenAI-Api-Key"
 BASE_URL_HEADER = "X-OpenAI-Base-Url"

@@ -14,7 +14,6 @@ The fill values are derived once per process from the example and the official s
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 # A template mirrors the example: {key: (sub, fill)}. ``sub`` is None for a leaf, a template
@@ -116,20 +115,6 @@ def _nullable(schema: dict) -> bool:
     )
 
 
-def output_template(action: Any) -> Template:
-    """Build the template of an action's output (``Action.template`` keeps it)."""
-    return template(action.output.example, _schema(action))
-
-
-def _schema(action: Any) -> dict:
-    """Return the official response schema of an action, else its output schema."""
-    if getattr(action, "response_schema", None):
-        from .manifest import ROOT
-
-        return json.loads((ROOT / action.response_schema).read_text(encoding="utf-8"))
-    return action.output.schema_
-
-
 def shape(node: Template, value: Any) -> Any:
     """Return ``value`` with every key path of ``node`` present, extra keys kept."""
     if not isinstance(value, dict):
@@ -154,19 +139,6 @@ def shape(node: Template, value: Any) -> Any:
         for key, extra in value.items():
             if key not in out:
                 out[key] = extra
-    return out
-
-
-def filled(node: Template) -> dict[str, Any]:
-    """Return every key path of a template with its fill value, as ``a.b[].c``: value."""
-    out: dict[str, Any] = {}
-    for key, (sub, fill) in node.items():
-        value = shape(sub, {}) if fill is FILLED else [] if fill is EMPTY_LIST else fill
-        out[key] = value
-        if type(sub) is dict:
-            out.update({f"{key}.{k}": v for k, v in filled(sub).items()})
-        elif isinstance(sub, list):
-            out.update({f"{key}[].{k}": v for k, v in filled(sub[0]).items()})
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import falcon
 
 from .formschema import form_schema
-from .manifest import load_manifest
+from .loader import load_manifest
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {"form.js": "text/javascript; charset=utf-8", "form.css": "text/css; charset=utf-8"}

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from . import plan
 from .connection import Connection
 from .forms import field_error, invalid
-from .manifest import Action, Param
+from .spec import Action, Param
 
 log = logging.getLogger("connector")
 
@@ -21,7 +22,7 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
         raise InvalidInput(
             f"The form must be an object of field values, not {type(form).__name__}."
         )
-    values, errors = action.form.coerce(
+    values, errors = plan.form(action).coerce(
         form, max_chars=connection.max_input_chars, max_depth=connection.max_json_depth
     )
     if action.method == "GET":
@@ -52,7 +53,7 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
             body[param.target] = value
     merge_param = action.merge_param
     for key, value in extra.items():
-        clash = action.form.lookup(key) if key not in body else None
+        clash = plan.form(action).lookup(key) if key not in body else None
         if key in body or (clash is not None and not clash.merge):
             label = clash.label if clash else key
             errors.append(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import plan
 from .connection import OPENAI_BASE_URL, Connection, env_values
 from .errors import (
     ConnectorError,
@@ -19,9 +20,10 @@ from .errors import (
 )
 from .forms import Form, invalid
 from .hooks import hook
-from .manifest import Action, load_manifest
+from .loader import load_manifest
 from .output import shape
 from .request import build_body
+from .spec import Action
 
 log = logging.getLogger("connector")
 
@@ -30,7 +32,7 @@ _LOCAL_PLACEHOLDER = "http://127.0.0.1:0/v1"  # dry-run only: the port is chosen
 
 
 def _conn_form() -> Form:
-    return load_manifest().connection_form
+    return plan.connection_form(load_manifest())
 
 
 RESOLVED_SIZE = 64
@@ -72,7 +74,7 @@ def resolve_connection(
 
 def _connection(raw: Mapping[str, Any]) -> Connection:
     manifest = load_manifest()
-    form, defaults = manifest.connection_form, manifest.connection_defaults
+    form, defaults = plan.connection_form(manifest), plan.connection_defaults(manifest)
     values, errors = form.coerce(raw, max_chars=100_000, max_depth=8)
     if errors:
         secrets = [str(raw.get(p.name) or "") for p in manifest.connection.fields if p.secret]
@@ -125,7 +127,7 @@ def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, st
 def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form) -> NoReturn:
     """Raise the connection's problem together with the form's, so one fix round suffices."""
     try:
-        build_body(action, form or {}, Connection(**load_manifest().connection_defaults))
+        build_body(action, form or {}, Connection(**plan.connection_defaults(load_manifest())))
     except InvalidInput as bad_form:
         also = f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
         fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
@@ -179,7 +181,7 @@ def run(
         if on_attempts is not None:
             on_attempts(reply.attempts)
         try:
-            output = shape(action.template, reply.data)
+            output = shape(plan.output_template(action), reply.data)
             finish = hook(action, "finish")
             if finish is not None:
                 output = finish(output, body or {})

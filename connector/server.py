@@ -28,7 +28,7 @@ from . import runner
 from .connection import Connection, env_values
 from .errors import ConnectorError, InternalError, InvalidInput, Refused, TemporaryFailure
 from .errors import http_status as status_of
-from .manifest import load_manifest
+from .loader import load_manifest
 from .runs import RunStore
 
 log = logging.getLogger("connector.server")

@@ -14,8 +14,9 @@ import re
 from copy import deepcopy
 from typing import Any
 
-from .manifest import Action, Manifest, Param, load_manifest
+from .loader import load_manifest
 from .openapi import BASE_URL_HEADER, CALL_ERRORS, OPTIONS, action_name, license_id, reason
+from .spec import Action, Manifest, Param
 
 SECURITY = "api_key"  # the name Power Automate gives an API-key connection parameter
 _VISIBILITY = {"basic": "important", "advanced": "advanced"}
@@ -230,11 +231,11 @@ def document(manifest: Manifest | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {"swagger": "2.0", "info": info}
     pub = m.connector.publisher
     if pub:
-        info["contact"] = {k: pub[k] for k in ("name", "url", "email")}
+        info["contact"] = {k: getattr(pub, k) for k in ("name", "url", "email")}
         doc["x-ms-connector-metadata"] = [
-            {"propertyName": "Website", "propertyValue": pub["website"]},
-            {"propertyName": "Privacy policy", "propertyValue": pub["privacy_policy"]},
-            {"propertyName": "Categories", "propertyValue": ";".join(pub["categories"])},
+            {"propertyName": "Website", "propertyValue": pub.website},
+            {"propertyName": "Privacy policy", "propertyValue": pub.privacy_policy},
+            {"propertyName": "Categories", "propertyValue": ";".join(pub.categories)},
         ]
     definitions: dict[str, Any] = {"Options": _schema(deepcopy(OPTIONS))}
     for row in definitions["Options"]["items"]["properties"].values():
@@ -280,7 +281,7 @@ def api_properties(manifest: Manifest | None = None) -> dict[str, Any]:
     A policy sends it as ``Authorization: Bearer <token>``, so the author pastes the bare token.
     """
     m = manifest or load_manifest()
-    owner = re.sub(r"[^A-Za-z0-9 ]", "", (m.connector.publisher or {}).get("name", "")).strip()
+    owner = re.sub(r"[^A-Za-z0-9 ]", "", getattr(m.connector.publisher, "name", "")).strip()
     props: dict[str, Any] = {
         "connectionParameters": {
             SECURITY: {

@@ -17,15 +17,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from connector.errors import InternalError
-from connector.manifest import ROOT, json_type
+from connector.paths import CARD
+from connector.values import json_type
 
 if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at start-up
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-# Each action names its own ``request_schema`` (relative to the root); this is the chat one.
+# Each action names its own ``request_schema`` (relative to the card, connector/card); this is the chat one.
 CHAT_SCHEMA = "schemas/create_chat_completion.request.schema.json"
-REQUEST_SCHEMA_PATH = ROOT / CHAT_SCHEMA
+REQUEST_SCHEMA_PATH = CARD / CHAT_SCHEMA
 ANNOTATIONS = frozenset({"title", "description", "default", "deprecated", "examples", "$comment"})
 TYPE_NAMES = {
     "object": "an object",
@@ -112,7 +113,7 @@ def _enum_values(schema: dict[str, Any]) -> list[Any] | None:
 
 @functools.cache
 def _checker(schema: str = CHAT_SCHEMA) -> _Checker:
-    path = ROOT / schema
+    path = CARD / schema
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -96,7 +96,7 @@ def test_no_chat_code_is_involved(fault_server, tmp_path):
 @pytest.mark.usefixtures("engine_manifest")
 def test_an_action_without_a_stream_aggregator_cannot_stream():
     from connector.connection import Connection
-    from connector.manifest import load_manifest
+    from connector.loader import load_manifest
 
     action = load_manifest().action("create_embedding")
     body = {"model": "m", "input": "x", "stream": True}
@@ -106,7 +106,7 @@ def test_an_action_without_a_stream_aggregator_cannot_stream():
 
 def test_the_chat_action_streams_through_its_own_aggregator():
     from connector import hooks, stream
-    from connector.manifest import load_manifest
+    from connector.loader import load_manifest
 
     chat = load_manifest().action("create_chat_completion")
     assert hooks.hook(chat, "stream_aggregator") is stream.Aggregator

@@ -2,8 +2,8 @@
 
 import pytest
 
-from connector import Connection, InvalidInput
-from connector.manifest import load_manifest
+from connector import Connection, InvalidInput, plan
+from connector.loader import load_manifest
 from connector.request import build_body
 
 ACTION = load_manifest().action("create_chat_completion")
@@ -386,7 +386,7 @@ def test_additional_parameters_errors(extra, fragment):
     ],
 )
 def test_form_keys_may_be_labels(key, param):
-    assert ACTION.form.lookup(key).name == param
+    assert plan.form(ACTION).lookup(key).name == param
 
 
 def test_unknown_field_suggests_the_closest():

@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 from connector import cli
 from connector.forms import Form
 from connector.formschema import form_schema
-from connector.manifest import load_manifest
+from connector.loader import load_manifest
 
 MANIFEST = load_manifest()
 ACTIONS = [a.id for a in MANIFEST.actions]

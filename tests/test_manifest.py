@@ -8,9 +8,11 @@ from conftest import key_paths
 
 from connector import docs, validation
 from connector.connection import Connection
-from connector.manifest import ROOT, ManifestError, load_manifest
-from connector.models import export_schema
+from connector.format import export_schema
+from connector.loader import load_manifest
+from connector.spec import ManifestError
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
 VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
 INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))

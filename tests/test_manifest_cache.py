@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
 
 import pytest
 
-from connector import manifest, models
-from connector.manifest import ManifestError, check_manifest, load_manifest
+from connector import checks, format, loader, paths, spec
+from connector.loader import check_manifest, load_manifest
+from connector.spec import Compiled, ManifestError
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = Path(__file__).parent / "fixtures" / "manifests" / "valid" / "minimal.yaml"
@@ -51,16 +54,16 @@ def cache(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("CONNECTOR_CACHE_DIR", str(folder))
     full = []
-    real = models.check
-    monkeypatch.setattr(models, "check", lambda *args: full.append(1) or real(*args))
-    manifest._load.cache_clear()
+    real = checks.check
+    monkeypatch.setattr(checks, "check", lambda *args: full.append(1) or real(*args))
+    loader._load.cache_clear()
     yield folder, full
-    manifest._load.cache_clear()
+    loader._load.cache_clear()
 
 
 def load_fresh(path):
     """Load as a new process would: nothing remembered in memory."""
-    manifest._load.cache_clear()
+    loader._load.cache_clear()
     return load_manifest(path)
 
 
@@ -76,7 +79,7 @@ def test_a_second_process_skips_the_full_check_and_gets_the_same_manifest(cache,
     first = load_fresh(path)
     second = load_fresh(path)
     assert full == [1]
-    assert second.data() == first.data() and second is not first
+    assert _data(second) == _data(first) and second is not first
     assert len(list(folder.glob("manifest-*.json"))) == 1
 
 
@@ -160,7 +163,8 @@ def test_a_changed_checking_input_is_checked_again(cache, tmp_path, monkeypatch)
     _, full = cache
     schema = tmp_path / "schema.json"
     schema.write_text("{}")
-    monkeypatch.setattr(manifest, "CHECK_INPUTS", (*manifest.CHECK_INPUTS, schema))
+    real = loader.check_inputs
+    monkeypatch.setattr(loader, "check_inputs", lambda: [*real(), schema])
     path = copy(tmp_path, MINIMAL.read_text())
     load_fresh(path)
     schema.write_text('{"changed": true}')
@@ -168,10 +172,26 @@ def test_a_changed_checking_input_is_checked_again(cache, tmp_path, monkeypatch)
     assert full == [1, 1]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        *(
+            paths.PACKAGE / f"{name}.py"
+            for name in ("checks", "format", "forms", "hooks", "loader")
+        ),
+        *(paths.PACKAGE / f"{name}.py" for name in ("output", "providers", "spec", "validation")),
+        *sorted(paths.SCHEMAS.glob("*.json")),
+    ],
+    ids=lambda p: p.name,
+)
+def test_the_cache_key_covers_each_file_the_check_reads(path):
+    assert path in loader.check_inputs()
+
+
 @pytest.mark.parametrize("setting", ["off", "", "  "])
 def test_the_cache_can_be_turned_off(tmp_path, monkeypatch, setting):
     monkeypatch.setenv("CONNECTOR_CACHE_DIR", setting)
-    assert manifest.cache_dir() is None
+    assert loader.cache_dir() is None
     assert load_fresh(copy(tmp_path, MINIMAL.read_text())).actions
 
 
@@ -189,7 +209,7 @@ def test_an_unwritable_cache_only_costs_the_full_check(cache, tmp_path, monkeypa
 def test_the_default_cache_is_under_the_user_cache_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("CONNECTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert manifest.cache_dir() == tmp_path / "openai-chat-connector"
+    assert loader.cache_dir() == tmp_path / "openai-chat-connector"
 
 
 def test_check_manifest_always_runs_the_full_check(cache, tmp_path):
@@ -234,26 +254,46 @@ def test_a_warm_run_imports_no_yaml_jsonschema_or_pydantic(tmp_path):
     assert runs[1].stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", sorted(models.MODELS))
-def test_each_compiled_class_has_exactly_its_models_fields(name):
-    """The format is declared once, by the models: a compiled class adding or losing a field fails."""
-    assert getattr(manifest, name)._fields == set(models.MODELS[name].model_fields)
+def _shape(annotation):
+    """Return a type as names, a model and its compiled class alike (a Literal as its values')."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return type(args[0]).__name__
+    if origin in (types.UnionType, typing.Union):
+        return frozenset(_shape(a) for a in args)
+    if origin is not None:
+        return (origin.__name__, tuple(_shape(a) for a in args))
+    return getattr(annotation, "__name__", repr(annotation))
+
+
+@pytest.mark.parametrize("name", sorted(format.MODELS))
+def test_each_compiled_class_has_exactly_its_models_fields_and_types(name):
+    """The format is declared once, by the models: a compiled field added, lost or retyped fails."""
+    model, compiled = format.MODELS[name], getattr(spec, name)
+    hints = typing.get_type_hints(compiled)
+    assert {f: _shape(hints[f]) for f in compiled._fields} == {
+        f: _shape(info.annotation) for f, info in model.model_fields.items()
+    }
+
+
+def _data(value):
+    """Return a compiled object as the data it was built from (keys sorted)."""
+    if isinstance(value, Compiled):
+        return {name: _data(getattr(value, name)) for name in sorted(value._fields)}
+    if isinstance(value, list):
+        return [_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _data(value[k]) for k in sorted(value)}
+    return value
 
 
 @pytest.mark.parametrize("path", [ROOT / "manifest.yaml", MINIMAL])
 def test_the_compiled_manifest_keeps_every_checked_value(path):
     import yaml
 
-    data, compiled = models.check(yaml.safe_load(path.read_text()), path.name)
-    assert compiled.data() == manifest.build(data).data() == _sorted(data)
-
-
-def _sorted(value):
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(v) for v in value]
-    return value
+    data, compiled = checks.check(yaml.safe_load(path.read_text()), path.name)
+    assert _data(compiled) == _data(data)
+    assert _data(compiled)["connector"]["version"] == data["connector"]["version"]  # not empty
 
 
 @pytest.mark.parametrize(
@@ -265,7 +305,7 @@ def _sorted(value):
 )
 def test_a_compiled_object_takes_exactly_its_fields(data, problem):
     with pytest.raises(TypeError, match=problem.replace("[", r"\[").replace("]", r"\]")):
-        manifest.Options(**data)
+        spec.Options(**data)
 
 
 def test_a_compiled_object_is_read_only():

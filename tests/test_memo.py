@@ -9,7 +9,7 @@ import pytest
 from connector import http, policy, runner
 from connector.connection import Connection
 from connector.errors import InvalidInput
-from connector.manifest import load_manifest
+from connector.loader import load_manifest
 from connector.request import build_body
 
 BASE = {"api_key": "sk-test", "base_url": "http://127.0.0.1:9/v1"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector import __version__, cli, n8nnode
-from connector.manifest import load_manifest
+from connector.loader import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = load_manifest()

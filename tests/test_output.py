@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import connector
-from connector.manifest import ROOT
-from connector.output import allow_example_nulls, filled, shape, template
+from connector import output
+from connector.output import Template, allow_example_nulls, shape, template
+from connector.paths import CARD
+from connector.plan import output_template
 
 CHAT = connector.load_manifest().action("create_chat_completion")
-OFFICIAL = json.loads((ROOT / CHAT.response_schema).read_text(encoding="utf-8"))
+OFFICIAL = json.loads((CARD / CHAT.response_schema).read_text(encoding="utf-8"))
+
+
+def filled(node: Template) -> dict[str, Any]:
+    """Return every key path of a template with its fill value, as ``a.b[].c``: value."""
+    out: dict[str, Any] = {}
+    for key, (sub, fill) in node.items():
+        value = (
+            shape(sub, {}) if fill is output.FILLED else [] if fill is output.EMPTY_LIST else fill
+        )
+        out[key] = value
+        if type(sub) is dict:
+            out.update({f"{key}.{k}": v for k, v in filled(sub).items()})
+        elif isinstance(sub, list):
+            out.update({f"{key}[].{k}": v for k, v in filled(sub[0]).items()})
+    return out
+
+
 USAGE_ZEROS = {
     "prompt_tokens": 0,
     "completion_tokens": 0,
@@ -61,13 +81,13 @@ FILLED = [
 
 @pytest.mark.parametrize(("path", "value", "kind"), FILLED, ids=[p for p, _, _ in FILLED])
 def test_each_filled_key_has_its_official_type(path, value, kind):
-    fills = filled(CHAT.template)
+    fills = filled(output_template(CHAT))
     assert fills[path] == value
     assert type(fills[path]) is kind
 
 
 def test_the_table_lists_every_key_path_of_the_example():
-    assert set(filled(CHAT.template)) == {p for p, _, _ in FILLED}
+    assert set(filled(output_template(CHAT))) == {p for p, _, _ in FILLED}
 
 
 def _at(value, path):
@@ -96,7 +116,7 @@ def test_an_absent_or_null_key_gets_its_fill(path, value, kind, how):
         for part in parents:
             node = node[part[:-2]][0] if part.endswith("[]") else node.setdefault(part, {})
         node[key] = None
-    out = shape(CHAT.template, reply)
+    out = shape(output_template(CHAT), reply)
     assert _at(out, path) == value and type(_at(out, path)) is kind
 
 
@@ -132,7 +152,7 @@ def test_a_ref_is_followed():
 
 
 def test_filled_lists_are_fresh_each_run():
-    node = CHAT.template
+    node = output_template(CHAT)
     first = shape(node, MINIMAL)
     first["choices"][0]["message"]["annotations"].append("x")
     first["usage"]["prompt_tokens"] = 5
@@ -143,7 +163,7 @@ def test_filled_lists_are_fresh_each_run():
 
 def test_values_of_another_type_and_extra_keys_pass_through():
     reply = {"choices": "oops", "usage": {"prompt_tokens": 3, "cost": 0.1}, "x_extra": 1}
-    out = shape(CHAT.template, reply)
+    out = shape(output_template(CHAT), reply)
     assert out["choices"] == "oops" and out["x_extra"] == 1
     assert out["usage"]["prompt_tokens"] == 3 and out["usage"]["cost"] == 0.1
 
@@ -161,7 +181,7 @@ def test_an_unofficial_null_is_only_allowed_where_the_example_shows_it():
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example))
-    out = shape(CHAT.template, MINIMAL)
+    out = shape(output_template(CHAT), MINIMAL)
     assert not list(validator.iter_errors(out))
     out["choices"][0]["message"]["annotations"] = None
     assert list(validator.iter_errors(out))

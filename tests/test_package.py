@@ -43,9 +43,9 @@ def unpacked_wheel(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     "path",
     [
-        "connector/data/manifest.yaml",
-        "connector/data/schemas/create_chat_completion.request.schema.json",
-        "connector/data/schemas/create_chat_completion.response.schema.json",
+        "connector/card/manifest.yaml",
+        "connector/card/schemas/create_chat_completion.request.schema.json",
+        "connector/card/schemas/create_chat_completion.response.schema.json",
         "connector/actions/create_chat_completion.py",
         "connector/static/index.html",
         "connector/static/form.js",
@@ -65,8 +65,8 @@ def test_the_wheel_installs_only_the_connector_package(unpacked_wheel):
 SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv.pop(1))
-import connector.manifest as m
-print(m.ROOT, file=sys.stderr)
+import connector.paths as p
+print(p.MANIFEST_PATH.resolve(), p.checkout(), file=sys.stderr)
 from connector.cli import main
 sys.exit(main())
 """
@@ -81,11 +81,12 @@ def test_the_installed_package_runs_outside_the_checkout(unpacked_wheel, tmp_pat
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines()[0] == str(unpacked_wheel / "connector" / "data")
+    card = unpacked_wheel / "connector" / "card"
+    assert proc.stderr.splitlines()[0] == f"{card / 'manifest.yaml'} None"  # a file, no checkout
     assert json.loads(proc.stdout)["body"]["messages"] == [{"role": "user", "content": "Hello!"}]
 
 
-@pytest.mark.parametrize("command", ["docs", "schema"])
+@pytest.mark.parametrize("command", ["docs", "schema", "openapi", "n8n-node"])
 def test_developer_commands_explain_themselves_outside_a_checkout(
     unpacked_wheel, tmp_path, command
 ):

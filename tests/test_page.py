@@ -9,7 +9,7 @@ from falcon import testing
 
 from connector import page
 from connector.formschema import form_schema
-from connector.manifest import load_manifest
+from connector.loader import load_manifest
 from connector.server import Settings, create_app
 
 TOKEN = "page-test-token"

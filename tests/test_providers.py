@@ -9,7 +9,7 @@ import pytest
 from connector import providers
 from connector.connection import Connection
 from connector.errors import InvalidInput
-from connector.manifest import load_manifest
+from connector.loader import load_manifest
 
 AZURE_DEP = "https://r.openai.azure.com/openai/deployments/dep"
 AZURE_V1 = "https://r.openai.azure.com/openai/v1"
@@ -38,10 +38,11 @@ PROVIDER_LINE = "      input: enum  # its choices are the providers above\n"
 def test_the_provider_choices_come_from_the_providers(enum_line, problem):
     import yaml
 
-    from connector.manifest import ROOT, ManifestError
-    from connector.models import check
+    from connector.checks import check
+    from connector.paths import MANIFEST_PATH
+    from connector.spec import ManifestError
 
-    text = (ROOT / "manifest.yaml").read_text()
+    text = MANIFEST_PATH.read_text()
     assert text.count(PROVIDER_LINE) == 1
     data = yaml.safe_load(text.replace(PROVIDER_LINE, PROVIDER_LINE + enum_line))
     if problem:

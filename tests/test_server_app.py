@@ -16,7 +16,7 @@ from openapi_spec_validator import validate
 
 from connector import apidocs, docs, openapi, runner, server, swagger
 from connector.errors import ERROR_TYPES
-from connector.manifest import load_manifest
+from connector.loader import load_manifest
 from connector.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from connector import swagger
-from connector.manifest import load_manifest
+from connector.loader import load_manifest
 
 CATEGORIES = {
     "AI", "Business Management", "Business Intelligence", "Collaboration", "Commerce",
@@ -533,11 +533,11 @@ def i22_model_is_a_dynamic_dropdown(doc, m):
 def i22_contact_from_the_manifest(doc, m):
     pub = m.connector.publisher
     meta = {x["propertyName"]: x["propertyValue"] for x in doc.get("x-ms-connector-metadata", [])}
-    ok = doc["info"].get("contact", {}).get("email") == pub["email"]
+    ok = doc["info"].get("contact", {}).get("email") == pub.email
     ok = (
         ok
-        and meta.get("Website") == pub["website"]
-        and meta.get("Categories") == ";".join(pub["categories"])
+        and meta.get("Website") == pub.website
+        and meta.get("Categories") == ";".join(pub.categories)
     )
     return [] if ok else ["contact or metadata differ from the manifest's publisher"]
 

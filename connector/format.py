@@ -1,7 +1,9 @@
-"""The manifest format: pydantic models that check a manifest in full and export its schema.
+"""The manifest format: pydantic models of every field, its default and its rules.
 
-Only a manifest the cache has not seen is checked here (see ``manifest.load_manifest``): the run
-path reads the normalized data these models return and never imports pydantic.
+Declared once: ``connector.checks`` validates a manifest with them, ``export_schema`` writes
+``schemas/manifest.schema.json`` from them, and the compiled objects (``connector.spec``) have
+their fields. Rules that need code beyond the models (hooks, official schemas, providers) are
+``connector.checks``'.
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from . import manifest as runtime
-from .manifest import ROOT, ManifestError, as_types, constraint_problem
+from .values import as_types, constraint_problem
 
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
 InputRule = Literal["text", "integer", "number", "boolean", "enum", "list", "json"]
@@ -250,15 +251,7 @@ class Manifest(Strict):
                     raise ValueError(
                         f"{action.id}.{p.name}: options come from unknown action '{p.options.action}'"
                     )
-        from .providers import PROVIDERS
-
         names = sorted(p.name for p in self.providers)
-        unknown = [n for n in names if n not in PROVIDERS]
-        if unknown:
-            raise ValueError(
-                f"providers {unknown} have no class in connector/providers.py;"
-                f" the registered ones are {list(PROVIDERS)}"
-            )
         provider_field = next((f for f in self.connection.fields if f.name == "provider"), None)
         if provider_field is None or sorted(provider_field.enum or []) != names:
             raise ValueError(
@@ -273,122 +266,6 @@ def _unique(params: list[Param], what: str) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"{what} names are not unique: {dupes}")
-
-
-def _location(loc: tuple, data: Any) -> str:
-    """Render a pydantic error location with names instead of list indexes where possible."""
-    parts: list[str] = []
-    node = data
-    for key in loc:
-        if isinstance(key, int) and isinstance(node, list) and 0 <= key < len(node):
-            node = node[key]
-            name = node.get("id") or node.get("name") if isinstance(node, dict) else None
-            parts.append(f"[{key}]" + (f"({name})" if name else ""))
-            continue
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        elif isinstance(node, dict) and key == "schema_" and "schema" in node:
-            node, key = node["schema"], "schema"
-        parts.append(("." if parts else "") + str(key))
-    return "".join(parts) or "(root)"
-
-
-def check(data: Any, source: str = "manifest.yaml") -> tuple[dict[str, Any], runtime.Manifest]:
-    """Check manifest data in full; return it normalized (every field given) and compiled.
-
-    Raise ManifestError naming the file, the path inside it and the reason.
-    """
-    try:
-        normalized = Manifest.model_validate(data).model_dump()
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            # pydantic appends the failing model validator to the loc; keep the data path only
-            loc = tuple(k for k in loc if not (isinstance(k, str) and k.startswith("function-")))
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{source}: {_location(loc, data)}: {msg}")
-        raise ManifestError("Invalid manifest:\n" + "\n".join(lines)) from None
-    compiled = runtime.build(normalized)
-    problems = _cross_checks(compiled)
-    if problems:
-        raise ManifestError("Invalid manifest:\n" + "\n".join(f"{source}: {p}" for p in problems))
-    return normalized, compiled
-
-
-def _cross_checks(manifest: runtime.Manifest) -> list[str]:
-    """Check what needs code or files beyond the models: hooks, official enums, schemas."""
-    from . import hooks, validation
-
-    problems = _example_problems("connection.fields", manifest.connection.fields, None)
-    for action in manifest.actions:
-        module = None
-        if action.module:
-            try:
-                module = hooks.module(action.module)
-            except ImportError as exc:
-                problems.append(f"actions.{action.id}.module: cannot import: {exc}")
-        if action.request_schema and not (ROOT / action.request_schema).is_file():
-            problems.append(f"actions.{action.id}.request_schema: no file {action.request_schema}")
-        if action.response_schema:
-            problems += _response_problems(action)
-        for p in action.parameters:
-            where = f"actions.{action.id}.parameters.{p.name}"
-            if (
-                p.transform
-                and module is not None
-                and not callable(getattr(module, p.transform, None))
-            ):
-                problems.append(f"{where}.transform: {action.module} has no '{p.transform}'")
-            if action.request_schema and p.enum and not p.merge:
-                official = validation.official_enum(p.target, action.request_schema)
-                if official is not None and sorted(official) != sorted(p.enum):
-                    problems.append(
-                        f"{where}.enum: {p.enum} differs from the official schema's {official}"
-                    )
-        if not problems and (module is not None or not action.module):
-            problems += _example_problems(
-                f"actions.{action.id}.parameters", action.parameters, action.module
-            )
-    return problems
-
-
-def _response_problems(action: runtime.Action) -> list[str]:
-    """Check the output example against the official response schema, its own nulls allowed."""
-    from jsonschema import Draft202012Validator
-
-    from .output import allow_example_nulls
-
-    where = f"actions.{action.id}.response_schema"
-    try:
-        schema = json.loads((ROOT / action.response_schema).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return [f"{where}: cannot read {action.response_schema}: {exc}"]
-    example = action.output.example
-    validator = Draft202012Validator(allow_example_nulls(schema, example))
-    errors = sorted(validator.iter_errors(example), key=str)
-    if errors:
-        at = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-        return [f"{where}: the output example breaks it at {at}: {errors[0].message}"]
-    return []
-
-
-def _example_problems(where: str, params: list[runtime.Param], module: str | None) -> list[str]:
-    """Run each example through its own input rule, as if an author had typed it."""
-    from .forms import Form
-
-    form = Form(params, module)
-    problems = []
-    for p in params:
-        if p.example is None:
-            continue
-        _, errors = form.coerce({p.name: p.example}, max_chars=10**6, max_depth=64)
-        errors = [e for e in errors if e["name"] == p.name]
-        if errors:
-            problems.append(
-                f"{where}.{p.name}.example: breaks its own rules: {errors[0]['message']}"
-            )
-    return problems
 
 
 def export_schema() -> dict[str, Any]:
@@ -413,5 +290,15 @@ def given(obj: Any) -> dict[str, Any]:
 
 MODELS: dict[str, type[BaseModel]] = {
     m.__name__: m
-    for m in (Options, Param, Output, Action, Provider, ConnectorInfo, ConnectionSpec, Manifest)
+    for m in (
+        Options,
+        Param,
+        Output,
+        Action,
+        Provider,
+        Publisher,
+        ConnectorInfo,
+        ConnectionSpec,
+        Manifest,
+    )
 }
