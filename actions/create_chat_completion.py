@@ -9,9 +9,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from connector.engine.forms import FieldProblem
 from connector.errors import InvalidResponse
-from connector.forms import FieldProblem
-from connector.stream import Aggregator
+from connector.transport.sse import Aggregator
 
 log = logging.getLogger("connector")
 

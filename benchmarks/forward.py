@@ -1,5 +1,5 @@
 """The benchmark's reference: a bare WSGI app that forwards the body to the stub, on the same
-gunicorn settings as the action server (``connector.serving.gunicorn_options``).
+gunicorn settings as the action server (``connector.server.serving.gunicorn_options``).
 
 ``python benchmarks/forward.py STUB_BASE_URL WORKERS CONCURRENCY [--through-app]`` prints
 ``listening on URL`` on stderr, like ``python -m connector serve``. With ``--through-app`` it
@@ -14,8 +14,8 @@ import threading
 
 import requests
 
-from connector.server import Settings
-from connector.serving import _log_to_stderr, gunicorn_options, run_gunicorn
+from connector.server.app import Settings
+from connector.server.serving import _log_to_stderr, gunicorn_options, run_gunicorn
 
 
 def forwarding_app(target: str):
@@ -41,7 +41,8 @@ def app_with_forwarding_runner(target: str, settings: Settings):
     """Return the action server's app whose runner only forwards the form to ``target``."""
     import json
 
-    from connector import runner, server
+    from connector.engine import runner
+    from connector.server import app as server
 
     local = threading.local()
 

@@ -15,9 +15,9 @@ import statistics
 import time
 from typing import Any
 
-from connector import validation
-from connector.loader import load_manifest
-from connector.request import build_body
+from connector.engine import validation
+from connector.engine.body import build_body
+from connector.engine.loader import load_manifest
 
 CHAT = load_manifest().action("create_chat_completion")
 TOOLS = [
@@ -64,7 +64,7 @@ def bodies() -> dict[str, dict[str, Any]]:
 
 
 def _conn():
-    from connector.connection import Connection
+    from connector.transport.connection import Connection
 
     return Connection(api_key="k")
 

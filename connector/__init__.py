@@ -7,8 +7,9 @@
 
 __version__ = "0.1.0"
 
-from .connection import Connection
-from .errors import (
+from connector.engine.loader import load_manifest
+from connector.engine.runner import options, prepare, resolve_connection, run
+from connector.errors import (
     ConnectorError,
     InternalError,
     InvalidInput,
@@ -16,8 +17,7 @@ from .errors import (
     RequestRejected,
     TemporaryFailure,
 )
-from .loader import load_manifest
-from .runner import options, prepare, resolve_connection, run
+from connector.transport.connection import Connection
 
 __all__ = [
     "Connection",

@@ -1,8 +1,7 @@
 """Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|openapi|n8n-node``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
-Exit codes: 0 success, 2 invalid input, 3 rejected by the API, 4 transient failure,
-5 invalid response, 1 a bug.
+The exit code is the error's (``connector.errors.ERROR_TYPES``), 0 on success.
 """
 
 from __future__ import annotations
@@ -13,6 +12,13 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+from connector.engine import runner
+from connector.engine.loader import check_manifest, load_manifest
+from connector.engine.runner import internal_error
+from connector.errors import ConnectorError, InvalidInput
+from connector.manifest.paths import checkout
+from connector.transport.connection import env_values
 
 
 def _out(doc: Any) -> None:
@@ -48,7 +54,6 @@ def _err(message: str) -> None:
 
 def _read_mapping(source: str, what: str) -> dict:
     """Read a JSON or YAML object from a file path or '-' (stdin)."""
-    from .errors import InvalidInput
 
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
@@ -73,7 +78,6 @@ def _read_mapping(source: str, what: str) -> dict:
 
 
 def _form(args: argparse.Namespace) -> dict:
-    from .errors import InvalidInput
 
     form = _read_mapping(args.input, "input") if args.input else {}
     for item in args.set or ():
@@ -87,7 +91,6 @@ def _form(args: argparse.Namespace) -> dict:
 def _connection(args: argparse.Namespace) -> dict | None:
     if not getattr(args, "connection", None):
         return None
-    from .connection import env_values
 
     # Settings from the file win; the environment fills what the file leaves out (e.g. the key).
     return {**env_values(), **_read_mapping(args.connection, "connection")}
@@ -99,7 +102,6 @@ class _StderrHandler(logging.Handler):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import runner
 
     form, conn = _form(args), _connection(args)
     if args.dry_run:
@@ -113,7 +115,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .loader import check_manifest
 
     manifest = check_manifest(args.manifest)
     count = sum(len(a.parameters) for a in manifest.actions)
@@ -122,7 +123,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .loader import load_manifest
 
     manifest = load_manifest()
     _out([{"id": a.id, "title": a.title, "description": a.description} for a in manifest.actions])
@@ -130,8 +130,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from . import docs
-    from .loader import load_manifest
+    from connector.views import docs  # a view loads only for its own command
 
     action = load_manifest().action(args.action)
     if args.json:
@@ -142,14 +141,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_options(args: argparse.Namespace) -> int:
-    from . import runner
 
     _out(runner.options(args.action, args.field, _connection(args)))
     return 0
 
 
 def cmd_form_schema(args: argparse.Namespace) -> int:
-    from .formschema import form_schema
+    from connector.views.formschema import form_schema  # a view loads only for its own command
 
     _out(form_schema(args.action))
     return 0
@@ -157,8 +155,6 @@ def cmd_form_schema(args: argparse.Namespace) -> int:
 
 def _needs_checkout(command: str) -> Path:
     """Return the source checkout; refuse a developer command in an installed package."""
-    from .errors import InvalidInput
-    from .paths import checkout
 
     root = checkout()
     if root is None:
@@ -171,7 +167,7 @@ def _needs_checkout(command: str) -> Path:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from . import docs
+    from connector.views import docs  # a view loads only for its own command
 
     out = Path(args.out or _needs_checkout("docs") / "docs")
     stale = docs.write_all(out, check=args.check)
@@ -183,7 +179,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .format import export_schema
+    from connector.manifest.format import export_schema  # pydantic loads only to export the schema
 
     path = _needs_checkout("schema") / "schemas" / "manifest.schema.json"
     text = json.dumps(export_schema(), indent=2) + "\n"
@@ -201,11 +197,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from .errors import InvalidInput
-
     try:
-        from .server import Settings, read_tokens
-        from .serving import serve
+        from connector.server.app import (  # falcon and gunicorn load only to serve
+            Settings,
+            read_tokens,
+        )
+        from connector.server.serving import serve  # falcon and gunicorn load only to serve
     except ImportError as exc:
         raise InvalidInput(
             f"The action server needs the server extra ({exc.name} is missing): "
@@ -221,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from .apidocs import text, write_all
+    from connector.views.apidocs import text, write_all  # a view loads only for its own command
 
     if not (args.write or args.check):
         sys.stdout.write(text("swagger.json" if args.swagger2 else "openapi.json"))
@@ -239,7 +236,6 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors become invalid_input documents (exit 2)."""
 
     def error(self, message: str):
-        from .errors import InvalidInput
 
         raise InvalidInput(f"{self.prog}: {message}. See --help.")
 
@@ -258,7 +254,7 @@ def _run_args(r: argparse.ArgumentParser) -> None:
 
 
 def cmd_n8n_node(args: argparse.Namespace) -> int:
-    from .n8nnode import write_all
+    from connector.views.n8nnode import write_all  # a view loads only for its own command
 
     out = Path(args.out or _needs_checkout("n8n-node") / "hosts" / "n8n")
     stale = write_all(out, check=args.check)
@@ -372,7 +368,6 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         logger.addHandler(_StderrHandler())
         logger.setLevel(logging.WARNING)
         logger.propagate = False
-    from .errors import ConnectorError
 
     try:
         given = sys.argv[1:] if argv is None else argv
@@ -386,9 +381,6 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         _err("interrupted")
         return 130
     except Exception as exc:  # a bug; still one JSON document on stdout, without the key
-        from .connection import env_values
-        from .runner import internal_error
-
         err = internal_error(exc, [env_values().get("api_key")])
         _out({"error": err.to_dict()})
         _err(f"error (internal): {err.message}")

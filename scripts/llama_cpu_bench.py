@@ -35,7 +35,7 @@ def measure() -> dict:
     import llama_cpp
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from connector.local import model_path
+    from connector.transport.local import model_path
 
     llm = llama_cpp.Llama(
         str(model_path()), n_ctx=1024, n_threads=THREADS, n_threads_batch=THREADS, verbose=False

@@ -12,7 +12,7 @@ import sys
 import time
 
 import connector
-from connector import local
+from connector.transport import local
 
 # The platform page's example messages, as the manifest declares them.
 MESSAGES = json.dumps(

@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 import connector
-from connector import local
+from connector.transport import local
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "replies"
 SYSTEM = {"role": "system", "content": "Reply with JSON only."}

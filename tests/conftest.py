@@ -51,8 +51,8 @@ def key_paths(value, prefix=""):
 @pytest.fixture(scope="session")
 def local_backend():
     """Start one local llama.cpp server for the session (fail, not skip, when it cannot start)."""
-    from connector import local
     from connector.errors import ConnectorError
+    from connector.transport import local
 
     external = os.environ.get(local.BASE_URL_ENV, "").strip()
     if external:
@@ -78,7 +78,7 @@ def action_server(local_backend, tmp_path_factory):
     """
     from actionserver import TOKEN, ActionServer
 
-    from connector import local
+    from connector.transport import local
 
     runs = tmp_path_factory.mktemp("server") / "runs.sqlite3"
     env = {"OPENAI_PROVIDER": "local", local.BASE_URL_ENV: local_backend.base_url}
@@ -114,7 +114,7 @@ class CliResult:
 @pytest.fixture
 def close_transports() -> Iterator[Callable[[], None]]:
     """Close every process-wide transport before and after the test (and when it asks)."""
-    from connector import http
+    from connector.transport import http
 
     def close() -> None:
         for transport in list(http._TRANSPORTS.values()):

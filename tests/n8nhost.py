@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connector.local import free_port
+from connector.transport.local import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "tests" / "n8n" / "node_modules" / ".bin" / "n8n"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from connector.batches import Batcher
+from connector.server.batches import Batcher
 
 
 @pytest.mark.parametrize("end", ["flush", "close", "thread"])

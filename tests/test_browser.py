@@ -19,8 +19,8 @@ import requests
 from actionserver import TOKEN
 
 import connector
-import connector.formschema
-from connector import local
+import connector.views.formschema
+from connector.transport import local
 
 pytestmark = pytest.mark.browser
 
@@ -279,4 +279,4 @@ def test_the_page_serves_only_its_own_assets(action_server):
         assert requests.get(action_server + path, timeout=5).status_code == 404
     assert requests.get(action_server + "/actions", timeout=5).status_code == 401
     schema = requests.get(action_server + "/actions/create_chat_completion/form-schema", timeout=5)
-    assert schema.json() == connector.formschema.form_schema("create_chat_completion")
+    assert schema.json() == connector.views.formschema.form_schema("create_chat_completion")

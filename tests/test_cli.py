@@ -45,7 +45,7 @@ def env(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
     monkeypatch.setattr(
-        "connector.policy.socket.getaddrinfo",
+        "connector.transport.policy.socket.getaddrinfo",
         lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 443))],
     )
 
@@ -108,7 +108,7 @@ def test_a_bug_exits_1_with_an_internal_error(capsys, monkeypatch):
     def boom(*a, **k):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("connector.runner.shape", boom)
+    monkeypatch.setattr("connector.engine.runner.shape", boom)
     with responses.RequestsMock() as mock:
         mock.post(URL, json=REPLY)
         code, doc, _ = main(ARGS, capsys)

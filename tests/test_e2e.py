@@ -23,7 +23,7 @@ from faultserver import FaultServer
 from mailserver import MailServer
 from n8nhost import N8n
 
-from connector import local
+from connector.transport import local
 
 pytestmark = pytest.mark.e2e
 

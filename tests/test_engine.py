@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connector import runner
+from connector.engine import runner
 from connector.errors import InvalidInput, RequestRejected
 
 MANIFEST = Path(__file__).parent / "fixtures" / "manifests" / "engine" / "embeddings.yaml"
@@ -95,8 +95,8 @@ def test_no_chat_code_is_involved(fault_server, tmp_path):
 
 @pytest.mark.usefixtures("engine_manifest")
 def test_an_action_without_a_stream_aggregator_cannot_stream():
-    from connector.connection import Connection
-    from connector.loader import load_manifest
+    from connector.engine.loader import load_manifest
+    from connector.transport.connection import Connection
 
     action = load_manifest().action("create_embedding")
     body = {"model": "m", "input": "x", "stream": True}
@@ -105,8 +105,9 @@ def test_an_action_without_a_stream_aggregator_cannot_stream():
 
 
 def test_the_chat_action_streams_through_its_own_aggregator():
-    from connector import hooks, stream
-    from connector.loader import load_manifest
+    from connector.engine import hooks
+    from connector.engine.loader import load_manifest
+    from connector.transport import sse as stream
 
     chat = load_manifest().action("create_chat_completion")
     assert hooks.hook(chat, "stream_aggregator") is stream.Aggregator

@@ -12,7 +12,7 @@ from connector.errors import (
     classify,
     error_for_status,
 )
-from connector.providers import PROVIDERS
+from connector.transport.providers import PROVIDERS
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from connector import validation
+from connector.engine import validation
 
 CHECKER = validation._checker()
 NAMES = sorted(CHECKER.properties)

@@ -226,7 +226,7 @@ def test_the_reply_socket_is_had_through_a_supported_path(fault_server, scenario
     """max_duration cuts the socket's timeout near the deadline: without the socket it cannot."""
     import requests
 
-    from connector import bodies, session
+    from connector.transport import bodies, session
 
     url = fault_server.scenario(scenario, every=0.1).base_url + "/chat/completions"
     with session.new_session() as s, s.post(url, json={}, stream=True, timeout=5) as resp:

@@ -2,9 +2,10 @@
 
 import pytest
 
-from connector import Connection, InvalidInput, plan
-from connector.loader import load_manifest
-from connector.request import build_body
+from connector import Connection, InvalidInput
+from connector.engine import plan
+from connector.engine.body import build_body
+from connector.engine.loader import load_manifest
 
 ACTION = load_manifest().action("create_chat_completion")
 CONN = Connection(api_key="sk-test")

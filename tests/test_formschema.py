@@ -6,9 +6,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from connector import cli
-from connector.forms import Form
-from connector.formschema import form_schema
-from connector.loader import load_manifest
+from connector.engine.forms import Form
+from connector.engine.loader import load_manifest
+from connector.views.formschema import form_schema
 
 MANIFEST = load_manifest()
 ACTIONS = [a.id for a in MANIFEST.actions]

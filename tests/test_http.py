@@ -16,9 +16,10 @@ import pytest
 import requests
 import responses
 
-from connector import errors, replies, session
-from connector.connection import Connection
-from connector.http import Transport, transport_for
+from connector import errors
+from connector.transport import replies, session
+from connector.transport.connection import Connection
+from connector.transport.http import Transport, transport_for
 
 KEY = "sk-test-SECRET-0123456789"
 BASE = "https://api.openai.com/v1"
@@ -482,7 +483,7 @@ def test_compatible_error_bodies(mock, status, body, type_, code, message):
 
 
 def test_key_echoed_by_the_server_is_redacted_at_the_facade(mock):
-    from connector import runner
+    from connector.engine import runner
 
     mock.post(URL, json=api_error(f"Incorrect API key provided: {KEY}"), status=401)
     with pytest.raises(errors.ConnectorError) as info:

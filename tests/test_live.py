@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import connector
-from connector import local
 from connector.errors import ConnectorError, RequestRejected
+from connector.transport import local
 
 pytestmark = pytest.mark.live
 

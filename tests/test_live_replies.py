@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 from openai.types.chat import ChatCompletion
 from test_output import CHAT, OFFICIAL, _run
 
-from connector import local
-from connector.output import allow_example_nulls
+from connector.engine.output import allow_example_nulls
+from connector.transport import local
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import record_replies

@@ -9,8 +9,8 @@ from actionserver import ActionServer
 from test_server import poll
 
 import connector
-from connector import local
 from connector.errors import ConnectorError
+from connector.transport import local
 
 pytestmark = pytest.mark.live
 

@@ -14,8 +14,9 @@ import pytest
 import requests
 
 import connector
-from connector import cli, local
+from connector import cli
 from connector.errors import InvalidInput, RequestRejected, TemporaryFailure
+from connector.transport import local
 
 # Stand-ins for `python -m llama_cpp.server`, run the same way, so start/stop is tested fast.
 FAKE_SERVERS = {
@@ -211,7 +212,7 @@ def test_server_exits_when_its_parent_is_killed(fake_server):
         [
             sys.executable,
             "-c",
-            "import sys, time; from connector import local; local.SERVER_MODULE = sys.argv[1];"
+            "import sys, time; from connector.transport import local; local.SERVER_MODULE = sys.argv[1];"
             "local.REQUIRED_MODULES = (); s = local.LocalServer().start();"
             "print(s.base_url, flush=True); time.sleep(60)",
             local.SERVER_MODULE,

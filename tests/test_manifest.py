@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 from conftest import key_paths
 
-from connector import docs, validation
-from connector.connection import Connection
-from connector.format import export_schema
-from connector.loader import load_manifest
-from connector.spec import ManifestError
+from connector.engine import validation
+from connector.engine.loader import load_manifest
+from connector.manifest.format import export_schema
+from connector.manifest.spec import ManifestError
+from connector.transport.connection import Connection
+from connector.views import docs
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
@@ -114,8 +115,8 @@ def test_every_official_body_field_can_be_sent(name):
     param = next((p for p in CHAT.parameters if name in (p.name, p.target)), None)
     if param is None:
         # Not a form field: Additional Parameters takes it (a wrong value is the schema's to judge).
+        from connector.engine.body import build_body
         from connector.errors import InvalidInput
-        from connector.request import build_body
 
         form = {"model": "m", "messages": "Hi", "additional_parameters": {name: True}}
         try:
@@ -213,7 +214,7 @@ def test_chat_page_reads_like_the_platform_page():
 def test_connection_defaults_apply_from_the_manifest(
     tmp_path, monkeypatch, line, changed, name, expected
 ):
-    from connector import runner
+    from connector.engine import runner
 
     text = (ROOT / "manifest.yaml").read_text()
     assert text.count(line) == 1
@@ -225,7 +226,7 @@ def test_connection_defaults_apply_from_the_manifest(
 
 
 def test_resolved_defaults_are_the_connection_class_defaults():
-    from connector import runner
+    from connector.engine import runner
 
     resolved = runner.resolve_connection({}, require_key=False)
     pairs = [(type(v), v) for v in resolved]

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from connector import checks, format, loader, paths, spec
-from connector.loader import check_manifest, load_manifest
-from connector.spec import Compiled, ManifestError
+from connector.engine import checks, loader
+from connector.engine.loader import check_manifest, load_manifest
+from connector.manifest import format, paths, spec
+from connector.manifest.spec import Compiled, ManifestError
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = Path(__file__).parent / "fixtures" / "manifests" / "valid" / "minimal.yaml"
@@ -176,13 +177,15 @@ def test_a_changed_checking_input_is_checked_again(cache, tmp_path, monkeypatch)
     "path",
     [
         *(
-            paths.PACKAGE / f"{name}.py"
-            for name in ("checks", "format", "forms", "hooks", "loader")
+            paths.PACKAGE / "engine" / f"{name}.py"
+            for name in ("checks", "forms", "hooks", "loader")
         ),
-        *(paths.PACKAGE / f"{name}.py" for name in ("output", "providers", "spec", "validation")),
+        *(paths.PACKAGE / "engine" / f"{name}.py" for name in ("output", "validation")),
+        *(paths.PACKAGE / "manifest" / f"{name}.py" for name in ("format", "spec", "values")),
+        paths.PACKAGE / "transport" / "providers.py",
         *sorted(paths.SCHEMAS.glob("*.json")),
     ],
-    ids=lambda p: p.name,
+    ids=lambda p: f"{p.parent.name}/{p.name}",
 )
 def test_the_cache_key_covers_each_file_the_check_reads(path):
     assert path in loader.check_inputs()

@@ -6,11 +6,12 @@ import socket
 
 import pytest
 
-from connector import http, policy, runner
-from connector.connection import Connection
+from connector.engine import runner
+from connector.engine.body import build_body
+from connector.engine.loader import load_manifest
 from connector.errors import InvalidInput
-from connector.loader import load_manifest
-from connector.request import build_body
+from connector.transport import http, policy
+from connector.transport.connection import Connection
 
 BASE = {"api_key": "sk-test", "base_url": "http://127.0.0.1:9/v1"}
 CHAT = load_manifest().action("create_chat_completion")

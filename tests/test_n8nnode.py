@@ -1,4 +1,4 @@
-"""The generated n8n node (connector/n8nnode.py, hosts/n8n/): every manifest field is on it, as
+"""The generated n8n node (connector/views/n8nnode.py, hosts/n8n/): every manifest field is on it, as
 the manifest says, and the committed copy is current (fast tier; the e2e tier runs it in n8n)."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from connector import __version__, cli, n8nnode
-from connector.loader import load_manifest
+from connector import __version__, cli
+from connector.engine.loader import load_manifest
+from connector.views import n8nnode
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = load_manifest()

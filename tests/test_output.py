@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 import connector
-from connector import output
-from connector.output import Template, allow_example_nulls, shape, template
-from connector.paths import CARD
-from connector.plan import output_template
+from connector.engine import output
+from connector.engine.output import Template, allow_example_nulls, shape, template
+from connector.engine.plan import output_template
+from connector.manifest.paths import CARD
 
 CHAT = connector.load_manifest().action("create_chat_completion")
 OFFICIAL = json.loads((CARD / CHAT.response_schema).read_text(encoding="utf-8"))
@@ -227,7 +227,7 @@ def _run(path: Path) -> dict:
 def public_dns(monkeypatch):
     """Resolve every name to a public address: unit tests make no DNS lookups."""
     monkeypatch.setattr(
-        "connector.policy.socket.getaddrinfo",
+        "connector.transport.policy.socket.getaddrinfo",
         lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 443))],
     )
 

@@ -47,9 +47,9 @@ def unpacked_wheel(tmp_path_factory) -> Path:
         "connector/card/schemas/create_chat_completion.request.schema.json",
         "connector/card/schemas/create_chat_completion.response.schema.json",
         "connector/actions/create_chat_completion.py",
-        "connector/static/index.html",
-        "connector/static/form.js",
-        "connector/static/form.css",
+        "connector/server/static/index.html",
+        "connector/server/static/form.js",
+        "connector/server/static/form.css",
     ],
 )
 def test_the_wheel_carries(unpacked_wheel, path):
@@ -65,7 +65,7 @@ def test_the_wheel_installs_only_the_connector_package(unpacked_wheel):
 SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv.pop(1))
-import connector.paths as p
+import connector.manifest.paths as p
 print(p.MANIFEST_PATH.resolve(), p.checkout(), file=sys.stderr)
 from connector.cli import main
 sys.exit(main())

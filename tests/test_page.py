@@ -7,10 +7,10 @@ import re
 import pytest
 from falcon import testing
 
-from connector import page
-from connector.formschema import form_schema
-from connector.loader import load_manifest
-from connector.server import Settings, create_app
+from connector.engine.loader import load_manifest
+from connector.server import page
+from connector.server.app import Settings, create_app
+from connector.views.formschema import form_schema
 
 TOKEN = "page-test-token"
 

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from connector import policy
-from connector.connection import Connection
 from connector.errors import InvalidInput
+from connector.transport import policy
+from connector.transport.connection import Connection
 
 DNS = {
     "api.openai.com": ["162.159.140.245", "2606:4700::6812:7b0"],
@@ -236,7 +236,9 @@ def test_the_address_reached_is_checked_at_connect_time(counting_server, monkeyp
 
     port, hits = counting_server
     reached = ipaddress.ip_address("127.0.0.1")
-    monkeypatch.setattr("connector.session.is_forbidden", lambda address: address == reached)
+    monkeypatch.setattr(
+        "connector.transport.session.is_forbidden", lambda address: address == reached
+    )
     conn = {"base_url": f"{scheme}://127.0.0.1:{port}/v1", "api_key": "sk-rebind-0123456789"}
     with pytest.raises(InvalidInput) as exc:
         connector.run("create_chat_completion", {"model": "m", "messages": "Hi"}, conn)

@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from connector import providers
-from connector.connection import Connection
+from connector.engine.loader import load_manifest
 from connector.errors import InvalidInput
-from connector.loader import load_manifest
+from connector.transport import providers
+from connector.transport.connection import Connection
 
 AZURE_DEP = "https://r.openai.azure.com/openai/deployments/dep"
 AZURE_V1 = "https://r.openai.azure.com/openai/v1"
@@ -38,9 +38,9 @@ PROVIDER_LINE = "      input: enum  # its choices are the providers above\n"
 def test_the_provider_choices_come_from_the_providers(enum_line, problem):
     import yaml
 
-    from connector.checks import check
-    from connector.paths import MANIFEST_PATH
-    from connector.spec import ManifestError
+    from connector.engine.checks import check
+    from connector.manifest.paths import MANIFEST_PATH
+    from connector.manifest.spec import ManifestError
 
     text = MANIFEST_PATH.read_text()
     assert text.count(PROVIDER_LINE) == 1

@@ -10,7 +10,8 @@ import responses
 from conftest import key_paths
 
 import connector
-from connector import InvalidInput, InvalidResponse, RequestRejected, session
+from connector import InvalidInput, InvalidResponse, RequestRejected
+from connector.transport import session
 
 URL = "https://api.openai.com/v1/chat/completions"
 KEY = "sk-runner-canary-9f8e7d"
@@ -35,7 +36,7 @@ REPLY = {
 def public_dns(monkeypatch):
     """Resolve every name to a public address: unit tests make no DNS lookups."""
     monkeypatch.setattr(
-        "connector.policy.socket.getaddrinfo",
+        "connector.transport.policy.socket.getaddrinfo",
         lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 443))],
     )
 
@@ -300,7 +301,7 @@ def test_a_local_connection_without_base_url_uses_the_embedded_server(monkeypatc
         def crash_error(self, cause):
             return None  # alive
 
-    monkeypatch.setattr("connector.local.shared_server", lambda: Server())
+    monkeypatch.setattr("connector.transport.local.shared_server", lambda: Server())
     monkeypatch.setenv("OPENAI_PROVIDER", "local")
     with responses.RequestsMock() as mock:
         mock.post("http://127.0.0.1:5999/v1/chat/completions", json=REPLY)
@@ -558,7 +559,7 @@ def test_each_environment_variable_sets_its_connection_field(
 ):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv(variable, value)
-    assert getattr(connector.runner.resolve_connection(), field) == expected
+    assert getattr(connector.engine.runner.resolve_connection(), field) == expected
 
 
 def test_runs_with_the_same_connection_share_one_session(monkeypatch, close_transports):
@@ -589,7 +590,7 @@ def test_runs_with_the_same_connection_share_one_session(monkeypatch, close_tran
     ],
 )
 def test_the_progress_echo_never_shows_the_key(tokens):
-    from connector.runner import _Echo
+    from connector.engine.runner import _Echo
 
     seen: list[str] = []
     echo = _Echo(seen.append, [KEY])

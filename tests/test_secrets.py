@@ -10,7 +10,7 @@ import pytest
 from conftest import CANARY
 
 import connector
-from connector import runner
+from connector.engine import runner
 
 KEY_HEADERS = {"openai": "Authorization", "azure": "api-key", "compatible": "Authorization"}
 

@@ -14,10 +14,12 @@ import responses
 from conftest import CANARY
 from openapi_spec_validator import validate
 
-from connector import apidocs, docs, openapi, runner, server, swagger
+from connector.engine import runner
+from connector.engine.loader import load_manifest
 from connector.errors import ERROR_TYPES
-from connector.loader import load_manifest
-from connector.runs import RunStore
+from connector.server import app as server
+from connector.server.runs import RunStore
+from connector.views import apidocs, docs, openapi, swagger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +45,7 @@ def test_a_bug_is_a_500_error_object_without_its_message(client, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["local_server_crashed", "local_server_killed"])
 def test_a_local_server_death_has_its_status(client, monkeypatch, kind):
-    # Raised by connector.local (tests/test_local.py, the live tier); here only its status.
+    # Raised by connector.transport.local (tests/test_local.py, the live tier); here only its status.
     def dead(*args, **kwargs):
         raise ERROR_TYPES[kind].cls("The local model server died", type=kind, body="log tail")
 
@@ -224,7 +226,7 @@ def test_the_store_is_in_wal_mode(tmp_path):
 
 
 def test_queued_runs_reach_the_metrics_on_render():
-    from connector.metrics import Metrics
+    from connector.server.metrics import Metrics
 
     m = Metrics()
     m.close()  # no flushing thread: only render adds the queued runs

@@ -1,4 +1,4 @@
-"""Tests for SSE parsing and chunk aggregation (connector/stream.py)."""
+"""Tests for SSE parsing and chunk aggregation (connector/transport/sse.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from connector import errors, stream
-from connector.stream import Aggregator, Event, LineTooLong, iter_events, iter_lines
+from connector import errors
+from connector.transport import sse as stream
+from connector.transport.sse import Aggregator, Event, LineTooLong, iter_events, iter_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "streams"
 STREAMS = sorted(p.stem for p in FIXTURES.glob("*.sse"))

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from connector import swagger
-from connector.loader import load_manifest
+from connector.engine.loader import load_manifest
+from connector.views import swagger
 
 CATEGORIES = {
     "AI", "Business Management", "Business Intelligence", "Collaboration", "Commerce",

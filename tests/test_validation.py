@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from connector import validation
-from connector.errors import InternalError
-from connector.validation import (
+from connector.engine import validation
+from connector.engine.validation import (
     REQUEST_SCHEMA_PATH,
     Problem,
     official_enum,
@@ -19,6 +18,7 @@ from connector.validation import (
     request_properties,
     validate_request,
 )
+from connector.errors import InternalError
 
 REPO = Path(__file__).resolve().parent.parent
 RESPONSE_SCHEMA_PATH = REPO / "schemas" / "create_chat_completion.response.schema.json"

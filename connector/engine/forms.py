@@ -1,0 +1,364 @@
+"""Form input rules: text (or native values) from a form becomes typed, checked values.
+
+Each parameter's ``input`` rule in the manifest picks a coercer; coercers are compiled once
+per form and reused. Every problem is collected, so the author sees all of them at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from connector.engine.hooks import module as action_module
+from connector.errors import InvalidInput
+from connector.manifest.spec import Param
+from connector.manifest.values import constraint_problem, num
+
+_OMIT = object()
+# Spellings of (true, false) accepted in any case; the first pair is the canonical one.
+BOOLEAN_SPELLINGS = (("true", "false"), ("yes", "no"), ("y", "n"), ("1", "0"), ("on", "off"))
+_TRUE = frozenset(t for t, _ in BOOLEAN_SPELLINGS)
+_FALSE = frozenset(f for _, f in BOOLEAN_SPELLINGS)
+_OTHER_BOOLEANS = ", ".join(f"{t}/{f}" for t, f in BOOLEAN_SPELLINGS[1:])
+_INT_RE = re.compile(r"[+-]?\d+")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", ",": ","}
+_ESCAPE_RE = re.compile(r"\\(.)")
+_QUOTES = ('"', "'", "\u201c", "\u201d", "\u2018", "\u2019")
+
+
+class FieldProblem(ValueError):
+    """A problem with one form value; ``path`` points inside it (e.g. ``(1, "role")``)."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+
+def field_error(param: Param, message: str, path: tuple = ()) -> dict[str, str]:
+    """Return the ``{name, label, message}`` entry of an invalid_input error."""
+    where = param.label + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    entry = {"name": param.name, "label": param.label, "message": f"{where}: {message}"}
+    if path:
+        entry["path"] = where
+    return entry
+
+
+def is_blank(value: Any) -> bool:
+    """Return True when a form value counts as not given."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # the same few keys arrive run after run
+def _norm_key(key: str) -> str:
+    return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
+
+
+def json_depth(value: Any, limit: int) -> bool:
+    """Return True when ``value`` nests deeper than ``limit`` (iteratively; no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def parse_json_text(text: str) -> Any:
+    """Parse JSON text; raise FieldProblem naming the line and column with a short excerpt."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        line_text = text.splitlines()[exc.lineno - 1] if text.splitlines() else ""
+        start = max(0, exc.colno - 20)
+        snippet = line_text[start : exc.colno + 20]
+        pointer = " " * (exc.colno - 1 - start) + "^"
+        raise FieldProblem(
+            f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}:\n"
+            f"    {snippet}\n    {pointer}"
+        ) from None
+    except RecursionError:
+        raise FieldProblem("JSON is nested too deeply") from None
+
+
+# ---- coercers: (param, value) -> typed value; raise FieldProblem --------------------------------
+
+
+def _text(param: Param, value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise FieldProblem(f"expected text, got {type(value).__name__}")
+
+
+def _integer(param: Param, value: Any) -> int:
+    if isinstance(value, bool):
+        raise FieldProblem("expected a whole number, got true/false")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise FieldProblem(f"expected a whole number, got {value}")
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if _INT_RE.fullmatch(text):
+            return int(text)
+        try:
+            number = float(text)
+        except ValueError:
+            raise FieldProblem(f"expected a whole number, got {value.strip()!r}") from None
+        if math.isfinite(number) and number.is_integer():
+            return int(number)
+        raise FieldProblem(f"expected a whole number, got {value.strip()!r}")
+    raise FieldProblem(f"expected a whole number, got {type(value).__name__}")
+
+
+def _number(param: Param, value: Any) -> float | int:
+    if isinstance(value, bool):
+        raise FieldProblem("expected a number, got true/false")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip().replace("_", ""))
+        except ValueError:
+            raise FieldProblem(f"expected a number, got {value.strip()!r}") from None
+    else:
+        raise FieldProblem(f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise FieldProblem("expected a finite number")
+    return number
+
+
+def _boolean(param: Param, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise FieldProblem(f"expected true or false (also {_OTHER_BOOLEANS}), got {value!r}")
+
+
+def _enum(param: Param, value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldProblem(f"expected one of: {', '.join(param.enum or [])}")
+    text = value.strip()
+    for allowed in param.enum or ():
+        if text.lower() == allowed.lower():
+            return allowed
+    import difflib  # only for a wrong value: the import costs every process 1 ms
+
+    hint = difflib.get_close_matches(text.lower(), param.enum or [], n=1)
+    did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+    raise FieldProblem(
+        f"'{text}' is not allowed; use one of: {', '.join(param.enum or [])}.{did_you_mean}"
+    )
+
+
+def _unquote(item: str) -> str:
+    if len(item) >= 2 and item[0] in _QUOTES and item[-1] in _QUOTES:
+        return item[1:-1]
+    return item
+
+
+def _split_list(text: str) -> list[str]:
+    # Split on commas that are not escaped; then understand \n, \t and \, inside items.
+    items, current, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            current.append(text[i : i + 2])
+            i += 2
+            continue
+        if ch == ",":
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    items.append("".join(current))
+    out = []
+    for raw in items:
+        item = _unquote(raw.strip())
+        item = _ESCAPE_RE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), item)
+        if item:
+            out.append(item)
+    return out
+
+
+def _list(param: Param, value: Any) -> Any:
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            items = parse_json_text(text)
+            if not isinstance(items, list):
+                raise FieldProblem("expected a JSON array")
+        else:
+            items = _split_list(text)
+            if not items:
+                return _OMIT
+            if param.single_as_string and len(items) == 1:
+                return items[0]
+    else:
+        raise FieldProblem(f"expected comma-separated text or a list, got {type(value).__name__}")
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise FieldProblem(f"expected text, got {json.dumps(item)}", (i,))
+    return items
+
+
+def _json(param: Param, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text[:1] in ("{", "["):
+        return parse_json_text(text)
+    if param.text_fallback:
+        return text
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        example = json.dumps(param.example) if param.example is not None else "{...}"
+        raise FieldProblem(f"expected JSON, for example {example}") from None
+
+
+_COERCERS: dict[str, Callable[[Param, Any], Any]] = {
+    "text": _text,
+    "integer": _integer,
+    "number": _number,
+    "boolean": _boolean,
+    "enum": _enum,
+    "list": _list,
+    "json": _json,
+}
+
+
+class Form:
+    """A compiled form: coerces a mapping of form values into checked values by parameter name."""
+
+    def __init__(self, params: list[Param], module: str | None = None):
+        self.params = params
+        self._by_key: dict[str, Param] = {}
+        for p in params:
+            self._by_key[_norm_key(p.name)] = p
+            self._by_key.setdefault(_norm_key(p.label), p)
+        hooks = action_module(module) if module else None
+        self._steps = [
+            (p, _COERCERS[p.input], getattr(hooks, p.transform) if p.transform else None)
+            for p in params
+        ]
+        # A run gives a few of many fields: visit those and the required ones, in form order.
+        self._position = {p.name: i for i, p in enumerate(params)}
+        self._required = frozenset(i for i, p in enumerate(params) if p.required)
+
+    def lookup(self, key: str) -> Param | None:
+        """Return the parameter a form key names (its API name or its label, any case)."""
+        return self._by_key.get(_norm_key(key))
+
+    def coerce(
+        self, form: Mapping[str, Any], *, max_chars: int, max_depth: int
+    ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """Return (values by parameter name, field errors); blank values are left out."""
+        errors: list[dict[str, str]] = []
+        given: dict[str, Any] = {}
+        for key, value in form.items():
+            param = self._by_key.get(_norm_key(key))
+            if param is None:
+                errors.append(self._unknown(key))
+            elif not is_blank(value):
+                given[param.name] = value
+        values: dict[str, Any] = {}
+        visit = sorted(self._required.union(self._position[name] for name in given))
+        for param, coerce, transform in (self._steps[i] for i in visit):
+            raw = given.get(param.name, _OMIT)
+            if raw is _OMIT:
+                if param.required:
+                    errors.append(field_error(param, "is required. " + _how(param)))
+                continue
+            if isinstance(raw, str) and len(raw) > max_chars:
+                errors.append(
+                    field_error(
+                        param,
+                        f"is {len(raw):,} characters, over the limit of {max_chars:,} "
+                        "(connection setting max_input_chars)",
+                    )
+                )
+                continue
+            try:
+                value = coerce(param, raw)
+                if value is _OMIT:
+                    if param.required:
+                        errors.append(field_error(param, "is required. " + _how(param)))
+                    continue
+                if json_depth(value, max_depth):
+                    raise FieldProblem(
+                        f"nests deeper than {max_depth} levels (connection setting max_json_depth)"
+                    )
+                if transform is not None:
+                    value = transform(value)
+                problem = constraint_problem(param, value)
+                if problem:
+                    raise FieldProblem(f"{problem}. {_how(param, raw)}".strip())
+            except FieldProblem as exc:
+                errors.append(field_error(param, exc.message, exc.path))
+                continue
+            values[param.name] = value
+        return values, errors
+
+    def _unknown(self, key: str) -> dict[str, str]:
+        names = [p.name for p in self.params]
+        import difflib
+
+        hint = difflib.get_close_matches(_norm_key(key), names, n=1)
+        fix = f" Did you mean '{hint[0]}'?" if hint else f" Known fields: {', '.join(names)}."
+        return {"name": str(key), "label": str(key), "message": f"unknown field '{key}'.{fix}"}
+
+
+def _how(param: Param, raw: Any = None) -> str:
+    """Return a short hint on what to enter (``raw``: what was entered, if anything)."""
+    if param.input == "enum":
+        return f"Use one of: {', '.join(param.enum or [])}."
+    lo, hi = param.minimum, param.maximum
+    if param.input in ("integer", "number") and lo is not None and hi is not None and hi < 1e15:
+        kind = "a whole number" if param.input == "integer" else "a number"
+        return f"Enter {kind} from {num(lo)} to {num(hi)}."
+    if param.input in ("integer", "number") and lo is not None:
+        kind = "a whole number" if param.input == "integer" else "a number"
+        return f"Enter {kind} of at least {num(lo)}."
+    if param.input == "list" and param.max_items:
+        # Commas only help text items; a JSON array or a host's list needs fewer items.
+        commas = not (isinstance(raw, list) or (isinstance(raw, str) and raw.lstrip()[:1] == "["))
+        return f"Enter up to {param.max_items} items{', separated by commas' if commas else ''}."
+    if param.example is not None:
+        example = param.example if isinstance(param.example, str) else json.dumps(param.example)
+        return f"For example: {example}"
+    return ""
+
+
+def invalid(errors: list[dict[str, str]], what: str = "form") -> InvalidInput:
+    """Return one InvalidInput listing every field error."""
+    lines = "; ".join(e["message"] for e in errors)
+    noun = "problem" if len(errors) == 1 else "problems"
+    return InvalidInput(f"The {what} has {len(errors)} {noun}: {lines}", fields=errors)
