@@ -164,6 +164,11 @@ def relative_links() -> list[tuple[str, str]]:
 LINKS = relative_links()
 
 
+@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "docs").glob("*.md")))
+def test_the_readme_lists_every_docs_page(page):
+    assert f"](docs/{page})" in README
+
+
 def test_the_pages_have_links():
     assert len(LINKS) >= 30  # the parser still finds them
 
