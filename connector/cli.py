@@ -342,7 +342,7 @@ COMMANDS = {
     "form-schema": ("an action's form as JSON Schema plus a UI schema", _form_schema_args),
     "docs": ("write one Markdown page per action under docs/ (checkout)", _docs_args),
     "schema": ("export schemas/manifest.schema.json from the models (checkout)", _schema_args),
-    "serve": ("run the action server (HTTP, JSON; see the README)", _serve_args),
+    "serve": ("run the action server (HTTP, JSON; see docs/server.md)", _serve_args),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
     "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _n8n_node_args),
 }

@@ -1,7 +1,7 @@
 """The real n8n (installed by scripts/setup-n8n in tests/n8n/), run through its own CLI.
 
 Each ``N8n`` has its own user folder (database, settings, encryption key), so runs never touch
-a user's ~/.n8n. ``execute`` boots n8n once per call (200-420 MiB; see the README for times).
+a user's ~/.n8n. ``execute`` boots n8n once per call (200-420 MiB; see docs/examples.md for times).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Run with ``pytest -m browser``. Debian's chromium (scripts/setup-browser) is driven by
 Playwright; the action server runs as ``python -m connector serve`` with provider ``local``,
 pointed at the session's llama.cpp server. Set CONNECTOR_SCREENSHOT_DIR=docs to refresh the
-README's screenshots.
+screenshots in docs/ (shown by the README and docs/form-page.md).
 """
 
 from __future__ import annotations

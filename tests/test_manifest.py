@@ -194,6 +194,48 @@ def test_generated_docs_are_fresh(name):
     )
 
 
+@pytest.mark.parametrize(
+    ("page", "part"), [(page, part) for page, parts in docs.parts().items() for part in parts]
+)
+def test_generated_parts_of_hand_written_pages_are_fresh(page, part):
+    committed = (ROOT / "docs" / page).read_text()
+    assert docs.splice(committed, part, docs.parts()[page][part]) == committed, (
+        "run: python -m connector docs"
+    )
+
+
+START, END = docs.PART_START.format(name="t"), docs.PART_END
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"prose\n{START}\nold\n{END}\nmore", f"prose\n{START}\nnew\n{END}\nmore"),
+        (f"{START}\n{END}", f"{START}\nnew\n{END}"),
+        (f"a\n{START}\nold\n{END}\nb\n{END}", f"a\n{START}\nnew\n{END}\nb\n{END}"),
+    ],
+)
+def test_splice_replaces_only_the_generated_part(text, expected):
+    assert docs.splice(text, "t", "new\n") == expected
+
+
+@pytest.mark.parametrize("text", ["no marks", f"{START}\nno end", f"{END} before {START}\n"])
+def test_splice_refuses_a_page_without_its_marks(text):
+    with pytest.raises(ValueError, match="marks of its generated part 't'"):
+        docs.splice(text, "t", "new\n")
+
+
+def test_write_all_rewrites_the_generated_part_and_keeps_the_prose(tmp_path):
+    for name in docs.parts():
+        page = (ROOT / "docs" / name).read_text()
+        (tmp_path / name).write_text(page.replace("| `internal` | 500 |", "| `internal` | 599 |"))
+    assert set(docs.parts()) <= set(docs.write_all(tmp_path, check=True))
+    docs.write_all(tmp_path)
+    assert docs.write_all(tmp_path, check=True) == []
+    for name in docs.parts():
+        assert (tmp_path / name).read_text() == (ROOT / "docs" / name).read_text()
+
+
 def test_chat_page_reads_like_the_platform_page():
     page = (ROOT / "docs" / "create_chat_completion.md").read_text()
     order = ["# Create Chat Completion", "## Basic Parameters", "| Messages |", "| Model |",

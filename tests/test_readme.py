@@ -1,7 +1,8 @@
-"""The README's examples run as written, and print what the README says they print.
+"""The README's and the docs pages' examples run as written, and print what the pages say.
 
 The offline commands (dry runs, a form the rules reject, describe) run in the fast tier; the
-Python block runs in the live tier, against the local model it names.
+README's Python block runs in the live tier, against the local model it names. Every relative
+link in the README and the docs pages points to a file (and a heading) that exists.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ import pytest
 import yaml
 
 import connector
+from connector.errors import ERROR_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```", README, flags=re.M | re.S)
+# The pages whose commands run: the README and every page under docs/.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# The pages whose links must resolve: those, and the benchmark history they link to.
+LINKED = [*PAGES, ROOT / "benchmarks" / "history.md"]
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """Return (language, text) for each fenced block of a page."""
+    return re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.M | re.S)
 
 
 def commands(block: str) -> list[str]:
@@ -40,13 +50,20 @@ def commands(block: str) -> list[str]:
     return out
 
 
-def offline_examples() -> list[tuple[str, object]]:
-    """Return (command, the JSON block after it or None) for each README command sending nothing."""
+def offline_examples() -> list[tuple[str, str, object]]:
+    """Return (page, command, the JSON block after it or None) for each command sending nothing."""
     found = []
-    for i, (lang, text) in enumerate(BLOCKS):
+    for page in PAGES:
+        found += page_examples(page.relative_to(ROOT).as_posix(), blocks(page.read_text()))
+    return found
+
+
+def page_examples(page: str, found_blocks: list[tuple[str, str]]) -> list[tuple[str, str, object]]:
+    found = []
+    for i, (lang, text) in enumerate(found_blocks):
         if lang != "bash":
             continue
-        after = BLOCKS[i + 1] if i + 1 < len(BLOCKS) else ("", "")
+        after = found_blocks[i + 1] if i + 1 < len(found_blocks) else ("", "")
         expected = json.loads(after[1]) if after[0] == "json" else None
         for command in commands(text):
             words = shlex.split(command, comments=True)
@@ -54,19 +71,26 @@ def offline_examples() -> list[tuple[str, object]]:
                 continue
             rejected = isinstance(expected, dict) and "invalid_input" in json.dumps(expected)
             if "--dry-run" in words or "describe" in words or rejected:
-                found.append((command, expected))
+                found.append((page, command, expected))
     return found
 
 
 EXAMPLES = offline_examples()
 
 
-def test_the_readme_has_offline_examples():
-    assert len(EXAMPLES) >= 4  # the parser still finds them
+@pytest.mark.parametrize(
+    ("page", "at_least"),
+    [("README.md", 2), ("docs/input-rules.md", 1), ("docs/errors.md", 1)],
+)
+def test_the_pages_have_offline_examples(page, at_least):
+    # The parser still finds them where they are written.
+    assert sum(1 for p, _, _ in EXAMPLES if p == page) >= at_least
 
 
-@pytest.mark.parametrize(("command", "expected"), EXAMPLES, ids=[c[:60] for c, _ in EXAMPLES])
-def test_a_readme_command_runs_as_written(command, expected):
+@pytest.mark.parametrize(
+    ("page", "command", "expected"), EXAMPLES, ids=[f"{p}: {c[:50]}" for p, c, _ in EXAMPLES]
+)
+def test_a_documented_command_runs_as_written(page, command, expected):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     # `python` as the README writes it is the project's .venv/bin/python.
     env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
@@ -89,9 +113,73 @@ def test_the_example_form_is_the_platform_pages_example():
     assert json.loads(form["messages"]) == example
 
 
-def test_the_readme_gives_the_build_flags_scripts_setup_uses():
+def test_the_local_backend_page_gives_the_build_flags_scripts_setup_uses():
     flags = (ROOT / "scripts" / "llama-cmake-args").read_text().strip()
-    assert f'CMAKE_ARGS="{flags}"' in README
+    assert f'CMAKE_ARGS="{flags}"' in (ROOT / "docs" / "local-backend.md").read_text()
+
+
+def exit_table(text: str) -> dict[int, set[str]]:
+    """Return {exit code: its types} from the page's `| exit | meaning | types |` table."""
+    table = text.split("| exit | meaning | types |\n| --- | --- | --- |\n", 1)[1]
+    rows = [line.strip("|").split("|") for line in table.split("\n\n", 1)[0].splitlines()]
+    return {
+        int(code): {t.strip() for t in types.split(",") if t.strip()} for code, _, types in rows
+    }
+
+
+DOCUMENTED_EXITS = exit_table((ROOT / "docs" / "errors.md").read_text())
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3, 4, 5])
+def test_the_exit_code_table_lists_the_types_errors_py_gives_that_code(code):
+    wanted = {n for n, t in ERROR_TYPES.items() if not t.server_only and t.cls.exit_code == code}
+    assert DOCUMENTED_EXITS.get(code) == wanted
+
+
+def test_the_exit_code_table_has_no_other_code():
+    assert set(DOCUMENTED_EXITS) == {0, 1, 2, 3, 4, 5}
+
+
+def slug(heading: str) -> str:
+    """Return GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    return {slug(h) for h in re.findall(r"^#+ (.*)$", text, flags=re.M)}
+
+
+def relative_links() -> list[tuple[str, str]]:
+    """Return (page, link) for every relative link or image of the linked pages."""
+    found = []
+    for page in LINKED:
+        text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if not re.match(r"[a-z]+:", target):
+                found.append((page.relative_to(ROOT).as_posix(), target))
+    return found
+
+
+LINKS = relative_links()
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "docs").glob("*.md")))
+def test_the_readme_lists_every_docs_page(page):
+    assert f"](docs/{page})" in README
+
+
+def test_the_pages_have_links():
+    assert len(LINKS) >= 30  # the parser still finds them
+
+
+@pytest.mark.parametrize(("page", "link"), LINKS, ids=[f"{p} -> {t}" for p, t in LINKS])
+def test_a_relative_link_points_to_what_exists(page, link):
+    path, _, anchor = link.partition("#")
+    target = (ROOT / page).parent / path if path else ROOT / page
+    assert target.exists(), f"{page}: {link} points to no file"
+    if anchor:
+        assert anchor in anchors(target), f"{page}: {link} points to no heading"
 
 
 @pytest.mark.live

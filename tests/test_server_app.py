@@ -189,8 +189,8 @@ def test_every_error_status_is_documented_on_the_run_operation():
     assert wanted <= set(responses)
 
 
-def test_the_readme_shows_the_generated_status_table():
-    assert docs.status_table() in (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_server_page_shows_the_generated_status_table():
+    assert docs.status_table() in (ROOT / "docs" / "server.md").read_text(encoding="utf-8")
 
 
 # -- the run store ----------------------------------------------------------------------------

