@@ -16,9 +16,9 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from connector.engine import wording
 from connector.errors import InternalError
 from connector.manifest.paths import CARD
-from connector.manifest.values import json_type
 
 if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at start-up
     from jsonschema import Draft202012Validator
@@ -28,20 +28,6 @@ if TYPE_CHECKING:  # jsonschema is imported when a body needs explaining, not at
 CHAT_SCHEMA = "schemas/create_chat_completion.request.schema.json"
 REQUEST_SCHEMA_PATH = CARD / CHAT_SCHEMA
 ANNOTATIONS = frozenset({"title", "description", "default", "deprecated", "examples", "$comment"})
-TYPE_NAMES = {
-    "object": "an object",
-    "array": "an array",
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "null": "null",
-}
-PATTERN_MESSAGES = {
-    "^[a-zA-Z0-9_-]+$": "must contain only letters, digits, underscores and dashes",
-    "^[0-9]+$": "must be a token id (digits only)",
-}
-SHORT_VALUE_CHARS = 40
 
 
 class Problem(NamedTuple):
@@ -74,11 +60,6 @@ def validate_request(body: Any, schema: str = CHAT_SCHEMA) -> list[Problem]:
         return checker.check_body(body)
     except (SchemaError, UnknownType, UndefinedTypeCheck, Unresolvable) as exc:
         raise InternalError(f"the request schema is broken: {exc}") from exc
-
-
-def request_properties(schema: str = CHAT_SCHEMA) -> list[str]:
-    """Return the name of every top-level property of the request body."""
-    return list(_checker(schema).schema["properties"])
 
 
 def property_schema(name: str, schema: str = CHAT_SCHEMA) -> dict[str, Any] | None:
@@ -131,7 +112,7 @@ class _Tagged(NamedTuple):
     def phrase(self, tag: Any) -> str:
         """Return e.g. ``for a tool message`` or ``when type is "json_schema"``."""
         if not self.noun:
-            return f"when {self.prop} is {_short(tag)}"
+            return f"when {self.prop} is {wording.short(tag)}"
         article = "an" if str(tag)[:1].lower() in "aeio" else "a"  # "a user"
         return f"for {article} {tag} {self.noun}"
 
@@ -145,13 +126,39 @@ class _Checker:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
-        self.defs: dict[str, Any] = schema.get("$defs", {})
+        self.defs: dict[str, Any] = schema.get("$defs", {})  # kept beside inlined validators
         self._validators: dict[int, Draft202012Validator] = {}
         self._tagged: dict[int, _Tagged | None] = {}
         self._array_only: dict[int, dict[str, Any]] = {}
         self._fast: Any = None  # the jsonschema-rs validator, built on first use
         self.required: list[str] = schema.get("required", [])
-        self.properties = {name: self.resolve(sub) for name, sub in schema["properties"].items()}
+
+    @functools.cached_property
+    def properties(self) -> dict[str, dict[str, Any]]:
+        """The top-level properties, each with its $ref followed (a body is being explained)."""
+        return {name: self.resolve(sub) for name, sub in self.schema["properties"].items()}
+
+    @functools.cached_property
+    def _resolver(self) -> Any:
+        # referencing comes with jsonschema, which explaining a body imports anyway; the quick
+        # yes/no of a valid body never gets here (importing it costs about 90 ms).
+        from referencing import Registry
+        from referencing.jsonschema import DRAFT202012
+
+        resource = DRAFT202012.create_resource(self.schema)
+        return Registry().with_resource("urn:request", resource).resolver("urn:request")
+
+    def target(self, ref: Any) -> dict[str, Any] | None:
+        """Return what a local ``$ref`` points at, or None when it points nowhere."""
+        from referencing.exceptions import Unresolvable
+
+        if not (isinstance(ref, str) and ref.startswith("#")):
+            return None
+        try:
+            found = self._resolver.lookup(ref).contents
+        except Unresolvable:
+            return None
+        return found if isinstance(found, dict) else None
 
     def quick(self, body: Any) -> bool:
         """Return True when the body is certainly valid; False means: look closer.
@@ -177,7 +184,7 @@ class _Checker:
     def check_body(self, body: Any) -> list[Problem]:
         """Return the problems of a whole request body."""
         if not isinstance(body, dict):
-            return [Problem((), f"the request body must be an object (got {_kind(body)})")]
+            return [Problem((), f"the request body must be an object (got {wording.kind(body)})")]
         problems = [Problem((name,), "is required") for name in self.required if name not in body]
         for name, value in body.items():
             node = self.properties.get(name)
@@ -204,13 +211,13 @@ class _Checker:
         """Return the problems of ``value`` against the branch its tag names."""
         allowed = ", ".join(str(tag) for tag in tagged.branches)
         if not isinstance(value, dict):
-            return [Problem(path, f"must be an object (got {_kind(value)})")]
+            return [Problem(path, f"must be an object (got {wording.kind(value)})")]
         if tagged.prop not in value:
             return [Problem((*path, tagged.prop), f"is required (one of {allowed})")]
         tag = value[tagged.prop]
         branch = tagged.branches.get(tag) if isinstance(tag, str) else None
         if branch is None:
-            message = f"must be one of {allowed} (got {_short(tag)})"
+            message = f"must be one of {allowed} (got {wording.short(tag)})"
             return [Problem((*path, tagged.prop), message)]
         errors = self.validator(branch).iter_errors(value)
         return self.explain_all(errors, path, tagged.phrase(tag))
@@ -249,8 +256,13 @@ class _Checker:
             extra = [key for key in instance if key not in known]
             return [Problem((*where, key), "is not allowed here") for key in extra]
         if "propertyNames" in error.relative_schema_path:
-            return [Problem(where, f"key {_short(instance)} {_message(error, with_value=False)}")]
-        return [Problem(where, _message(error))]
+            return [
+                Problem(
+                    where,
+                    f"key {wording.short(instance)} {wording.message(error, with_value=False)}",
+                )
+            ]
+        return [Problem(where, wording.message(error))]
 
     def explain_choice(self, error: ValidationError, where: tuple) -> list[Problem]:
         """Return the problems of the branch of a oneOf/anyOf that ``error.instance`` meant."""
@@ -259,20 +271,20 @@ class _Checker:
             return [Problem(where, "matches more than one of the allowed forms")]
         candidates = [b for b in branches if self.accepts_type(b, instance)]
         if not candidates:
-            wanted = _join_types(t for b in branches for t in self.types(b))
-            return [Problem(where, f"must be {wanted} (got {_kind(instance)})")]
+            wanted = wording.join_types(t for b in branches for t in self.types(b))
+            return [Problem(where, f"must be {wanted} (got {wording.kind(instance)})")]
         tagged = self.tagged_branches(candidates) if len(candidates) > 1 else None
         if tagged is not None:
             return self.check_tagged(tagged, instance, where)
         if len(candidates) == 1:
             return self.check(candidates[0], instance, where)
         best = min(error.context, key=lambda e: len(e.path))
-        return [Problem(where, _cap(best.message))]
+        return [Problem(where, wording.cap(best.message))]
 
     def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
         """Return ``node`` with a local $ref followed when its siblings are only annotations."""
         while "$ref" in node and not (set(node) - {"$ref"} - ANNOTATIONS):
-            target = self.defs.get(str(node["$ref"]).removeprefix("#/$defs/"))
+            target = self.target(node["$ref"])
             if target is None:  # left to jsonschema, which reports it as unresolvable
                 break
             node = target
@@ -285,12 +297,11 @@ class _Checker:
         if not isinstance(node, dict):
             return copy.deepcopy(node)
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            name = ref.removeprefix("#/$defs/")
-            if name not in seen and name in self.defs:
-                target = self.inline(self.defs[name], seen | {name})
-                siblings = {k: self.inline(v, seen) for k, v in node.items() if k != "$ref"}
-                return {**target, **siblings}
+        found = self.target(ref) if ref not in seen else None
+        if found is not None:
+            target = self.inline(found, seen | {ref})
+            siblings = {k: self.inline(v, seen) for k, v in node.items() if k != "$ref"}
+            return {**target, **siblings}
         return {k: self.inline(v, seen) for k, v in node.items()}
 
     def validator(self, node: dict[str, Any]) -> Draft202012Validator:
@@ -335,7 +346,7 @@ class _Checker:
         for prop in first.get("required", []):
             tags = [_single_value(b, prop) for b in branches]
             if all(t is not None for t in tags) and len(set(tags)) == len(tags):
-                return _Tagged(prop, dict(zip(tags, branches, strict=True)), _noun(branches))
+                return _Tagged(prop, dict(zip(tags, branches, strict=True)), wording.noun(branches))
         return None
 
     def types(self, node: dict[str, Any]) -> list[str]:
@@ -349,7 +360,7 @@ class _Checker:
                 return [t for branch in node[key] for t in self.types(branch)]
         if "$ref" in node:
             return self.types({"$ref": node["$ref"]})
-        return list(TYPE_NAMES)
+        return list(wording.TYPE_NAMES)
 
     def accepts_type(self, node: dict[str, Any], instance: Any) -> bool:
         """Return whether ``instance`` has one of the JSON types ``node`` accepts."""
@@ -367,19 +378,6 @@ def _single_value(branch: dict[str, Any], prop: str) -> Any:
     return enum[0] if len(enum) == 1 and isinstance(enum[0], str) else None
 
 
-def _noun(branches: list[dict[str, Any]]) -> str:
-    """Return the words all branch titles end with ("message", "content part"), or ""."""
-    titles = [str(b.get("title", "")).lower().split() for b in branches]
-    if not all(titles):
-        return ""
-    common: list[str] = []
-    for words in zip(*(reversed(t) for t in titles), strict=False):
-        if len(set(words)) != 1:
-            break
-        common.insert(0, words[0])
-    return " ".join(common) if all(len(t) > len(common) for t in titles) else ""
-
-
 def _is_wrong_tag(error: ValidationError) -> bool:
     """Return whether ``error`` is a property with one allowed value holding another."""
     path = error.relative_schema_path
@@ -394,90 +392,6 @@ def _is_wrong_tag(error: ValidationError) -> bool:
 def _missing(error: ValidationError) -> list[str]:
     instance = error.instance if isinstance(error.instance, dict) else {}
     return [name for name in error.validator_value if name not in instance]
-
-
-def _message(error: ValidationError, with_value: bool = True) -> str:
-    """Return a short human message for a jsonschema error on a plain keyword."""
-    keyword, value, instance, schema = (
-        error.validator,
-        error.validator_value,
-        error.instance,
-        error.schema,
-    )
-    got = f" (got {_short(instance)})" if with_value else ""
-    if keyword == "type":
-        wanted = _join_types([value] if isinstance(value, str) else value)
-        return f"must be {wanted} (got {_kind(instance)})"
-    if keyword == "enum":
-        allowed = [v for v in value if v is not None]
-        if len(allowed) == 1:
-            return f"must be {_short(allowed[0])}{got}"
-        return f"must be one of {', '.join(_plain(v) for v in allowed)}{got}"
-    if keyword == "const":
-        return f"must be {_short(value)}{got}"
-    if keyword in ("minimum", "maximum"):
-        low, high = schema.get("minimum"), schema.get("maximum")
-        if low is not None and high is not None:
-            return f"must be between {low} and {high}{got}"
-        bound = f"at least {low}" if keyword == "minimum" else f"at most {high}"
-        return f"must be {bound}{got}"
-    if keyword == "exclusiveMinimum":
-        return f"must be greater than {value}{got}"
-    if keyword == "exclusiveMaximum":
-        return f"must be less than {value}{got}"
-    if keyword == "minItems":
-        if value == 1:
-            return "must not be empty"
-        return f"must have at least {value} items (got {len(instance)})"
-    if keyword == "maxItems":
-        return f"must have at most {value} items (got {len(instance)})"
-    if keyword == "minLength":
-        return "must not be empty" if value == 1 else f"must be at least {value} characters"
-    if keyword == "maxLength":
-        return f"must be at most {value} characters (got {len(instance)})"
-    if keyword == "maxProperties":
-        return f"must have at most {value} entries (got {len(instance)})"
-    if keyword == "minProperties":
-        return f"must have at least {value} entries (got {len(instance)})"
-    if keyword == "pattern":
-        return PATTERN_MESSAGES.get(value, f"must match the pattern {value}") + got
-    if keyword == "uniqueItems":
-        return "must not repeat an item"
-    return _cap(error.message)
-
-
-def _join_types(types: Iterable[str]) -> str:
-    names: list[str] = []
-    for kind in types:
-        name = TYPE_NAMES.get(kind, kind)
-        if name not in names:
-            names.append(name)
-    if len(names) > 1 and "null" in names:
-        names.remove("null")  # null is never what the author meant to send
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
-def _kind(value: Any) -> str:
-    name = json_type(value)
-    return TYPE_NAMES[name] if name else type(value).__name__
-
-
-def _plain(value: Any) -> str:
-    return value if isinstance(value, str) else _short(value)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, str) and len(value) > SHORT_VALUE_CHARS:
-        value = value[:SHORT_VALUE_CHARS]  # no need to encode a megabyte to show 40 characters
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= SHORT_VALUE_CHARS else text[: SHORT_VALUE_CHARS - 1] + "…"
-
-
-def _cap(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

@@ -27,8 +27,6 @@ from connector.transport.policy import request_url_problem
 log = logging.getLogger("connector")
 
 ERROR_BODY_BYTES = 1024 * 1024
-
-
 USER_AGENT = f"openai-chat-connector/{__version__}"
 
 
