@@ -20,6 +20,7 @@ from connector import errors
 from connector.transport import replies, session
 from connector.transport.connection import Connection
 from connector.transport.http import Transport, transport_for
+from connector.transport.sse import Aggregator
 
 KEY = "sk-test-SECRET-0123456789"
 BASE = "https://api.openai.com/v1"
@@ -649,7 +650,7 @@ def test_transport_for_shares_one_session_per_connection():
     a = Connection(api_key=KEY)
     first = transport_for(a)
     assert transport_for(Connection(api_key=KEY)) is first
-    assert transport_for(a.with_values(timeout=30.0)) is not first
+    assert transport_for(a._replace(timeout=30.0)) is not first
     first.close()
     assert transport_for(a) is not first
 
@@ -687,7 +688,14 @@ def test_stream_reply_is_aggregated(mock):
     )
     transport, _ = make()
     tokens: list[str] = []
-    reply = transport.send("POST", "/chat/completions", BODY, stream=True, on_token=tokens.append)
+    reply = transport.send(
+        "POST",
+        "/chat/completions",
+        BODY,
+        stream=True,
+        aggregator=Aggregator,
+        on_token=tokens.append,
+    )
     assert reply.data == expected("usage_chunk")["result"]
     assert tokens == ["Four."]
     request = mock.calls[0].request
@@ -702,7 +710,9 @@ def test_stream_reply_is_aggregated(mock):
 def test_stream_flag_in_the_body_also_streams(mock):
     mock.post(URL, body=(STREAMS / "plain_text.sse").read_bytes(), content_type="text/event-stream")
     transport, _ = make()
-    reply = transport.send("POST", "/chat/completions", {**BODY, "stream": True})
+    reply = transport.send(
+        "POST", "/chat/completions", {**BODY, "stream": True}, aggregator=Aggregator
+    )
     assert reply.data == expected("plain_text")["result"]
 
 
@@ -711,7 +721,7 @@ def test_failed_streams_keep_the_partial_and_are_not_retried(mock, name):
     mock.post(URL, body=(STREAMS / f"{name}.sse").read_bytes(), content_type="text/event-stream",
               headers={"x-request-id": "req_s"})  # fmt: skip
     transport, waits = make()
-    error = fail(transport, stream=True)
+    error = fail(transport, stream=True, aggregator=Aggregator)
     want = expected(name)["error"]
     assert (error.type, error.message) == (want["type"], want["message"])
     assert error.partial["choices"][0]["message"]["content"] == want["partial_content"]
@@ -723,7 +733,7 @@ def test_stream_error_status_is_retried_before_the_body(mock):
     mock.post(URL, json=api_error(), status=503)
     mock.post(URL, body=(STREAMS / "plain_text.sse").read_bytes(), content_type="text/event-stream")
     transport, waits = make()
-    reply = transport.send("POST", "/chat/completions", BODY, stream=True)
+    reply = transport.send("POST", "/chat/completions", BODY, stream=True, aggregator=Aggregator)
     assert reply.attempts == 2 and waits == [0.5]
 
 
@@ -731,20 +741,28 @@ def test_stream_closed_before_the_first_byte_is_retried(mock):
     mock.post(URL, body=b"", content_type="text/event-stream")
     mock.post(URL, body=(STREAMS / "plain_text.sse").read_bytes(), content_type="text/event-stream")
     transport, waits = make()
-    assert transport.send("POST", "/chat/completions", BODY, stream=True).attempts == 2
+    assert (
+        transport.send(
+            "POST", "/chat/completions", BODY, stream=True, aggregator=Aggregator
+        ).attempts
+        == 2
+    )
     assert waits == [0.5]
 
 
 def test_stream_answered_with_json_is_taken_as_is(mock):
     mock.post(URL, json=COMPLETION)
     transport, _ = make()
-    assert transport.send("POST", "/chat/completions", BODY, stream=True).data == COMPLETION
+    assert (
+        transport.send("POST", "/chat/completions", BODY, stream=True, aggregator=Aggregator).data
+        == COMPLETION
+    )
 
 
 def test_stream_answered_with_html_is_invalid(mock):
     mock.post(URL, body="<html><body>Log in</body></html>", content_type="text/html")
     transport, _ = make()
-    error = fail(transport, stream=True)
+    error = fail(transport, stream=True, aggregator=Aggregator)
     assert isinstance(error, errors.InvalidResponse)
     assert "text/event-stream" in error.message and "Log in" in error.message
 
@@ -753,7 +771,7 @@ def test_stream_over_max_response_bytes(mock):
     body = (STREAMS / "plain_text.sse").read_bytes() * 3
     mock.post(URL, body=body, content_type="text/event-stream")
     transport, _ = make(max_response_bytes=1024)
-    error = fail(transport, stream=True)
+    error = fail(transport, stream=True, aggregator=Aggregator)
     assert "max_response_bytes (1024 bytes)" in error.message
     assert error.partial["choices"][0]["message"]["content"].startswith("Hello")
 
@@ -762,7 +780,10 @@ def test_stream_line_over_max_sse_line_bytes(mock):
     body = b"data: " + b"x" * 2000 + b"\n\n"
     mock.post(URL, body=body, content_type="text/event-stream")
     transport, _ = make(max_sse_line_bytes=1024)
-    assert "max_sse_line_bytes (1024 bytes" in fail(transport, stream=True).message
+    assert (
+        "max_sse_line_bytes (1024 bytes"
+        in fail(transport, stream=True, aggregator=Aggregator).message
+    )
 
 
 class _BrokenRaw(io.RawIOBase):
@@ -795,7 +816,7 @@ def reply_broken_after(mock, content_type: str, data: bytes, exc: Exception) -> 
 def test_stream_failing_before_the_first_byte_is_retried(mock):
     reply_broken_after(mock, "text/event-stream", b"", TimeoutError("timed out"))
     transport, waits = make()
-    error = fail(transport, stream=True)
+    error = fail(transport, stream=True, aggregator=Aggregator)
     assert error.type == "timeout" and error.attempts == 3 and waits == [0.5, 1.0]
 
 
@@ -803,7 +824,7 @@ def test_stream_failing_after_the_first_byte_is_not_retried(mock):
     first = (STREAMS / "cut.sse").read_bytes().split(b"\n\n")[0] + b"\n\n"
     reply_broken_after(mock, "text/event-stream", first, ConnectionResetError("reset"))
     transport, waits = make()
-    error = fail(transport, stream=True)
+    error = fail(transport, stream=True, aggregator=Aggregator)
     assert isinstance(error, errors.InvalidResponse) and error.attempts == 1 and waits == []
     assert f"was cut after {len(first)} bytes" in error.message
     assert error.partial["choices"][0]["message"]["content"] == "The answer"
@@ -886,7 +907,9 @@ def test_tokens_arrive_while_the_stream_is_open(server, chunked):
         tokens.append(text)
         first_token_seen.set()
 
-    reply = transport.send("POST", "/chat/completions", BODY, stream=True, on_token=on_token)
+    reply = transport.send(
+        "POST", "/chat/completions", BODY, stream=True, aggregator=Aggregator, on_token=on_token
+    )
     assert server_saw == [True]
     assert tokens == ["Hello", " world"]
     assert reply.data["choices"][0]["message"]["content"] == "Hello world"

@@ -81,13 +81,13 @@ def test_a_cached_url_check_still_resolves_the_name_each_time(monkeypatch):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
 
     monkeypatch.setattr(policy.socket, "getaddrinfo", fake_getaddrinfo)
-    policy.clear_cache()
+    policy._cache.clear()
     conn = Connection(base_url="https://rebind.example.com/v1")
     policy.check_base_url(conn)
-    policy.clear_cache()  # the resolution expires; the URL's own checks stay cached
+    policy._cache.clear()  # the resolution expires; the URL's own checks stay cached
     with pytest.raises(InvalidInput, match="cloud-metadata"):
         policy.check_base_url(conn)
-    policy.clear_cache()
+    policy._cache.clear()
 
 
 def test_a_url_that_cannot_be_built_is_refused_every_time():

@@ -37,9 +37,9 @@ def resolver(monkeypatch):
         ]
 
     monkeypatch.setattr(policy.socket, "getaddrinfo", fake_getaddrinfo)
-    policy.clear_cache()
+    policy._cache.clear()
     yield calls
-    policy.clear_cache()
+    policy._cache.clear()
 
 
 def check(url, **settings):
@@ -147,7 +147,7 @@ def test_refused(resolver, url, settings, expected):
 )
 def test_numeric_host_forms_are_resolved_then_refused(host):
     # Real getaddrinfo: numeric forms are parsed locally (inet_aton), no DNS is involved.
-    policy.clear_cache()
+    policy._cache.clear()
     with pytest.raises(InvalidInput, match="cloud-metadata"):
         check(f"https://{host}/v1")
 

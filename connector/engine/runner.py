@@ -97,12 +97,12 @@ def _endpoint(conn: Connection, *, start: bool) -> Connection:
     if not provider_for(conn.provider).embedded or conn.base_url != OPENAI_BASE_URL:
         return conn
     if not start:
-        return conn.with_values(base_url=_LOCAL_PLACEHOLDER)
+        return conn._replace(base_url=_LOCAL_PLACEHOLDER)
     from connector.transport import local  # llama.cpp's server: only for the local provider
     from connector.transport.http import transport_for  # requests: only when a call is sent
 
     server = local.shared_server()
-    conn = conn.with_values(base_url=server.base_url)
+    conn = conn._replace(base_url=server.base_url)
     # A failed request asks the server whether it died, so a crash is named, not retried.
     transport_for(conn).peer_check = server.crash_error
     return conn

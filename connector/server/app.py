@@ -28,7 +28,6 @@ from connector.engine import runner
 from connector.engine.loader import load_manifest
 from connector.errors import ConnectorError, InternalError, InvalidInput, Refused, TemporaryFailure
 from connector.errors import http_status as status_of
-from connector.server.metrics import Metrics
 from connector.server.runs import RunStore
 from connector.transport.connection import Connection, env_values
 from connector.views import openapi, swagger
@@ -298,6 +297,9 @@ class Engine:
     """Runs actions within the worker's slots, and records each run (log line and metrics)."""
 
     def __init__(self, settings: Settings) -> None:
+        # prometheus_client reads PROMETHEUS_MULTIPROC_DIR when imported: serving sets it first.
+        from connector.server.metrics import Metrics
+
         self.settings = settings
         self.slots = threading.BoundedSemaphore(settings.concurrency)
         self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="connector-run")

@@ -8,7 +8,7 @@ environment, and are coerced by the same input rules as action parameters.
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -55,10 +55,6 @@ class Connection(NamedTuple):
         """Values that must never appear in any output."""
         # The key as given and as sent (stripped): either may come back in a reply.
         return (self.api_key, self.api_key.strip()) if self.api_key else ()
-
-    def with_values(self, **changes: Any) -> Connection:
-        """Return a copy with some fields changed."""
-        return self._replace(**changes)
 
     def key(self) -> tuple:
         """Identity used to share one HTTP session per connection in a process."""

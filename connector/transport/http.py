@@ -61,7 +61,7 @@ class _Request:
         self.stream = stream
         self.settings = settings
         self.deadline = math.inf  # the end of max_duration, on the monotonic clock
-        self.aggregator: Callable[..., Any] | None = None  # a stream's events (chat when None)
+        self.aggregator: Callable[..., Any] | None = None  # collects a stream's events
 
     @property
     def data(self) -> bytes | None:
@@ -127,9 +127,8 @@ class Transport:
         """Send one API request, retrying transient failures; return the reply or raise.
 
         ``aggregator(on_token)`` makes the object that collects a streamed reply's events
-        (``add(event)``, ``result()``, ``chunks``): the action's ``stream_aggregator`` hook;
-        chat chunks when not given. Errors leave unredacted: the facade (``runner.run``)
-        redacts once, at the boundary.
+        (``add(event)``, ``result()``, ``chunks``): the action's ``stream_aggregator`` hook,
+        needed for a stream. Errors leave unredacted: the facade (``runner.run``) redacts once.
         """
         req = self._request(method, path, body, stream)
         req.deadline = time.monotonic() + self.connection.max_duration
@@ -234,12 +233,12 @@ class Transport:
             resp.close()
 
     def _post(self, req: _Request, data: bytes | None, timeout: tuple) -> requests.Response:
-        """Send one request through the session's adapter, past ``Session.request``.
+        """Send one request through the session's adapter, past ``Session.request`` and ``send``.
 
-        ``Session.request`` merges settings, hooks, auth and redirects this transport never uses:
-        on a loaded server that was about a tenth of a run's CPU time. What it does that matters
-        is kept: the session's default headers (Accept-Encoding...) and cookie jar. The URL is
-        prepared (checked, encoded) once per target.
+        ``Session.request`` merges settings, hooks and auth this transport never uses (about a
+        tenth of a run's CPU on a loaded server), and ``Session.send``, even without redirects,
+        reads a 3xx reply's whole body, uncapped, to offer ``Response.next``. What they do that
+        matters is kept: the default headers (Accept-Encoding...) and the cookie jar.
         """
         session = self._session
         template = self._prepared.get((req.method, req.url))
@@ -332,16 +331,16 @@ class Transport:
         on_token: Callable[[str], None] | None,
         aggregator: Callable[..., Any] | None = None,
     ) -> dict[str, Any]:
-        from connector.transport import (
-            sse as stream,  # chat chunks: imported only when a stream is read
-        )
+        from connector.transport import sse  # only when a stream is read
 
-        agg = (aggregator or stream.Aggregator)(on_token)
+        if aggregator is None:  # runner.py refuses a stream for an action without one
+            raise errors.InternalError("A streamed reply needs the action's stream_aggregator.")
+        agg = aggregator(on_token)
         chunks = bodies.capped(
             bodies.stream_chunks(resp), self.connection.max_response_bytes, counter
         )
         try:
-            return stream.collect(
+            return sse.collect(
                 chunks, max_line_bytes=self.connection.max_sse_line_bytes, aggregator=agg
             )
         except bodies.TooLarge:

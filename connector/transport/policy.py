@@ -191,12 +191,6 @@ def is_forbidden(address: Address) -> bool:
     return any(address in net for net in FORBIDDEN_NETWORKS if net.version == address.version)
 
 
-def clear_cache() -> None:
-    """Forget cached name resolutions."""
-    with _cache_lock:
-        _cache.clear()
-
-
 @functools.lru_cache(maxsize=1024)
 def _literal_address(host: str) -> Address | None:
     try:

@@ -74,11 +74,12 @@ def accepts(p: Param) -> str:
     return f"JSON text ({types})." + (" Shortcuts as described." if p.text_fallback else "")
 
 
-def notes(p: Param) -> list[str]:
+def notes(p: Param, manifest: Manifest | None = None) -> list[str]:
     """Return the Markdown notes on a field beside its description: status, input, default."""
+    manifest = manifest or load_manifest()
     parts = []
     if p.deprecated:
-        instead = f" Use **{_label(p.replaced_by)}** instead." if p.replaced_by else ""
+        instead = f" Use **{_label(p.replaced_by, manifest)}** instead." if p.replaced_by else ""
         parts.append(f"**Deprecated.**{instead}")
     if p.required:
         parts.append("**Required.**")
@@ -87,14 +88,14 @@ def notes(p: Param) -> list[str]:
         parts.append(f"API default: {_code(p.api_default)} (not sent unless you set it).")
     if p.options is not None:
         parts.append(
-            f"Options: from the **{_action_title(p.options.action)}** action"
+            f"Options: from the **{manifest.action(p.options.action).title}** action"
             + ("; any other value may be typed." if p.options.free_text else ".")
         )
     return parts
 
 
-def _row(p: Param) -> str:
-    parts = [p.description.strip(), *notes(p)]
+def _row(p: Param, manifest: Manifest) -> str:
+    parts = [p.description.strip(), *notes(p, manifest)]
     if p.example is not None:
         example = p.example if isinstance(p.example, str) else json.dumps(p.example, indent=2)
         parts.append(
@@ -105,37 +106,29 @@ def _row(p: Param) -> str:
     return f"| {p.label} | {_cell('<br /><br />'.join(parts))} |"
 
 
-_current: Manifest | None = None
-
-
-def _label(name: str | None) -> str:
-    for action in (_current or load_manifest()).actions:
+def _label(name: str | None, manifest: Manifest) -> str:
+    for action in manifest.actions:
         for p in action.parameters:
             if p.name == name:
                 return p.label
     return str(name)
 
 
-def _action_title(action_id: str) -> str:
-    return (_current or load_manifest()).action(action_id).title
-
-
-def _table(params: list[Param]) -> list[str]:
-    return ["| Parameter | Description |", "| --- | --- |", *(_row(p) for p in params)]
+def _table(params: list[Param], manifest: Manifest) -> list[str]:
+    return ["| Parameter | Description |", "| --- | --- |", *(_row(p, manifest) for p in params)]
 
 
 def page(action: Action, manifest: Manifest | None = None) -> str:
     """Return the Markdown page of an action, in the shape of the platform's page."""
-    global _current
-    _current = manifest or load_manifest()
+    manifest = manifest or load_manifest()
     basic = [p for p in action.parameters if p.visibility == "basic"]
     advanced = [p for p in action.parameters if p.visibility == "advanced"]
     lines = [GENERATED, "", f"# {action.title}", "", action.description.strip(), ""]
     lines += [f"`{action.method} {action.path}`", ""]
     if basic:
-        lines += ["## Basic Parameters", "", *_table(basic), ""]
+        lines += ["## Basic Parameters", "", *_table(basic, manifest), ""]
     if advanced:
-        lines += ["## Advanced Parameters", "", *_table(advanced), ""]
+        lines += ["## Advanced Parameters", "", *_table(advanced, manifest), ""]
     if not action.parameters:
         lines += ["This action takes no parameters.", ""]
     lines += [
@@ -168,8 +161,7 @@ def page(action: Action, manifest: Manifest | None = None) -> str:
 
 def connection_page(manifest: Manifest | None = None) -> str:
     """Return the Markdown page of the connection settings and providers."""
-    global _current
-    manifest = _current = manifest or load_manifest()
+    manifest = manifest or load_manifest()
     lines = [GENERATED, "", f"# {manifest.connector.title} connection", ""]
     lines += [manifest.connector.description.strip(), "", "## Providers", ""]
     lines += ["| Provider | API key | Description |", "| --- | --- | --- |"]
