@@ -74,23 +74,31 @@ def test_the_second_action_is_retried_and_classified_like_any_other(fault_server
 
 
 RUN = """
-import json, sys
+import json, os, sys
+opened = []
+sys.addaudithook(
+    lambda event, args: event == "open" and isinstance(args[0], str | bytes)
+    and opened.append(os.fsdecode(args[0]))
+)
 import connector
 out = connector.run("create_embedding", json.loads(sys.argv[1]), json.loads(sys.argv[2]))
-chat = sorted(m for m in sys.modules if "create_chat_completion" in m or m.endswith(".stream"))
-print(json.dumps({"dims": len(out["data"][0]["embedding"]), "chat_modules": chat}))
+chat = sorted(m for m in sys.modules if "create_chat_completion" in m or m.endswith(".sse"))
+files = sorted({p for p in opened if "chat_completion" in p})
+print(json.dumps({"dims": len(out["data"][0]["embedding"]), "chat_modules": chat, "chat_files": files}))
 """
 
 
 def test_no_chat_code_is_involved(fault_server, tmp_path):
+    """No chat module is imported and no chat file (schema, action module) is read, cold or warm."""
     scenario = fault_server.scenario("ok")
     env = {"CONNECTOR_MANIFEST": str(MANIFEST), "CONNECTOR_CACHE_DIR": str(tmp_path), "PATH": ""}
     args = [json.dumps(FORM), json.dumps(connection(scenario))]
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, *args], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"dims": 4, "chat_modules": []}
+    for _ in ("cold", "warm"):
+        done = subprocess.run(
+            [sys.executable, "-c", RUN, *args], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"dims": 4, "chat_modules": [], "chat_files": []}
 
 
 @pytest.mark.usefixtures("engine_manifest")

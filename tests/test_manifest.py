@@ -278,10 +278,19 @@ def test_resolved_defaults_are_the_connection_class_defaults():
 
 
 def test_the_version_is_declared_once():
-    """connector.__version__ is the one declaration: the package metadata and the manifest agree."""
+    """connector.__version__ is the one declaration: pyproject.toml reads it, the manifest has none."""
+    import tomllib
     from importlib import metadata
 
-    import connector
+    import yaml
 
+    import connector
+    from connector.engine.checks import check
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
     assert metadata.version("openai-chat-connector") == connector.__version__
-    assert load_manifest(ROOT / "manifest.yaml").connector.version == connector.__version__
+    assert "version" not in yaml.safe_load((ROOT / "manifest.yaml").read_text())["connector"]
+    with pytest.raises(ManifestError, match="version"):  # the format refuses a second one
+        minimal = yaml.safe_load((FIXTURES / "valid" / "minimal.yaml").read_text())
+        check({**minimal, "connector": {**minimal["connector"], "version": "1.0.0"}})

@@ -23,7 +23,7 @@ def shout(value):
     return value.upper()
 """
 WITH_HOOKS = """
-connector: {id: t, title: T, description: d, version: 1.0.0}
+connector: {id: t, title: T, description: d}
 providers:
   - {name: openai, label: OpenAI, description: d}
   - {name: azure, label: Azure, description: d}
@@ -87,7 +87,7 @@ def test_a_second_process_skips_the_full_check_and_gets_the_same_manifest(cache,
 @pytest.mark.parametrize(
     "change",
     [
-        lambda text: text.replace("version: 1.0.0", "version: 1.0.1"),
+        lambda text: text.replace("title: Demo", "title: Demo 2"),
         lambda text: text + "\n# a comment changes the bytes too\n",
     ],
     ids=["value", "comment"],
@@ -104,7 +104,7 @@ def test_a_changed_manifest_is_checked_again(cache, tmp_path, change):
 @pytest.mark.parametrize(
     ("broken", "expected"),
     [
-        (lambda text: text.replace("version: 1.0.0", "version: one"), "version"),
+        (lambda text: text.replace("title: Demo", "title: [Demo]"), "title"),
         (lambda text: text + "\nextra_key: 1\n", "extra_key"),
         (lambda text: text.replace("connector:", "connector: [", 1), "not valid YAML"),
     ],
@@ -231,7 +231,7 @@ def test_a_cached_entry_holds_the_parsed_data(cache, tmp_path):
     (cache_file,) = folder.glob("manifest-*.json")
     entry = json.loads(cache_file.read_text())
     assert set(entry) == {"key", "modules", "data"}
-    assert entry["data"]["connector"]["version"] == "1.0.0"
+    assert entry["data"]["connector"]["title"] == "Demo"
 
 
 def test_a_warm_run_imports_no_yaml_jsonschema_or_pydantic(tmp_path):
@@ -296,7 +296,7 @@ def test_the_compiled_manifest_keeps_every_checked_value(path):
 
     data, compiled = checks.check(yaml.safe_load(path.read_text()), path.name)
     assert _data(compiled) == _data(data)
-    assert _data(compiled)["connector"]["version"] == data["connector"]["version"]  # not empty
+    assert _data(compiled)["connector"]["title"] == data["connector"]["title"]  # not empty
 
 
 @pytest.mark.parametrize(

@@ -200,7 +200,6 @@ class ConnectorInfo(Strict):
     id: str
     title: str
     description: str
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     publisher: Publisher | None = Field(
         None, description="For connector listings (Power Automate)."
     )

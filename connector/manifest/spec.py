@@ -170,7 +170,6 @@ class ConnectorInfo(Compiled):
     id: str
     title: str
     description: str
-    version: str
     publisher: Publisher | None
 
 

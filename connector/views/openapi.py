@@ -11,6 +11,7 @@ from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, metadata
 from typing import Any
 
+from connector import __version__
 from connector.engine.loader import load_manifest
 from connector.errors import ERROR_TYPES
 from connector.manifest.spec import Action, Manifest, Param
@@ -371,7 +372,7 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": m.connector.title,
-            "version": m.connector.version,
+            "version": __version__,
             "description": m.connector.description.strip(),
             **({"license": {"name": spdx, "identifier": spdx}} if (spdx := license_id()) else {}),
         },

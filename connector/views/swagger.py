@@ -14,6 +14,7 @@ import re
 from copy import deepcopy
 from typing import Any
 
+from connector import __version__
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
 from connector.views.openapi import (
@@ -230,7 +231,7 @@ def document(manifest: Manifest | None = None) -> dict[str, Any]:
     m = manifest or load_manifest()
     info: dict[str, Any] = {
         "title": m.connector.title,
-        "version": m.connector.version,
+        "version": __version__,
         "description": m.connector.description.strip(),
     }
     if spdx := license_id():
