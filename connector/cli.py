@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|openapi|n8n-node``.
+"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 Exit codes: 0 success, 2 invalid input, 3 rejected by the API, 4 transient failure,
@@ -214,9 +214,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from None
 
     tokens = read_tokens(os.environ, args.token_file)
-    settings = Settings.from_env(
-        tokens=tokens, auth=not args.no_auth, runs_db=args.runs_db, concurrency=args.concurrency
-    )
+    picked = {k: getattr(args, k) for k in ("runs_db", "runs_url", "concurrency")}
+    settings = Settings.from_env(tokens=tokens, auth=not args.no_auth, **picked)
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
 
@@ -320,6 +319,7 @@ def _serve_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("--concurrency", type=int, help="runs in flight per worker (default 8)")
     v.add_argument("--token-file", metavar="FILE", help="bearer tokens, one a line")
     v.add_argument("--runs-db", metavar="PATH", help="SQLite file of async runs")
+    v.add_argument("--runs-url", metavar="URL", help="PostgreSQL queue of async runs")
     v.add_argument("--no-auth", action="store_true", help="no token (loopback only)")
     v.set_defaults(func=cmd_serve)
 
@@ -336,6 +336,10 @@ def _openapi_args(a: argparse.ArgumentParser) -> None:
     a.set_defaults(func=cmd_openapi)
 
 
+def _lazy(module: str):
+    return lambda p: __import__(f"connector.{module}", fromlist=["add_args"]).add_args(p)
+
+
 # Each command: its help line and what adds its arguments.
 COMMANDS = {
     "run": ("run an action and print its output as JSON", _run_args),
@@ -347,6 +351,7 @@ COMMANDS = {
     "docs": ("write one Markdown page per action under docs/ (checkout)", _docs_args),
     "schema": ("export schemas/manifest.schema.json from the models (checkout)", _schema_args),
     "serve": ("run the action server (HTTP, JSON; see the README)", _serve_args),
+    "worker": ("run queued async runs (CONNECTOR_RUNS_URL)", _lazy("worker")),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
     "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _n8n_node_args),
 }

@@ -52,6 +52,7 @@ class Settings:
     tokens: tuple[str, ...] = field(default=(), repr=False)
     auth: bool = True
     runs_db: str = ".connector-runs.sqlite3"
+    runs_url: str = field(default="", repr=False)  # PostgreSQL: queued runs (queued.py)
     run_retention: float = 86400.0  # seconds a finished async run stays readable
     heartbeat: float = 2.0  # seconds between a worker's heartbeats for its async runs
     max_body_bytes: int = 4 * 1024 * 1024
@@ -69,6 +70,8 @@ class Settings:
         values: dict[str, Any] = {"tokens": read_tokens(env)}
         if env.get("CONNECTOR_RUNS_DB"):
             values["runs_db"] = env["CONNECTOR_RUNS_DB"]
+        if env.get("CONNECTOR_RUNS_URL"):
+            values["runs_url"] = env["CONNECTOR_RUNS_URL"]
         if env.get("CONNECTOR_ALLOWED_HOSTS"):
             values["allowed_hosts"] = _split(env["CONNECTOR_ALLOWED_HOSTS"])
         for name, var in (
@@ -301,8 +304,13 @@ class Engine:
         self.slots = threading.BoundedSemaphore(settings.concurrency)
         self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="connector-run")
         self.futures: set[Future] = set()
-        self.store = RunStore(
-            settings.runs_db, retention=settings.run_retention, heartbeat=settings.heartbeat
+        # With runs_url, async runs go to PostgreSQL (queued.py) and this store is not used.
+        self.store = (
+            None
+            if settings.runs_url
+            else RunStore(
+                settings.runs_db, retention=settings.run_retention, heartbeat=settings.heartbeat
+            )
         )
         self.metrics = Metrics()
         # The server's own connection settings, read once like its other settings: seven
@@ -633,6 +641,8 @@ def create_app(settings: Settings | None = None) -> App:
     app.add_route("/actions/{action}/dry-run", DryRun(engine))
     app.add_route("/actions/{action}/runs", StartRun(engine))
     app.add_route("/runs/{run_id}", RunResult(engine))
+    if settings.runs_url:  # these two routes go to the shared queue (replacing the above)
+        import_module("connector.queued").add_routes(app, settings)
     for path in ROUTE_MODULES:
         module, _, name = path.partition(":")
         getattr(import_module(module), name or "add_routes")(app, settings)
