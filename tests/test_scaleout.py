@@ -66,3 +66,113 @@ def test_fifty_runs_over_both_servers_each_with_its_own_output(dep):
         assert f"run number {i} of fifty" in content(done)
     for w in dep.workers:  # both workers took a share
         assert any(rid for _, rid in started if w.took(rid)), w.logs()[-2000:]
+
+
+def _running_on(dep, run_id: str):
+    """Return the index of the worker that started ``run_id`` (its log says so)."""
+    return (
+        wait_for(lambda: next((i + 1 for i, w in enumerate(dep.workers) if w.took(run_id)), 0)) - 1
+    )
+
+
+def test_sigkill_of_a_worker_mid_call_hands_the_run_to_the_other(dep):
+    a, b = dep.servers
+    run_id = start_run(a, "sleep=1.5 survives a dead worker").json()["id"]
+    victim = _running_on(dep, run_id)
+    wait_for(
+        lambda: any("survives a dead worker" in (r.message or "") for r in dep.upstream.requests)
+    )
+    dep.workers[victim].kill()
+    done = poll(b, run_id, timeout=60)
+    assert done.status_code == 200, done.text
+    assert "survives a dead worker" in content(done)
+    calls = [r for r in dep.upstream.requests if "survives a dead worker" in (r.message or "")]
+    assert len(calls) == 2  # the killed worker's call, and the other worker's
+    assert dep.workers[1 - victim].took(run_id)
+    dep.restart_worker(victim)
+
+
+def test_a_run_whose_workers_keep_dying_ends_interrupted(dep):
+    a, b = dep.servers
+    run_id = start_run(a, "sleep=20 kills every worker").json()["id"]
+    for _ in range(2):  # CONNECTOR_RUN_MAX_ATTEMPTS=2 in this deployment
+        victim = (
+            wait_for(lambda: next((i + 1 for i, w in enumerate(dep.workers) if w.took(run_id)), 0))
+            - 1
+        )
+        dep.restart_worker(victim)
+    done = poll(b, run_id, timeout=60)
+    assert done.status_code == 503, done.text
+    assert done.json()["error"]["type"] == "interrupted"
+    assert "cut short 2 times" in done.json()["error"]["message"]
+
+
+def test_sigkill_of_a_server_right_after_its_202_loses_nothing(dep):
+    a, b = dep.servers
+    r = start_run(a, "sleep=0.5 outlives its server")
+    assert r.status_code == 202
+    dep.servers[0].kill()
+    done = poll(b, r.json()["id"])
+    assert done.status_code == 200, done.text
+    assert "outlives its server" in content(done)
+    dep.restart_server(0)
+
+
+def test_postgres_restart_with_a_run_in_flight(dep):
+    a, b = dep.servers
+    run_id = start_run(a, "sleep=2 through a database restart").json()["id"]
+    wait_for(lambda: any("database restart" in (r.message or "") for r in dep.upstream.requests))
+    dep.cluster.down("fast")
+    try:
+        refused = start_run(b, "while the database is down")
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["type"] == "store_unavailable"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert a.call("GET", f"/runs/{run_id}").status_code == 503
+    finally:
+        dep.cluster.up()
+    done = poll(b, run_id, timeout=60)
+    assert done.status_code == 200, done.text
+    assert "through a database restart" in content(done)
+    # The servers' pools and the workers reconnected: new runs go through.
+    after = [start_run(s, f"after the restart {i}").json()["id"] for i, s in enumerate(dep.servers)]
+    for run in after:
+        assert poll(a, run, timeout=60).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("second", "token", "same", "status"),
+    [
+        ({}, "", True, 202),  # the same key and body, on the other server: the same run
+        ({"messages": "another body"}, "", False, 422),  # the same key, another body
+        ({"model": "gpt-4o"}, "", False, 422),
+        ({}, "other", False, 202),  # another caller's token: its own run
+    ],
+)
+def test_idempotency_key(dep, second, token, same, status):
+    from scaleout import ACTION, TOKEN2
+
+    a, b = dep.servers
+    key = f"idem-{time.time_ns()}"
+    form = {"model": "gpt-4o-mini", "messages": f"idempotent {key}"}
+    first = a.call("POST", f"{ACTION}/runs", form, headers={"Idempotency-Key": key})
+    assert first.status_code == 202
+    again = b.call(
+        "POST",
+        f"{ACTION}/runs",
+        {**form, **second},
+        headers={"Idempotency-Key": key},
+        token=TOKEN2 if token else "",
+    )
+    assert again.status_code == status, again.text
+    if status == 422:
+        assert again.json()["error"]["fields"][0]["name"] == "Idempotency-Key"
+        return
+    assert (again.json()["id"] == first.json()["id"]) is same
+    if same:  # the same Location, and the one run ran once
+        assert again.headers["Location"] == first.headers["Location"].replace(a.url, b.url)
+        third = a.call("POST", f"{ACTION}/runs", form, headers={"Idempotency-Key": key})
+        assert third.headers["Location"] == first.headers["Location"]
+        assert poll(a, first.json()["id"]).status_code == 200
+        calls = [r for r in dep.upstream.requests if key in (r.message or "")]
+        assert len(calls) == 1
