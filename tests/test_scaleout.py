@@ -6,6 +6,9 @@ starts a new one before it ends. Failure detection is tuned fast through setting
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -176,3 +179,69 @@ def test_idempotency_key(dep, second, token, same, status):
         assert poll(a, first.json()["id"]).status_code == 200
         calls = [r for r in dep.upstream.requests if key in (r.message or "")]
         assert len(calls) == 1
+
+
+def test_callback_is_signed_retried_and_sent_to_an_allowed_loopback_receiver(dep):
+    from scaleout import SECRET, Receiver
+
+    receiver = Receiver(fails=1)  # the first delivery gets a 500: the queue retries it
+    try:
+        r = start_run(dep.servers[0], "call me back", headers={"X-Callback-Url": receiver.url})
+        assert r.status_code == 202, r.text
+        run_id = r.json()["id"]
+        wait_for(lambda: len(receiver.calls) >= 2, timeout=30)
+        time.sleep(0.5)
+        assert len(receiver.calls) == 2  # once the receiver took it, no more
+        for headers, body, _ in receiver.calls:
+            expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(headers["X-Connector-Signature"], expected)
+            assert headers["X-Connector-Run-Id"] == run_id
+        doc = json.loads(receiver.calls[-1][1])
+        assert (doc["id"], doc["status"], doc["state"]) == (run_id, 200, "done")
+        assert doc["output"] == poll(dep.servers[1], run_id).json()
+        assert receiver.calls[1][2] - receiver.calls[0][2] >= 1.0  # a backoff, not a loop
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://example.com/hook", "must use https://"),
+        ("https://10.1.2.3/hook", "loopback or private address"),
+        ("https://[::1]:9/hook", "loopback or private address"),
+        ("https://169.254.169.254/latest", "metadata"),
+        ("ftp://example.com/hook", "https:// URL"),
+        ("https://user:pw@example.com/hook", "user name or password"),
+    ],
+)
+def test_callback_urls_outside_the_policy_are_refused(dep, url, words):
+    r = start_run(dep.servers[0], "never queued", headers={"X-Callback-Url": url})
+    assert r.status_code == 422, r.text
+    assert words in r.json()["error"]["message"]
+    assert r.json()["error"]["fields"][0]["name"] == "X-Callback-Url"
+
+
+@pytest.mark.parametrize("header", ["X-OpenAI-Api-Key", "X-OpenAI-Base-Url"])
+def test_a_per_call_connection_is_refused_for_queued_runs(dep, header):
+    r = start_run(dep.servers[1], "never queued", headers={header: CANARY})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["fields"][0]["name"] == header
+    assert CANARY not in r.text
+
+
+def test_the_key_and_token_are_in_no_database_dump_and_no_log(dep):
+    from actionserver import TOKEN
+    from scaleout import TOKEN2
+
+    run_id = start_run(dep.servers[0], "secrets stay out").json()["id"]
+    assert poll(dep.servers[1], run_id).status_code == 200
+    sent = [r for r in dep.upstream.requests if "secrets stay out" in (r.message or "")]
+    assert sent[0].header("Authorization") == f"Bearer {CANARY}"  # the workers' own key
+    dump = dep.cluster.dump(dep.db_url)
+    assert "secrets stay out" in dump  # the dump has the runs
+    logs = dep.logs()
+    assert "queued-run" in logs
+    for secret in (CANARY, TOKEN, TOKEN2):
+        assert secret not in dump
+        assert secret not in logs
