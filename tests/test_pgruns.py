@@ -74,3 +74,14 @@ def test_retention_deletes_only_old_finished_runs(store, age, state, kept):
         )
     store.purge()
     assert (store.get(run_id) is not None) is kept
+
+
+def test_an_idempotency_key_is_free_again_once_its_run_is_purged(store):
+    first, _ = store.create("create_chat_completion", FORM, idem_key="purged-key")
+    assert store.create("create_chat_completion", FORM, idem_key="purged-key") == (first, False)
+    store.finish(first, 200, {})
+    with store.pool.connection() as conn:
+        conn.execute("UPDATE connector_runs SET updated = now() - interval '2 hours'")
+    store.purge()
+    second, created = store.create("create_chat_completion", {"other": 1}, idem_key="purged-key")
+    assert created and second != first
