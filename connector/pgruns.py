@@ -242,6 +242,29 @@ class PgRunStore:
             ).fetchone()
         return (QueuedRun(*row[:6]), row[6]) if row else None
 
+    def requeue_orphans(self, after: float) -> list[str]:
+        """Queue a new job for each unfinished run that has none (a safety net); return ids.
+
+        A run loses its job when a worker is stopped past its drain time (procrastinate aborts
+        and deletes the job while the call goes on), or dies between the call and the result.
+        """
+        with self._conn() as conn, conn.transaction():
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT r.id FROM connector_runs r WHERE r.state <> 'done'"
+                    " AND r.updated < now() - make_interval(secs => %s) AND NOT EXISTS ("
+                    " SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = %s"
+                    " AND j.args->>'run_id' = r.id AND j.status IN ('todo', 'doing'))"
+                    " FOR UPDATE OF r SKIP LOCKED",
+                    (after, RUN_TASK),
+                )
+            ]
+            for run_id in ids:
+                conn.execute("UPDATE connector_runs SET updated = now() WHERE id = %s", (run_id,))
+                self.deferrer.configure_task(RUN_TASK, connection=conn).defer(run_id=run_id)
+        return ids
+
     def purge(self) -> int:
         """Delete finished runs (with their idempotency keys) older than the retention time."""
         with self._conn() as conn:

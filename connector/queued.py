@@ -137,4 +137,3 @@ def add_routes(app, settings) -> None:
     app.engine.queue = store
     app.add_route("/actions/{action}/runs", QueuedStart(app.engine, store))
     app.add_route("/runs/{run_id}", QueuedResult(app.engine, store))
-

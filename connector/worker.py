@@ -156,6 +156,11 @@ class Runs:
                     with contextlib.suppress(Exception):  # another worker took it first
                         await app.job_manager.retry_job(job)
                         log.info(json.dumps({"event": "stalled-job", "job": job.id}))
+                orphans = await asyncio.to_thread(
+                    self.store.requeue_orphans, 2 * self.settings.stalled_after
+                )
+                for run_id in orphans:
+                    log.info(json.dumps({"event": "requeued-run", "run_id": run_id}))
                 if time.monotonic() - last_purge > min(60.0, self.settings.run_retention):
                     await asyncio.to_thread(self.store.purge)
                     last_purge = time.monotonic()

@@ -85,3 +85,20 @@ def test_an_idempotency_key_is_free_again_once_its_run_is_purged(store):
     store.purge()
     second, created = store.create("create_chat_completion", {"other": 1}, idem_key="purged-key")
     assert created and second != first
+
+
+@pytest.mark.parametrize(("job", "requeued"), [("deleted", True), ("kept", False)])
+def test_an_unfinished_run_without_a_job_is_queued_again(store, job, requeued):
+    run_id, _ = store.create("create_chat_completion", FORM)
+    store.claim(run_id)
+    with store.pool.connection() as conn:
+        if job == "deleted":  # as procrastinate does with a job it aborted at shutdown
+            conn.execute("DELETE FROM procrastinate_jobs WHERE args->>'run_id' = %s", (run_id,))
+        conn.execute(
+            "UPDATE connector_runs SET updated = now() - interval '1 minute' WHERE id = %s",
+            (run_id,),
+        )
+    assert (run_id in store.requeue_orphans(30)) is requeued
+    jobs = "SELECT count(*) FROM procrastinate_jobs WHERE args->>'run_id' = %s"
+    assert _count(store, jobs, run_id) == 1
+    assert run_id not in store.requeue_orphans(30)  # once only
