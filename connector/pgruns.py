@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import select
 import time
 import uuid
 from dataclasses import dataclass
@@ -89,6 +90,27 @@ def fingerprint(action: str, form: dict, callback_url: str | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+IDLE_CHECK = 30.0  # seconds: a pooled connection idle longer is checked before use
+
+
+def _mark_returned(conn) -> None:
+    conn._connector_returned = time.monotonic()
+
+
+def _check_if_idle(conn) -> None:
+    """Check a pooled connection before use when it may be dead; most need no round trip.
+
+    An idle connection has nothing to read unless the server closed it (a restart sends a
+    termination message, a crash an end of file): then, or after a long idle time, a real
+    check runs (an empty query), and the pool replaces a dead connection.
+    """
+    from psycopg_pool import ConnectionPool
+
+    idle = time.monotonic() - getattr(conn, "_connector_returned", 0.0)
+    if idle > IDLE_CHECK or select.select([conn.fileno()], [], [], 0)[0]:
+        ConnectionPool.check_connection(conn)
+
+
 def _apps(url: str):
     """Return a procrastinate App that only defers (on a connection it is given)."""
     import procrastinate
@@ -112,7 +134,8 @@ class PgRunStore:
             max_size=pool_size,
             open=True,
             timeout=3.0,
-            check=ConnectionPool.check_connection,
+            check=_check_if_idle,
+            reset=_mark_returned,
             kwargs={"connect_timeout": 3, "autocommit": True},
             name="connector-runs",
         )
