@@ -70,11 +70,10 @@ class Settings:
         values: dict[str, Any] = {"tokens": read_tokens(env)}
         if env.get("CONNECTOR_RUNS_DB"):
             values["runs_db"] = env["CONNECTOR_RUNS_DB"]
-        if env.get("CONNECTOR_RUNS_URL"):
-            values["runs_url"] = env["CONNECTOR_RUNS_URL"]
         if env.get("CONNECTOR_ALLOWED_HOSTS"):
             values["allowed_hosts"] = _split(env["CONNECTOR_ALLOWED_HOSTS"])
         for name, var in (
+            ("runs_url", "CONNECTOR_RUNS_URL"),
             ("run_retention", "CONNECTOR_RUN_RETENTION"),
             ("concurrency", "CONNECTOR_SERVER_CONCURRENCY"),
             ("max_body_bytes", "CONNECTOR_SERVER_MAX_BODY_BYTES"),
@@ -304,14 +303,11 @@ class Engine:
         self.slots = threading.BoundedSemaphore(settings.concurrency)
         self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="connector-run")
         self.futures: set[Future] = set()
-        # With runs_url, async runs go to PostgreSQL (queued.py) and this store is not used.
-        self.store = (
-            None
-            if settings.runs_url
-            else RunStore(
+        self.store = None  # with runs_url, async runs go to PostgreSQL instead (queued.py)
+        if not settings.runs_url:
+            self.store = RunStore(
                 settings.runs_db, retention=settings.run_retention, heartbeat=settings.heartbeat
             )
-        )
         self.metrics = Metrics()
         # The server's own connection settings, read once like its other settings: seven
         # environment lookups and a cache key on every call were a measurable part of a call.
