@@ -185,14 +185,34 @@ def start_run(server: ActionServer, message: str, **kw: Any) -> requests.Respons
     return server.call("POST", f"{ACTION}/runs", form, **kw)
 
 
-def poll(server: ActionServer, run_id: str, timeout: float = 60) -> requests.Response:
-    """GET the run until it is done (not 202); return the last reply."""
+def poll(
+    server: ActionServer, run_id: str, timeout: float = 60, *, through_503: bool = False
+) -> requests.Response:
+    """GET the run until it is done (not 202); return the last reply.
+
+    ``through_503``: retry a ``store_unavailable`` too, as a client honouring Retry-After does.
+    """
     deadline = time.monotonic() + timeout
     while True:
         r = server.call("GET", f"/runs/{run_id}")
-        if r.status_code != 202 or time.monotonic() > deadline:
+        waiting = r.status_code == 202 or (through_503 and _unavailable(r))
+        if not waiting or time.monotonic() > deadline:
             return r
         time.sleep(0.1)
+
+
+def _unavailable(r: requests.Response) -> bool:
+    return r.status_code == 503 and r.json()["error"]["type"] == "store_unavailable"
+
+
+def start_run_retrying(
+    server: ActionServer, message: str, timeout: float = 30
+) -> requests.Response:
+    """POST a run, again while the answer is a 503 ``store_unavailable``."""
+    deadline = time.monotonic() + timeout
+    while _unavailable(r := start_run(server, message)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return r
 
 
 def content(reply: requests.Response) -> str:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import CANARY
-from scaleout import Deployment, content, poll, start_run
+from scaleout import Deployment, content, poll, start_run, start_run_retrying
 
 pytestmark = pytest.mark.server
 
@@ -134,13 +134,15 @@ def test_postgres_restart_with_a_run_in_flight(dep):
         assert a.call("GET", f"/runs/{run_id}").status_code == 503
     finally:
         dep.cluster.up()
-    done = poll(b, run_id, timeout=60)
+    # The servers' pools reconnect with backoff: a client honouring Retry-After gets through.
+    done = poll(b, run_id, timeout=60, through_503=True)
     assert done.status_code == 200, done.text
     assert "through a database restart" in content(done)
     # The servers' pools and the workers reconnected: new runs go through.
-    after = [start_run(s, f"after the restart {i}").json()["id"] for i, s in enumerate(dep.servers)]
-    for run in after:
-        assert poll(a, run, timeout=60).status_code == 200
+    after = [start_run_retrying(s, f"after the restart {i}") for i, s in enumerate(dep.servers)]
+    for r in after:
+        assert r.status_code == 202, r.text
+        assert poll(a, r.json()["id"], timeout=60, through_503=True).status_code == 200
 
 
 @pytest.mark.parametrize(
