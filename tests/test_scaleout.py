@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -92,6 +93,21 @@ def test_sigkill_of_a_worker_mid_call_hands_the_run_to_the_other(dep):
     calls = [r for r in dep.upstream.requests if "survives a dead worker" in (r.message or "")]
     assert len(calls) == 2  # the killed worker's call, and the other worker's
     assert dep.workers[1 - victim].took(run_id)
+    dep.restart_worker(victim)
+
+
+def test_sigterm_lets_a_worker_finish_its_run_before_it_exits(dep):
+    a, b = dep.servers
+    run_id = start_run(a, "sleep=1.5 finished before the exit").json()["id"]
+    victim = _running_on(dep, run_id)
+    worker = dep.workers[victim]
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0
+    assert any(run_id in line and '"stored": true' in line for line in worker.lines)
+    done = poll(b, run_id)
+    assert done.status_code == 200, done.text
+    calls = [r for r in dep.upstream.requests if "finished before the exit" in (r.message or "")]
+    assert len(calls) == 1  # not handed to the other worker
     dep.restart_worker(victim)
 
 
