@@ -137,7 +137,7 @@ class Deployment:
             "OPENAI_TIMEOUT": "30",
             # Fast failure detection for the tests (defaults: 10 s, 30 s, 10 s, 2 s).
             "CONNECTOR_WORKER_HEARTBEAT": "0.5",
-            "CONNECTOR_WORKER_STALLED_AFTER": "2",
+            "CONNECTOR_WORKER_STALLED_AFTER": "3",
             "CONNECTOR_WORKER_CHECK_EVERY": "0.5",
             "CONNECTOR_WORKER_POLL": "0.5",
             "CONNECTOR_RUN_MAX_ATTEMPTS": "2",
