@@ -69,7 +69,7 @@ class Claim:
     request_id: str | None
 
 
-def unavailable(exc: BaseException | None = None) -> TemporaryFailure:
+def unavailable() -> TemporaryFailure:
     """Return the 503 a call gets while the database cannot be reached."""
     return TemporaryFailure(
         f"The run store (PostgreSQL) cannot be reached right now; retry after {RETRY_AFTER} s. "
@@ -111,7 +111,7 @@ def _check_if_idle(conn) -> None:
         ConnectionPool.check_connection(conn)
 
 
-def _apps(url: str):
+def _deferrer(url: str):
     """Return a procrastinate App that only defers (on a connection it is given)."""
     import procrastinate
 
@@ -139,7 +139,7 @@ class PgRunStore:
             kwargs={"connect_timeout": 3, "autocommit": True},
             name="connector-runs",
         )
-        self.deferrer = _apps(url)
+        self.deferrer = _deferrer(url)
         self._ready = False
 
     def close(self) -> None:

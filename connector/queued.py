@@ -34,7 +34,7 @@ def _field_error(name: str, message: str) -> InvalidInput:
     )
 
 
-def refuse_per_call_connection(req) -> None:
+def refuse_per_call_connection(req, action: str) -> None:
     """Refuse a per-call key or Base URL: a queued run would have to store them."""
     from .server import BASE_URL_HEADER, KEY_HEADER
 
@@ -43,7 +43,7 @@ def refuse_per_call_connection(req) -> None:
             raise _field_error(
                 header,
                 "not accepted on queued runs (this server stores runs in PostgreSQL, and never "
-                "stores a key). Call POST /actions/{action}/run with it instead, or let the "
+                f"stores a key). Call POST /actions/{action}/run with it instead, or let the "
                 "workers use their own connection.",
             )
 
@@ -61,7 +61,7 @@ class QueuedStart:
 
         _action(action)
         form = read_form(req, self.engine.settings)
-        refuse_per_call_connection(req)
+        refuse_per_call_connection(req, action)
         key = (req.get_header(IDEMPOTENCY_HEADER) or "").strip() or None
         if key is not None and not _KEY.match(key):
             raise _field_error(IDEMPOTENCY_HEADER, "use 1 to 255 printable ASCII characters.")
@@ -80,8 +80,8 @@ class QueuedStart:
                 callback_url=callback,
                 request_id=req.context.request_id,
             )
-        except _store_errors() as exc:
-            raise unavailable(exc) from None
+        except _store_errors():
+            raise unavailable() from None
         location = absolute_location(req, f"/runs/{run_id}")
         resp.status = 202
         resp.set_header("Location", location)
@@ -103,8 +103,8 @@ class QueuedResult:
         if re.fullmatch(r"[0-9a-f]{32}", run_id):
             try:
                 run = self.store.get(run_id)
-            except _store_errors() as exc:
-                raise unavailable(exc) from None
+            except _store_errors():
+                raise unavailable() from None
         if run is None:
             raise Refused(
                 f"No run '{run_id}': it never existed, or it is older than the retention time.",
