@@ -129,6 +129,10 @@ class QueuedResult:
 
 def add_routes(app, settings) -> None:
     """Route async runs to PostgreSQL (called by ``create_app`` when ``runs_url`` is set)."""
+    import logging
+
+    # psycopg's pool logs every failed connection attempt; a 503 per call says it already.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     store = PgRunStore(
         settings.runs_url,
         retention=settings.run_retention,

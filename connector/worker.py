@@ -263,6 +263,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = WorkerSettings.from_env(runs_url=args.runs_url, concurrency=args.concurrency)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    # psycopg's pool logs every failed connection attempt; the worker logs one line per retry.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     for name, level in (("connector", logging.INFO), ("procrastinate", logging.WARNING)):
         logger = logging.getLogger(name)
         logger.handlers = [handler]
