@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|openapi|n8n-node``.
+"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 The exit code is the error's (``connector.errors.ERROR_TYPES``), 0 on success.
@@ -198,11 +198,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     try:
-        from connector.server.app import (  # falcon and gunicorn load only to serve
-            Settings,
-            read_tokens,
-        )
         from connector.server.serving import serve  # falcon and gunicorn load only to serve
+        from connector.server.settings import Settings, read_tokens  # only to serve
     except ImportError as exc:
         raise InvalidInput(
             f"The action server needs the server extra ({exc.name} is missing): "
@@ -210,9 +207,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from None
 
     tokens = read_tokens(os.environ, args.token_file)
-    settings = Settings.from_env(
-        tokens=tokens, auth=not args.no_auth, runs_db=args.runs_db, concurrency=args.concurrency
-    )
+    picked = {k: getattr(args, k) for k in ("runs_db", "runs_url", "concurrency")}
+    settings = Settings.from_env(tokens=tokens, auth=not args.no_auth, **picked)
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
 
@@ -316,6 +312,7 @@ def _serve_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("--concurrency", type=int, help="runs in flight per worker (default 8)")
     v.add_argument("--token-file", metavar="FILE", help="bearer tokens, one a line")
     v.add_argument("--runs-db", metavar="PATH", help="SQLite file of async runs")
+    v.add_argument("--runs-url", metavar="URL", help="PostgreSQL queue of async runs")
     v.add_argument("--no-auth", action="store_true", help="no token (loopback only)")
     v.set_defaults(func=cmd_serve)
 
@@ -332,6 +329,10 @@ def _openapi_args(a: argparse.ArgumentParser) -> None:
     a.set_defaults(func=cmd_openapi)
 
 
+def _lazy(module: str):
+    return lambda p: __import__(f"connector.{module}", fromlist=["add_args"]).add_args(p)
+
+
 # Each command: its help line and what adds its arguments.
 COMMANDS = {
     "run": ("run an action and print its output as JSON", _run_args),
@@ -343,6 +344,7 @@ COMMANDS = {
     "docs": ("write one Markdown page per action under docs/ (checkout)", _docs_args),
     "schema": ("export schemas/manifest.schema.json from the models (checkout)", _schema_args),
     "serve": ("run the action server (HTTP, JSON; see docs/server.md)", _serve_args),
+    "worker": ("run queued async runs (CONNECTOR_RUNS_URL)", _lazy("server.worker")),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
     "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _n8n_node_args),
 }

@@ -300,7 +300,15 @@ ERROR_TYPES: dict[str, ErrorType] = {
     "interrupted": ErrorType(
         TemporaryFailure,
         503,
-        "An async run was cut short (its server restarted or stopped); start it again.",
+        "An async run was cut short (its server restarted or stopped, or its queued run's"
+        " workers died on it as many times as CONNECTOR_RUN_MAX_ATTEMPTS); start it again.",
+        server_only=True,
+    ),
+    "store_unavailable": ErrorType(
+        TemporaryFailure,
+        503,
+        "The shared run store (PostgreSQL, CONNECTOR_RUNS_URL) cannot be reached; nothing was"
+        " started. Retry after `Retry-After` seconds.",
         server_only=True,
     ),
 }

@@ -88,6 +88,16 @@ def action_server(local_backend, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def pg_cluster():
+    """One real PostgreSQL cluster for the session (``pgcluster.py``); a database per user."""
+    from pgcluster import PgCluster
+
+    cluster = PgCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def fault_server() -> Iterator[FaultServer]:
     """Yield one fault-injection server for the session; use ``.scenario()`` for fresh counters."""
     with FaultServer() as server:

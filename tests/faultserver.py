@@ -19,6 +19,8 @@ Scenarios:
     html-502            502 with an HTML proxy page
     reset               the connection is reset (SO_LINGER 0, then close) without a reply
     slow                sleeps ``seconds`` (default 5, at most 30; cut short on shutdown)
+    sleepy              like slow, for as many seconds as the message says ("sleep=2.5 ..."; none:
+                        no sleep), then ok: one base URL, each run its own delay (queued runs)
     truncated-json      200 application/json with a cut body
     captive-portal      200 text/html
     stream-cut          SSE that ends before ``[DONE]`` (``mode=chunked``: the chunked body
@@ -42,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import socket
 import struct
 import threading
@@ -61,6 +64,7 @@ SCENARIOS = (
     "html-502",
     "reset",
     "slow",
+    "sleepy",
     "truncated-json",
     "captive-portal",
     "stream-cut",
@@ -525,6 +529,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._ok()
         self.close_connection = True
 
+    def fault_sleepy(self) -> None:
+        text = last_message_text(self.body_json) or ""
+        m = re.match(r"sleep=([0-9.]+)", text)
+        self.server.owner.stopping.wait(min(float(m.group(1)), MAX_SLEEP) if m else 0)
+        if not self.server.owner.stopping.is_set():
+            self._ok()
+
     def fault_truncated_json(self) -> None:
         data = json.dumps(completion(self.body_json))
         self._send(200, data[: len(data) // 2])
@@ -621,6 +632,7 @@ FAULTS = {
     "html-502": _Handler.fault_html_502,
     "reset": _Handler.fault_reset,
     "slow": _Handler.fault_slow,
+    "sleepy": _Handler.fault_sleepy,
     "truncated-json": _Handler.fault_truncated_json,
     "captive-portal": _Handler.fault_captive_portal,
     "stream-cut": _Handler.fault_stream_cut,

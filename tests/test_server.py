@@ -261,6 +261,7 @@ def test_every_error_type_is_tested():
         "internal",
         "local_server_crashed",
         "local_server_killed",
+        "store_unavailable",  # test_scaleout.py: PostgreSQL down
     }
     assert tested | elsewhere == set(ERROR_TYPES)
 

@@ -16,7 +16,7 @@ from typing import Any
 from connector.engine.hooks import module as action_module
 from connector.errors import InvalidInput
 from connector.manifest.spec import Param
-from connector.manifest.values import constraint_problem, num
+from connector.manifest.values import constraint_problem, json_depth, num
 
 _OMIT = object()
 # Spellings of (true, false) accepted in any case; the first pair is the canonical one.
@@ -56,23 +56,6 @@ def is_blank(value: Any) -> bool:
 @functools.lru_cache(maxsize=4096, typed=True)  # the same few keys arrive run after run
 def _norm_key(key: str) -> str:
     return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
-
-
-def json_depth(value: Any, limit: int) -> bool:
-    """Return True when ``value`` nests deeper than ``limit`` (iteratively; no recursion limit)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
 
 
 def parse_json_text(text: str) -> Any:

@@ -83,3 +83,20 @@ def constraint_problem(param: Rules, value: Any) -> str | None:
 def num(x: float) -> str:
     """Return a number as an author writes it: 600, not 600.0."""
     return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def json_depth(value: Any, limit: int) -> bool:
+    """Return True when ``value`` nests deeper than ``limit`` (iteratively; no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.errors import InvalidInput
-from connector.server.app import Settings, create_app
+from connector.server.app import create_app
 from connector.server.batches import Batcher
+from connector.server.settings import Settings
 
 EXTRA_THREADS = 4  # per worker, beyond the run slots: health, metrics and 503 answers
 log = logging.getLogger("connector.server")
@@ -167,8 +168,8 @@ def serve(
         atexit.register(lambda: os.getpid() == master and shutil.rmtree(folder, True))
 
     def worker_exit(server: Any, worker: Any) -> None:
-        engine = getattr(getattr(worker, "wsgi", None), "engine", None)
-        left = engine.drain() if engine is not None else 0
+        scheduler = getattr(getattr(worker, "wsgi", None), "scheduler", None)
+        left = scheduler.drain() if scheduler is not None else 0
         if left:
             log.warning('{"event": "drain", "interrupted_runs": %d}', left)
         _flush_log()

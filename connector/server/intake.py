@@ -1,0 +1,138 @@
+"""What a request brings: its id, its form (the body, within the caps), its connection, its action.
+
+The body is read here rather than by Falcon's ``req.get_media()``, which reads a whole body
+before any cap: a body over the cap is refused after ``cap + 1`` bytes, and drained so that
+gunicorn keeps the connection.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import falcon
+
+from connector.engine.loader import load_manifest
+from connector.errors import InvalidInput, Refused
+from connector.manifest.spec import Action
+from connector.manifest.values import json_depth
+from connector.server.settings import Settings
+from connector.transport.connection import env_values
+
+KEY_HEADER = "X-OpenAI-Api-Key"
+BASE_URL_HEADER = "X-OpenAI-Base-Url"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id(req) -> str:
+    given = req.get_header("X-Request-Id")
+    # 96 random bits: unique enough to find one call in the logs of every machine. (The random
+    # module is reseeded in each forked worker.)
+    return given if given and _REQUEST_ID.match(given) else f"{random.getrandbits(96):024x}"
+
+
+def read_form(req, settings: Settings) -> dict:
+    """Return the JSON object in the body (``{}`` when empty), within the size and depth caps."""
+    cap = settings.max_body_bytes
+    length = req.content_length
+    if length is not None and length > cap:
+        _discard(req, cap)
+        raise Refused(
+            f"The body has {length} bytes; this server takes at most {cap}.", type="too_large"
+        )
+    raw = req.bounded_stream.read(cap + 1)
+    if len(raw) > cap:
+        _discard(req, cap)
+        raise Refused(f"The body is larger than {cap} bytes, the server's cap.", type="too_large")
+    if not raw.strip():
+        return {}
+    media = (req.content_type or "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise Refused(
+            f"Send the form as JSON with `Content-Type: application/json` (got {media or 'none'}).",
+            type="unsupported_media_type",
+        )
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        raise Refused(f"The body is not valid JSON{where}.", type="bad_call") from None
+    if not isinstance(doc, dict):
+        raise Refused(
+            f"The body must be a JSON object of form values, not a JSON {type(doc).__name__}.",
+            type="bad_call",
+        )
+    # Nesting needs an opening bracket per level: most bodies have too few to be worth a walk.
+    if raw.count(b"[") + raw.count(b"{") > settings.max_json_depth and json_depth(
+        doc, settings.max_json_depth
+    ):
+        raise Refused(
+            f"The body is nested deeper than {settings.max_json_depth} levels.", type="bad_call"
+        )
+    return doc
+
+
+def _discard(req, cap: int) -> None:
+    """Read and drop a refused body (up to 16 caps), so the connection can serve the next call.
+
+    gunicorn closes a keep-alive connection whose body was left unread, without telling the
+    client, whose next call on it would then fail.
+    """
+    left = 16 * cap
+    while left > 0:
+        chunk = req.bounded_stream.read(min(left, 64 * 1024))
+        if not chunk:
+            return
+        left -= len(chunk)
+
+
+def connection_for(
+    req, settings: Settings, environment: Mapping[str, str] | None = None
+) -> dict | None:
+    """Return the connection of a request: the server's environment, or a tenant's key/base URL.
+
+    ``environment`` is the server's own settings (``env_values()``, read now when not given).
+    """
+    key = (req.get_header(KEY_HEADER) or "").strip()
+    base = (req.get_header(BASE_URL_HEADER) or "").strip()
+    if not key and not base:
+        return None
+    raw: dict[str, Any] = dict(env_values() if environment is None else environment)
+    if base:
+        if not settings.allowed_hosts:
+            raise InvalidInput(
+                f"{BASE_URL_HEADER}: this server takes no per-request Base URL. Its operator "
+                "can allow some hosts with CONNECTOR_ALLOWED_HOSTS.",
+                fields=[
+                    {
+                        "name": "base_url",
+                        "label": "Base URL",
+                        "message": "Base URL: not accepted per request by this server",
+                    }
+                ],
+            )
+        raw.pop("api_key", None)  # the server's own key never goes to a tenant's host
+        raw["base_url"] = base
+        raw["allowed_hosts"] = list(settings.allowed_hosts)
+    if key:
+        raw["api_key"] = key
+    return raw
+
+
+def action(action_id: str) -> Action:
+    """Return the action a route names, or refuse the route (404)."""
+    try:
+        return load_manifest().action(action_id)
+    except InvalidInput as exc:
+        raise Refused(exc.message, type="unknown_route") from None
+
+
+def absolute_location(req: falcon.Request, path: str) -> str:
+    """Return ``path`` as the absolute URL the client reached (Power Automate polls only those).
+
+    Behind a proxy, ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (or ``Forwarded``) name it.
+    """
+    return req.forwarded_prefix + path

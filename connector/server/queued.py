@@ -1,0 +1,145 @@
+"""The async-run routes in scale-out mode: queue in PostgreSQL, read back on any server.
+
+``POST /actions/{action}/runs`` validates the form, stores the run and its job (``pgruns``) and
+answers 202 once both are committed; it never runs anything (``worker.py`` does).
+``GET /runs/{id}`` answers 202 while the run is queued or running, then its result.
+"""
+
+from __future__ import annotations
+
+import re
+
+from connector.engine import runner
+from connector.errors import InvalidInput, Refused
+from connector.server.callbacks import check_callback_url
+from connector.server.intake import (
+    BASE_URL_HEADER,
+    KEY_HEADER,
+    absolute_location,
+    read_form,
+)
+from connector.server.intake import action as action_named
+from connector.server.pgruns import PgRunStore, scope_of, unavailable
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+CALLBACK_HEADER = "X-Callback-Url"
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as Stripe's keys
+
+
+def _store_errors():
+    """Return the exception classes that mean the database cannot be reached."""
+    import psycopg
+    import psycopg_pool
+    from procrastinate.exceptions import ConnectorException
+
+    return (psycopg.OperationalError, psycopg_pool.PoolTimeout, ConnectorException)
+
+
+def _field_error(name: str, message: str) -> InvalidInput:
+    return InvalidInput(
+        f"{name}: {message}",
+        fields=[{"name": name, "label": name, "message": f"{name}: {message}"}],
+    )
+
+
+def refuse_per_call_connection(req, action: str) -> None:
+    """Refuse a per-call key or Base URL: a queued run would have to store them."""
+    for header in (KEY_HEADER, BASE_URL_HEADER):
+        if (req.get_header(header) or "").strip():
+            raise _field_error(
+                header,
+                "not accepted on queued runs (this server stores runs in PostgreSQL, and never "
+                f"stores a key). Call POST /actions/{action}/run with it instead, or let the "
+                "workers use their own connection.",
+            )
+
+
+class QueuedStart:
+    """``POST /actions/{action}/runs``: store the run and its job, answer 202."""
+
+    def __init__(self, scheduler, store: PgRunStore) -> None:
+        self.scheduler = scheduler
+        self.store = store
+
+    def on_post(self, req, resp, action: str) -> None:
+
+        action_named(action)
+        form = read_form(req, self.scheduler.settings)
+        refuse_per_call_connection(req, action)
+        key = (req.get_header(IDEMPOTENCY_HEADER) or "").strip() or None
+        if key is not None and not _KEY.match(key):
+            raise _field_error(IDEMPOTENCY_HEADER, "use 1 to 255 printable ASCII characters.")
+        callback = (req.get_header(CALLBACK_HEADER) or "").strip() or None
+        if callback is not None:
+            check_callback_url(callback, CALLBACK_HEADER)
+        # A bad form is refused now, with the server's own settings (the key is not needed).
+        runner.prepare(action, form, self.scheduler.connection(req))
+        token = (req.get_header("Authorization") or "").partition(" ")[2].strip()
+        try:
+            run_id, _ = self.store.create(
+                action,
+                form,
+                scope=scope_of(token) if token else "",
+                idem_key=key,
+                callback_url=callback,
+                request_id=req.context.request_id,
+            )
+        except _store_errors():
+            raise unavailable() from None
+        location = absolute_location(req, f"/runs/{run_id}")
+        resp.status = 202
+        resp.set_header("Location", location)
+        resp.set_header("Retry-After", str(self.scheduler.settings.poll_after))
+        resp.media = {"id": run_id, "action": action, "state": "queued", "location": location}
+
+
+class QueuedResult:
+    """``GET /runs/{id}``: 202 while queued or running, then the output or the error."""
+
+    def __init__(self, scheduler, store: PgRunStore) -> None:
+        self.scheduler = scheduler
+        self.store = store
+
+    def on_get(self, req, resp, run_id: str) -> None:
+        run = None
+        if re.fullmatch(r"[0-9a-f]{32}", run_id):
+            try:
+                run = self.store.get(run_id)
+            except _store_errors():
+                raise unavailable() from None
+        if run is None:
+            raise Refused(
+                f"No run '{run_id}': it never existed, or it is older than the retention time.",
+                type="unknown_route",
+            )
+        if run.state != "done":
+            location = absolute_location(req, f"/runs/{run.id}")
+            resp.status = 202
+            resp.set_header("Location", location)
+            resp.set_header("Retry-After", str(self.scheduler.settings.poll_after))
+            resp.media = {
+                "id": run.id,
+                "action": run.action,
+                "state": run.state,
+                "attempts": run.attempts,
+                "location": location,
+            }
+            return
+        resp.status = run.status or 500
+        resp.media = run.result
+
+
+def add_routes(app, settings) -> None:
+    """Route async runs to PostgreSQL (called by ``create_app`` when ``runs_url`` is set)."""
+    import logging
+
+    # psycopg's pool logs every failed connection attempt; a 503 per call says it already.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    store = PgRunStore(
+        settings.runs_url,
+        retention=settings.run_retention,
+        pool_size=settings.concurrency + 4,
+    )
+    app.scheduler.queue = store
+    app.add_route("/actions/{action}/runs", QueuedStart(app.scheduler, store))
+    app.add_route("/runs/{run_id}", QueuedResult(app.scheduler, store))

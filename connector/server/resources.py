@@ -1,0 +1,169 @@
+"""The server's routes as Falcon resources: health, actions, describe, options, run, async runs.
+
+Each call route reads its form and connection (``intake``), takes a run slot and runs the
+action through the engine's facade (``scheduler``); documents are built on first request.
+"""
+
+from __future__ import annotations
+
+import re
+
+from connector.engine import runner
+from connector.engine.loader import load_manifest
+from connector.errors import Refused
+from connector.server import intake
+from connector.server.scheduler import Scheduler
+from connector.transport.connection import Connection
+from connector.views import openapi, swagger
+from connector.views.docs import describe
+
+
+class Health:
+    public = True
+
+    def on_get(self, req, resp) -> None:
+        resp.media = {"status": "ok"}
+
+
+class Actions:
+    def on_get(self, req, resp) -> None:
+        resp.media = [
+            {"id": a.id, "title": a.title, "description": a.description}
+            for a in load_manifest().actions
+        ]
+
+
+class Describe:
+    def on_get(self, req, resp, action: str) -> None:
+        resp.media = describe(intake.action(action))
+
+
+class _Call:
+    """Base of the routes that call the runner within a slot."""
+
+    kind = "run"
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def _inputs(self, req, action: str) -> tuple[dict, Connection | dict]:
+        """Return the form and the connection of a call to a known action."""
+        intake.action(action)
+        return intake.read_form(req, self.scheduler.settings), self.scheduler.connection(req)
+
+    def _answer(self, req, resp, action_id: str, work) -> None:
+        self.scheduler.slot()
+        status, doc = self.scheduler.execute(self.kind, action_id, work, req.context.request_id)
+        resp.status = status
+        resp.media = doc
+        retry = doc.get("error", {}).get("retry_after") if status >= 400 else None
+        if retry is not None:
+            resp.set_header("Retry-After", str(max(1, round(retry))))
+
+
+class Options(_Call):
+    kind = "options"
+
+    def on_get(self, req, resp, action: str, field: str) -> None:
+        spec = intake.action(action)
+        param = next((p for p in spec.parameters if p.name == field and p.options), None)
+        if param is None:
+            raise Refused(
+                f"{spec.title} has no field '{field}' with options.", type="unknown_route"
+            )
+        conn = self.scheduler.connection(req)
+        # Counted as a run of the action that lists the options (List Models).
+        source = param.options.action
+        self._answer(
+            req,
+            resp,
+            source,
+            lambda sent: runner.options(action, field, conn, on_attempts=sent),
+        )
+
+
+class Run(_Call):
+    def on_post(self, req, resp, action: str) -> None:
+        form, conn = self._inputs(req, action)
+        self._answer(
+            req, resp, action, lambda sent: runner.run(action, form, conn, on_attempts=sent)
+        )
+
+
+class DryRun(_Call):
+    kind = "dry-run"
+
+    def on_post(self, req, resp, action: str) -> None:
+        form, conn = self._inputs(req, action)
+        self._answer(req, resp, action, lambda sent: runner.prepare(action, form, conn))
+
+
+class StartRun(_Call):
+    def on_post(self, req, resp, action: str) -> None:
+        form, conn = self._inputs(req, action)
+        runner.prepare(action, form, conn)  # a bad form or connection is refused now, not later
+        self.scheduler.slot()
+        try:
+            run_id = self.scheduler.submit(action, form, conn, req.context.request_id)
+        except BaseException:
+            self.scheduler.slots.release()
+            raise
+        resp.status = 202
+        location = intake.absolute_location(req, f"/runs/{run_id}")
+        resp.set_header("Location", location)
+        resp.set_header("Retry-After", str(self.scheduler.settings.poll_after))
+        resp.media = {"id": run_id, "action": action, "state": "running", "location": location}
+
+
+class RunResult:
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def on_get(self, req, resp, run_id: str) -> None:
+        run = self.scheduler.store.get(run_id) if re.fullmatch(r"[0-9a-f]{32}", run_id) else None
+        if run is None:
+            raise Refused(
+                f"No run '{run_id}': it never existed, or it is older than the retention time.",
+                type="unknown_route",
+            )
+        if run.state == "running":
+            resp.status = 202
+            location = intake.absolute_location(req, f"/runs/{run.id}")
+            resp.set_header("Location", location)
+            resp.set_header("Retry-After", str(self.scheduler.settings.poll_after))
+            resp.media = {
+                "id": run.id,
+                "action": run.action,
+                "state": "running",
+                "location": location,
+            }
+            return
+        resp.status = run.status or 500
+        resp.media = run.result
+
+
+class MetricsPage:
+    """GET /metrics: the Prometheus text of this worker."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def on_get(self, req, resp) -> None:
+        resp.content_type, resp.data = self.scheduler.metrics.render()
+
+
+class Document:
+    """The OpenAPI document, with this server's address added (an importer needs it)."""
+
+    def __init__(self, swagger: bool) -> None:
+        self.swagger = swagger
+        self._doc: dict | None = None
+
+    def on_get(self, req, resp) -> None:
+        if self._doc is None:
+            self._doc = swagger.document() if self.swagger else openapi.document()
+        if self.swagger:
+            where = {"host": req.forwarded_host, "schemes": [req.forwarded_scheme]}
+            resp.media = {**self._doc, **where}
+        else:
+            resp.media = {**self._doc, "servers": [{"url": req.forwarded_prefix}]}
