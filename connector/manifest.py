@@ -30,6 +30,7 @@ CHECK_INPUTS = (
     PACKAGE / "manifest.py",
     PACKAGE / "models.py",
     PACKAGE / "forms.py",
+    PACKAGE / "jsontext.py",
     PACKAGE / "validation.py",
     PACKAGE / "output.py",
     PACKAGE / "providers.py",
@@ -105,6 +106,7 @@ class Param(Compiled):
     enum: list[str] | None
     single_as_string: bool
     text_fallback: bool
+    json_keys: list[str] | None
     transform: str | None
     send_as: str | None
     merge: bool
@@ -119,6 +121,13 @@ class Param(Compiled):
     def types(self) -> tuple[str, ...]:
         """Return the accepted JSON types as a tuple."""
         return as_types(self.type)
+
+    @functools.cached_property
+    def json_sign(self):
+        """Return the pattern of text meant as JSON (``json_keys``), or None."""
+        from .jsontext import sign_pattern
+
+        return sign_pattern(self.json_keys)
 
     @property
     def target(self) -> str:

@@ -17,7 +17,7 @@ from .errors import (
     redact,
     secret_values,
 )
-from .forms import Form, invalid
+from .forms import Form, Notes, invalid
 from .hooks import hook
 from .manifest import Action, load_manifest
 from .output import shape
@@ -108,13 +108,15 @@ def _endpoint(conn: Connection, *, start: bool) -> Connection:
     return conn
 
 
-def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, start: bool):
+def _prepare(
+    action_id: str, form: Mapping[str, Any] | None, connection: Any, start: bool, notes: Notes
+):
     action = load_manifest().action(action_id)
     try:
         conn = resolve_connection(connection, require_key=start)
     except InvalidInput as bad_connection:
         _raise_with_form_problems(bad_connection, action, form)
-    body = build_body(action, form or {}, conn)
+    body = build_body(action, form or {}, conn, notes)
     conn = _endpoint(conn, start=start)
     from .policy import check_base_url
 
@@ -125,7 +127,8 @@ def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, st
 def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form) -> NoReturn:
     """Raise the connection's problem together with the form's, so one fix round suffices."""
     try:
-        build_body(action, form or {}, Connection(**load_manifest().connection_defaults))
+        defaults = Connection(**load_manifest().connection_defaults)
+        build_body(action, form or {}, defaults, Notes())
     except InvalidInput as bad_form:
         also = f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
         fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
@@ -134,14 +137,20 @@ def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form
 
 
 def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: Any = None) -> dict:
-    """Return the request ``{method, url, headers, body}`` that ``run`` would send, key redacted."""
+    """Return the request ``{method, url, headers, body}`` that ``run`` would send, key redacted.
+
+    ``warnings`` lists what the input rules read leniently, when they did (see forms.Notes).
+    """
     conn = None
+    notes = Notes()
     try:
-        action, conn, body = _prepare(action_id, form, connection, start=False)
+        action, conn, body = _prepare(action_id, form, connection, False, notes)
         from .http import transport_for
 
         stream = bool(body and body.get("stream"))
         prepared = transport_for(conn).prepare(action.method, action.path, body, stream=stream)
+        if notes.warnings:
+            prepared = {**prepared, "warnings": notes.warnings}
         return redact(prepared, conn.secrets)
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else ()) from None
@@ -161,8 +170,11 @@ def run(
     failure carries that number in the error's ``attempts``.
     """
     conn = None
+    notes = Notes()
     try:
-        action, conn, body = _prepare(action_id, form, connection, start=True)
+        action, conn, body = _prepare(action_id, form, connection, True, notes)
+        for warning in notes.warnings:
+            log.warning("%s", warning["message"])
         from .http import transport_for
 
         if on_token is not None and not (body and body.get("stream")):
