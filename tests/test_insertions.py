@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -441,3 +442,15 @@ def test_valid_json_is_read_unchanged(value, indent, ascii):
 def test_valid_messages_are_sent_unchanged_without_warnings(messages, indent):
     body, noted = build({"messages": json.dumps(messages, indent=indent, ensure_ascii=False)})
     assert body["messages"] == messages and noted == []
+
+
+def test_the_readme_section_says_what_the_code_does():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Text from earlier steps\n")[1].split("\n## ")[0]
+    assert FIX in section and SHORTCUT in section and DUPLICATE in section
+    for key in ACTION.param("messages").json_keys:
+        assert f'`"{key}":`' in section
+    # The error the section shows is, word for word, the error the rules give.
+    shown = re.search(r"```\n(Messages: not valid JSON.*?)\n```", section, re.S).group(1)
+    text = fill(ONE_LINE, '"Yes", he said')
+    assert problems({"messages": text})[0]["message"] == shown
