@@ -333,11 +333,18 @@ def test_the_fix_names_each_host():
     assert '\\"' in FIX and "\\n" in FIX
 
 
-def test_a_repair_that_fails_the_fields_rules_keeps_the_original_error():
-    # The quote repair makes it parse, but the role is not a role: the syntax error stands.
-    text = '[{"role": "us"er", "content": "Hi"}]'
-    (field,) = problems({"messages": text})
-    assert field["message"].startswith("Messages: not valid JSON at line 1, column 15")
+@pytest.mark.parametrize(
+    ("name", "text", "column"),
+    [
+        ("messages", '[{"content": "He said "hi" to me"}]', 24),  # no role: normalize refuses
+        ("messages", '[{"role": "us"er", "content": "Hi"}]', 15),  # the request schema refuses
+        ("response_format", '{"type": "json "schema""}', 17),  # not a response format
+    ],
+)
+def test_a_repair_that_fails_the_fields_rules_keeps_the_original_error(name, text, column):
+    (field,) = [f for f in problems({name: text}) if f["name"] == name]
+    label = ACTION.param(name).label
+    assert field["message"].startswith(f"{label}: not valid JSON at line 1, column {column}:")
 
 
 def test_a_repair_the_request_schema_rejects_keeps_the_original_error():
