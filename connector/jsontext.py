@@ -137,6 +137,11 @@ def read(value: str, *, fallback: bool, sign: re.Pattern | None, example: Any = 
     ``fallback``: the field takes plain text (its transform reads it); ``sign``: the keys whose
     presence means text starting with ``[`` or ``{`` was meant as JSON (None: it always was).
     """
+    if value[:1] in ("{", "["):  # the common case, valid JSON: no copies, no scans
+        try:
+            return loads(value)
+        except json.JSONDecodeError:
+            pass
     text = value.strip()
     lead = len(value) - len(value.lstrip())
     if text[:1] not in ("{", "["):
