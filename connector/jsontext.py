@@ -116,7 +116,11 @@ def loads(text: str) -> Any:
 
 
 def _duplicate(text: str) -> FieldProblem:
-    stack: list[tuple[Any, tuple]] = [(_MARKER.decode(text), ())]
+    try:
+        tree = _MARKER.decode(text)
+    except (RecursionError, json.JSONDecodeError):  # the first parse stopped at the duplicate
+        return FieldProblem(f"a key {DUPLICATE}")
+    stack: list[tuple[Any, tuple]] = [(tree, ())]
     while stack:  # depth first, in document order: the first object with a key given twice
         node, path = stack.pop()
         if isinstance(node, _Marked):
@@ -128,7 +132,7 @@ def _duplicate(text: str) -> FieldProblem:
         else:
             continue
         stack.extend((child, (*path, key)) for key, child in reversed(items))
-    return FieldProblem(f"a key {DUPLICATE}")  # not reached: the first parse found one
+    return FieldProblem(f"a key {DUPLICATE}")
 
 
 def read(value: str, *, fallback: bool, sign: re.Pattern | None, example: Any = None) -> Any:

@@ -278,6 +278,19 @@ def test_a_key_given_twice_is_refused(name, text, message):
     assert [f["message"] for f in fields if f["name"] == name] == [message]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"a": 1, "a": 2}, ' + "[" * 100_000 + "]" * 100_000 + "]",  # too deep after it
+        '[{"a": 1, "a": 2}, }',  # broken after it
+    ],
+)
+def test_a_key_given_twice_before_a_part_that_fails_is_still_refused(text):
+    # The object with the duplicate closes first, so its refusal comes before the later error.
+    (field,) = problems({"tools": text})
+    assert field["message"] == f"Tools: a key {DUPLICATE}"
+
+
 def test_a_key_given_twice_after_a_repair_is_refused():
     text = fill(ONE_LINE, 'He said "hi", "role": "system')
     assert problems({"messages": text})[0]["message"].startswith("Messages: not valid JSON")
