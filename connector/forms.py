@@ -211,7 +211,7 @@ def _list(param: Param, value: Any) -> Any:
     elif isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            read = jsontext.read(value, fallback=False, sign=None)
+            read = jsontext.read(value, fallback=False, keys=None)
             items = read.value if isinstance(read, Lenient) else read
             if not isinstance(items, list):
                 raise FieldProblem("expected a JSON array")
@@ -239,7 +239,7 @@ def _json(param: Param, value: Any) -> Any:
     if not isinstance(value, str):
         return value
     return jsontext.read(
-        value, fallback=param.text_fallback, sign=param.json_sign, example=param.example
+        value, fallback=param.text_fallback, keys=param.json_keys, example=param.example
     )
 
 

@@ -15,8 +15,10 @@ always unescaped. The rules (documented in the README, "Text from earlier steps"
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 # How to fix the host's expression: the same words in every error of a broken JSON text.
@@ -92,10 +94,9 @@ _DECODER = json.JSONDecoder(strict=False, object_pairs_hook=_pairs)
 _MARKER = json.JSONDecoder(strict=False, object_pairs_hook=_mark)
 
 
-def sign_pattern(keys: tuple[str, ...] | list[str] | None) -> re.Pattern | None:
+@functools.lru_cache(maxsize=64)
+def _sign(keys: tuple[str, ...]) -> re.Pattern:
     """Return the pattern of text meant as JSON: one of ``keys`` in quotes, then a colon."""
-    if not keys:
-        return None
     names = "|".join(re.escape(k) for k in keys)
     return re.compile(rf"[{_QUOTE}](?:{names})[{_QUOTE}]\s*:")
 
@@ -135,10 +136,10 @@ def _duplicate(text: str) -> FieldProblem:
     return FieldProblem(f"a key {DUPLICATE}")
 
 
-def read(value: str, *, fallback: bool, sign: re.Pattern | None, example: Any = None) -> Any:
+def read(value: str, *, fallback: bool, keys: Sequence[str] | None, example: Any = None) -> Any:
     """Return the value of a JSON field's text, a ``Lenient`` value, or raise FieldProblem.
 
-    ``fallback``: the field takes plain text (its transform reads it); ``sign``: the keys whose
+    ``fallback``: the field takes plain text (its transform reads it); ``keys``: the keys whose
     presence means text starting with ``[`` or ``{`` was meant as JSON (None: it always was).
     """
     if value[:1] in ("{", "["):  # the common case, valid JSON: no copies, no scans
@@ -160,12 +161,12 @@ def read(value: str, *, fallback: bool, sign: re.Pattern | None, example: Any = 
         return loads(text)
     except json.JSONDecodeError as exc:
         first = exc
-    original = syntax_problem(value, first, lead, shortcut=sign is not None)
-    if fallback and sign is not None and not sign.search(text):
+    original = syntax_problem(value, first, lead, shortcut=bool(keys))
+    if fallback and keys and not _sign(tuple(keys)).search(text):
         line, column = original.line, original.column
         note = Note(
             f"sent as text (one user message): it starts with {text[0]} but is not JSON "
-            f"(line {line}, column {column}) and names no {_keys(sign)}",
+            f"(line {line}, column {column}) and names no " + " or ".join(f'"{k}":' for k in keys),
             line,
             column,
         )
@@ -178,11 +179,6 @@ def read(value: str, *, fallback: bool, sign: re.Pattern | None, example: Any = 
     except (json.JSONDecodeError, FieldProblem):
         raise original from None
     return Lenient(parsed, tuple(notes), original)
-
-
-def _keys(sign: re.Pattern) -> str:
-    names = re.search(r"\(\?:(.*?)\)", sign.pattern).group(1).split("|")
-    return " or ".join(f'"{n}":' for n in names)
 
 
 def repair(text: str, value: str, lead: int) -> tuple[str, list[Note]]:

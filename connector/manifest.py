@@ -122,13 +122,6 @@ class Param(Compiled):
         """Return the accepted JSON types as a tuple."""
         return as_types(self.type)
 
-    @functools.cached_property
-    def json_sign(self):
-        """Return the pattern of text meant as JSON (``json_keys``), or None."""
-        from .jsontext import sign_pattern
-
-        return sign_pattern(self.json_keys)
-
     @property
     def target(self) -> str:
         """Return the body field this parameter is sent as."""

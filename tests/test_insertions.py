@@ -442,8 +442,8 @@ json_values = st.recursive(
 @given(value=json_values, indent=st.sampled_from([None, 2]), ascii=st.booleans())
 def test_valid_json_is_read_unchanged(value, indent, ascii):
     text = json.dumps(value, indent=indent, ensure_ascii=ascii)
-    for fallback, sign in ((False, None), (True, ACTION.param("messages").json_sign)):
-        read = jsontext.read(text, fallback=fallback, sign=sign)
+    for fallback, keys in ((False, None), (True, ACTION.param("messages").json_keys)):
+        read = jsontext.read(text, fallback=fallback, keys=keys)
         if text[:1] in "[{" or not fallback:
             assert read == value and type(read) is type(value)
         else:
