@@ -6,7 +6,9 @@ One run starts the stub server (benchmarks/stub.py) on loopback and measures, si
    SDK's ``chat.completions.create``; same stub, same request, interleaved; median;
 2. cold start: a ``python -m connector run`` process vs a minimal SDK script (interleaved);
 3. streaming: aggregating a 20,000-chunk stream, connector vs iterating the SDK's stream;
-4. peak RSS of those processes.
+4. peak RSS of those processes;
+5. the input rules (benchmarks/form_rules.py): ``build_body`` on Messages text, valid JSON vs
+   ``json.loads`` of it, and a host's unescaped insertion (repaired) vs the valid JSON.
 
 Targets are ratios against references measured in the same run, so the machine's speed cancels
 out. Usage: ``python benchmarks/bench.py [--quick] [--json FILE] [--strict]`` (needs the
@@ -32,6 +34,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import form_rules  # beside this file
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -365,6 +369,15 @@ def machine() -> dict[str, str]:
     return info
 
 
+def rule_rows(rules: dict) -> list[Row]:
+    """Return the rows of the input rules' cost (form_rules.PAIRS), in microseconds."""
+    out = []
+    for name, ref in form_rules.PAIRS:
+        value, base = rules[name] * 1e6, rules[ref] * 1e6
+        out.append(Row(f"build_body, {name}", value, "us", ref, base, value / base))
+    return out
+
+
 def rows(run: dict, cold: dict, stream: dict, chunks: int) -> list[Row]:
     """Return the table rows, with the targets of issues 7 and 13."""
     us, ms, mib = 1e6, 1e3, 1 / 1024
@@ -453,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or (200 if args.quick else 1000)
     cold_runs = args.cold or (2 if args.quick else 25)
     streams = args.streams or (1 if args.quick else 5)
+    rule_calls = 200 if args.quick else 2000
 
     for name in ("openai", "connector"):
         if importlib.util.find_spec(name) is None:
@@ -463,16 +477,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     stub = Stub(args.chunks)
     try:
-        print(f"1/3 per-run cost: {runs} interleaved calls per client ...", flush=True)
+        print(f"1/4 per-run cost: {runs} interleaved calls per client ...", flush=True)
         run = per_run(stub.base_url, runs, warmup=max(10, runs // 20))
-        print(f"2/3 cold start and peak RSS: {cold_runs} processes per kind ...", flush=True)
+        print(f"2/4 cold start and peak RSS: {cold_runs} processes per kind ...", flush=True)
         cold = cold_start(launcher, stub.base_url, cold_runs)
-        print(f"3/3 streaming {args.chunks:,} chunks: {streams} streams per client ...", flush=True)
+        print(f"3/4 streaming {args.chunks:,} chunks: {streams} streams per client ...", flush=True)
         stream = streaming(stub.base_url, streams, args.chunks)
+        print(f"4/4 input rules: {rule_calls} interleaved rounds of build_body ...", flush=True)
+        rules = form_rules.measure(rule_calls)
     finally:
         launcher.close()
         stub.close()
-    items = rows(run, cold, stream, args.chunks)
+    items = rows(run, cold, stream, args.chunks) + rule_rows(rules)
     print()
     print(table(items, args.quick))
     missed = [r.measure + " vs " + r.reference for r in items if r.passed is False]
@@ -483,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = {
             "machine": info,
             "counts": {"runs": runs, "cold": cold_runs, "streams": streams, "chunks": args.chunks},
-            "seconds": {"per_run": run, "cold_start": cold, "stream": stream},
+            "seconds": {"per_run": run, "cold_start": cold, "stream": stream, "rules": rules},
             "rows": [asdict(r) for r in items],
             "passed": not missed,
         }

@@ -105,7 +105,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     form, conn = _form(args), _connection(args)
     if args.dry_run:
-        _out(runner.prepare(args.action, form, conn))
+        prepared = runner.prepare(args.action, form, conn)
+        for warning in prepared.get("warnings", ()):  # also in the document, for machines
+            _err(f"warning: {warning['message']}")
+        _out(prepared)
         return 0
     output = runner.run(args.action, form, conn, on_token=_echo if args.progress else None)
     if _line_open:

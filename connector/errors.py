@@ -85,6 +85,7 @@ class ConnectorError(Exception):
         retry_after: float | None = None,
         fields: list[dict[str, str]] | None = None,
         partial: Any = None,
+        warnings: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -99,6 +100,7 @@ class ConnectorError(Exception):
         self.retry_after = retry_after
         self.fields = fields
         self.partial = partial
+        self.warnings = warnings  # what the input rules read leniently (see forms.Notes)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the structured error object a workflow can branch on."""
@@ -120,6 +122,8 @@ class ConnectorError(Exception):
             out["body"] = self.body
         if self.partial is not None:
             out["partial"] = self.partial
+        if self.warnings:
+            out["warnings"] = self.warnings
         return out
 
     def replace(self, **changes: Any) -> ConnectorError:
@@ -144,8 +148,8 @@ class ConnectorError(Exception):
 
 # What ``replace`` may change, and which of those carry text that could hold a secret.
 _FIELDS = ("message", "type", "status", "code", "param", "request_id", "attempts", "body",
-           "retry_after", "fields", "partial")  # fmt: skip
-_TEXTS = ("message", "body", "partial", "fields", "code", "param")
+           "retry_after", "fields", "partial", "warnings")  # fmt: skip
+_TEXTS = ("message", "body", "partial", "fields", "code", "param", "warnings")
 
 
 class InvalidInput(ConnectorError):

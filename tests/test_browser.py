@@ -167,6 +167,39 @@ def test_temperature_hot_is_marked_beside_temperature_before_anything_is_sent(pa
     assert not posts(page, "/runs")
 
 
+def test_text_from_earlier_steps_is_marked_beside_messages(page):
+    messages = field(page, "Messages")
+    warning = page.locator(".field[data-field=messages] .warning")
+    error = page.locator(".field[data-field=messages] .error")
+    field(page, "Model").fill(local.MODEL_ALIAS)
+    # An unescaped quote, as a host inserts it: read as text, with the warning beside the field.
+    messages.fill('[{"role": "user", "content": "He said "hi" to me"}]')
+    expect(warning).to_contain_text(
+        'Messages: line 1, column 39: read a " as part of the text', timeout=10_000
+    )
+    expect(warning).to_contain_text("Messages: line 1, column 42: ")
+    expect(error).to_be_empty()
+    expect(page.locator("#check-state")).to_contain_text("Ready to run")
+    sent = json.loads(page.locator("#preview").text_content())["body"]["messages"]
+    assert sent == [{"role": "user", "content": 'He said "hi" to me'}]
+    # A raw line break and a tab inside the string: read as they are, no warning.
+    messages.fill('[{"role": "user", "content": "line one\nline\ttwo"}]')
+    expect(page.locator("#check-state")).to_contain_text("Ready to run", timeout=10_000)
+    expect(warning).to_be_empty()
+    sent = json.loads(page.locator("#preview").text_content())["body"]["messages"]
+    assert sent == [{"role": "user", "content": "line one\nline\ttwo"}]
+    # Plain text that starts with a bracket: one user message, and it says so.
+    messages.fill("[URGENT] the server is down")
+    expect(warning).to_contain_text("sent as text (one user message)", timeout=10_000)
+    # A key given twice: refused under Messages, and the warning is gone.
+    messages.fill('[{"role": "user", "content": "x", "role": "system"}]')
+    expect(error).to_have_text(
+        'Messages[0]: "role" is given twice; text inserted into the JSON may have closed its string'
+    )
+    expect(warning).to_be_empty()
+    assert not posts(page, "/runs")
+
+
 def test_advanced_is_folded_until_opened_from_the_keyboard(page):
     for p in ADVANCED:
         expect(field(page, p.label)).to_be_hidden()

@@ -277,15 +277,26 @@ def test_a_real_run_still_needs_the_key(capsys, monkeypatch):
     assert code == 2 and doc["error"]["fields"][0]["name"] == "api_key"
 
 
+def test_a_dry_run_prints_the_repairs_as_warnings_on_stderr(capsys):
+    text = r'[{"role": "user", "content": "C:\Users said "hi""}]'
+    code, doc, err = main([*ARGS, "--set", f"messages={text}", "--dry-run"], capsys)
+    assert code == 0 and doc["body"]["messages"][0]["content"] == r'C:\Users said "hi"'
+    assert err.splitlines() == [f"warning: {w['message']}" for w in doc["warnings"]]
+    assert [w["column"] for w in doc["warnings"]] == [33, 45, 48]
+
+
 def test_stderr_keeps_the_caret_line_of_broken_json(capsys):
     code, _, err = main([*ARGS, "--set", 'messages=[{"role": "user" "content": "Hi"}]'], capsys)
     assert code == 2
-    assert err.splitlines() == [
-        "error (invalid_input): The form has 1 problem: Messages: not valid JSON: Expecting ','"
-        " delimiter at line 1, column 18:",
+    assert err.splitlines()[:4] == [
+        "error (invalid_input): The form has 1 problem: Messages: not valid JSON at line 1,"
+        " column 18: Expecting ',' delimiter.",
         '    [{"role": "user" "content": "Hi"}]',
         "    " + " " * 17 + "^",  # under the second string
+        '    Likely cause: a missing comma between two texts, or an unescaped quote (") in'
+        " inserted text.",
     ]
+    assert err.splitlines()[4].startswith("    Fix: in n8n, write {{ JSON.stringify(")
 
 
 # -- more outcomes, the error object, warnings and --progress ------------------------------------

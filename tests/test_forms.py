@@ -220,7 +220,7 @@ def test_messages(text, sent):
     [
         (
             '[{"role": "user", "content": "Hi"}',
-            "not valid JSON: Expecting ',' delimiter at line 1, column 35",
+            "not valid JSON at line 1, column 35: Expecting ',' delimiter",
         ),
         ('[\n  {"role": "user",\n   "content": "Hi",}\n]', "line 3, column 20"),
         ("[]", "needs at least 1 item, got 0"),
@@ -231,7 +231,7 @@ def test_messages(text, sent):
         ('[{"role": "user"}]', "Messages[0].content"),
         ('[{"role": "user", "content": 5}]', "Messages[0].content"),
         ('[{"role": "user", "content": [{"type": "video"}]}]', "Messages[0].content[0]"),
-        ('{"role": "user", "content": }', "not valid JSON: Expecting value at line 1, column 29"),
+        ('{"role": "user", "content": }', "not valid JSON at line 1, column 29: Expecting value"),
         ('{"role": "user"', "line 1, column 16"),
     ],
 )

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connector.engine import plan, validation
-from connector.engine.forms import field_error, invalid
+from connector.engine.forms import Notes, field_error, invalid
 from connector.engine.hooks import hook
 from connector.errors import InvalidInput
 from connector.manifest.spec import Action, Param
@@ -16,18 +16,28 @@ from connector.transport.connection import Connection
 log = logging.getLogger("connector")
 
 
-def build_body(action: Action, form: Mapping[str, Any], connection: Connection) -> dict | None:
-    """Return the request body for ``form``, or raise InvalidInput listing every problem."""
+def build_body(
+    action: Action, form: Mapping[str, Any], connection: Connection, notes: Notes | None = None
+) -> dict | None:
+    """Return the request body for ``form``, or raise InvalidInput listing every problem.
+
+    The warnings of text read leniently go to ``notes`` when given, else to the log; a failure
+    carries them in its ``warnings``.
+    """
     if not isinstance(form, Mapping):
         raise InvalidInput(
             f"The form must be an object of field values, not {type(form).__name__}."
         )
+    own = notes is None
+    notes = Notes() if notes is None else notes
     values, errors = plan.form(action).coerce(
-        form, max_chars=connection.max_input_chars, max_depth=connection.max_json_depth
+        form,
+        max_chars=connection.max_input_chars,
+        max_depth=connection.max_json_depth,
+        notes=notes,
     )
     if action.method == "GET":
-        if errors:
-            raise invalid(errors)
+        _finish(errors, notes, own)
         return None
     body: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -69,9 +79,28 @@ def build_body(action: Action, form: Mapping[str, Any], connection: Connection) 
         for e in _schema_errors(action, body, merge_param, set(extra)):
             if e["name"] not in failed:
                 errors.append(e)
-    if errors:
-        raise invalid(errors)
+    _finish(errors, notes, own)
     return body
+
+
+def _finish(errors: list[dict[str, Any]], notes: Notes, log_warnings: bool) -> None:
+    """Raise the errors, if any; a repaired field that fails a check gets its original error."""
+    if notes.fallbacks and errors:
+        kept, stood = [], set()
+        for e in errors:
+            name = e["name"]
+            if name not in notes.fallbacks:
+                kept.append(e)
+            elif name not in stood:
+                stood.add(name)
+                kept.append(notes.fallbacks[name])
+        errors[:] = kept
+        notes.warnings[:] = [w for w in notes.warnings if w["name"] not in stood]
+    if errors:
+        raise invalid(errors).replace(warnings=list(notes.warnings) or None)
+    if log_warnings:
+        for w in notes.warnings:
+            log.warning("%s", w["message"])
 
 
 def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:

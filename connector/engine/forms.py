@@ -13,10 +13,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from connector.engine import jsontext
 from connector.engine.hooks import module as action_module
+from connector.engine.jsontext import FieldProblem, Lenient
 from connector.errors import InvalidInput
 from connector.manifest.spec import Param
 from connector.manifest.values import constraint_problem, json_depth, num
+
+__all__ = ["FieldProblem", "Form", "Notes", "field_error", "invalid", "is_blank", "json_depth"]
 
 _OMIT = object()
 # Spellings of (true, false) accepted in any case; the first pair is the canonical one.
@@ -30,22 +34,36 @@ _ESCAPE_RE = re.compile(r"\\(.)")
 _QUOTES = ('"', "'", "\u201c", "\u201d", "\u2018", "\u2019")
 
 
-class FieldProblem(ValueError):
-    """A problem with one form value; ``path`` points inside it (e.g. ``(1, "role")``)."""
+def field_error(
+    param: Param, message: str, path: tuple = (), line: int | None = None, column: int | None = None
+) -> dict[str, Any]:
+    """Return the ``{name, label, message}`` entry of an invalid_input error (or a warning).
 
-    def __init__(self, message: str, path: tuple = ()):
-        super().__init__(message)
-        self.message = message
-        self.path = path
-
-
-def field_error(param: Param, message: str, path: tuple = ()) -> dict[str, str]:
-    """Return the ``{name, label, message}`` entry of an invalid_input error."""
+    ``line`` and ``column`` say where in the field's text, for JSON text.
+    """
     where = param.label + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-    entry = {"name": param.name, "label": param.label, "message": f"{where}: {message}"}
+    entry: dict[str, Any] = {
+        "name": param.name,
+        "label": param.label,
+        "message": f"{where}: {message}",
+    }
     if path:
         entry["path"] = where
+    if line is not None:
+        entry["line"], entry["column"] = line, column
     return entry
+
+
+class Notes:
+    """What coercion noticed without failing: warnings, and the errors that repairs stand for.
+
+    ``fallbacks`` maps a repaired field to its original error: it stands if a later check
+    (the request schema) rejects the repaired value.
+    """
+
+    def __init__(self) -> None:
+        self.warnings: list[dict[str, Any]] = []
+        self.fallbacks: dict[str, dict[str, Any]] = {}
 
 
 def is_blank(value: Any) -> bool:
@@ -56,23 +74,6 @@ def is_blank(value: Any) -> bool:
 @functools.lru_cache(maxsize=4096, typed=True)  # the same few keys arrive run after run
 def _norm_key(key: str) -> str:
     return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
-
-
-def parse_json_text(text: str) -> Any:
-    """Parse JSON text; raise FieldProblem naming the line and column with a short excerpt."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        line_text = text.splitlines()[exc.lineno - 1] if text.splitlines() else ""
-        start = max(0, exc.colno - 20)
-        snippet = line_text[start : exc.colno + 20]
-        pointer = " " * (exc.colno - 1 - start) + "^"
-        raise FieldProblem(
-            f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}:\n"
-            f"    {snippet}\n    {pointer}"
-        ) from None
-    except RecursionError:
-        raise FieldProblem("JSON is nested too deeply") from None
 
 
 # ---- coercers: (param, value) -> typed value; raise FieldProblem --------------------------------
@@ -195,9 +196,12 @@ def _list(param: Param, value: Any) -> Any:
     elif isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            items = parse_json_text(text)
+            read = jsontext.read(value, fallback=False, keys=None)
+            items = read.value if isinstance(read, Lenient) else read
             if not isinstance(items, list):
                 raise FieldProblem("expected a JSON array")
+            if isinstance(read, Lenient):
+                return read._replace(value=_strings(items))
         else:
             items = _split_list(text)
             if not items:
@@ -206,6 +210,10 @@ def _list(param: Param, value: Any) -> Any:
                 return items[0]
     else:
         raise FieldProblem(f"expected comma-separated text or a list, got {type(value).__name__}")
+    return _strings(items)
+
+
+def _strings(items: list) -> list:
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise FieldProblem(f"expected text, got {json.dumps(item)}", (i,))
@@ -215,16 +223,9 @@ def _list(param: Param, value: Any) -> Any:
 def _json(param: Param, value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    text = value.strip()
-    if text[:1] in ("{", "["):
-        return parse_json_text(text)
-    if param.text_fallback:
-        return text
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        example = json.dumps(param.example) if param.example is not None else "{...}"
-        raise FieldProblem(f"expected JSON, for example {example}") from None
+    return jsontext.read(
+        value, fallback=param.text_fallback, keys=param.json_keys, example=param.example
+    )
 
 
 _COERCERS: dict[str, Callable[[Param, Any], Any]] = {
@@ -261,9 +262,17 @@ class Form:
         return self._by_key.get(_norm_key(key))
 
     def coerce(
-        self, form: Mapping[str, Any], *, max_chars: int, max_depth: int
+        self,
+        form: Mapping[str, Any],
+        *,
+        max_chars: int,
+        max_depth: int,
+        notes: Notes | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, str]]]:
-        """Return (values by parameter name, field errors); blank values are left out."""
+        """Return (values by parameter name, field errors); blank values are left out.
+
+        ``notes``, when given, collects the warnings of text read leniently (see jsontext).
+        """
         errors: list[dict[str, str]] = []
         given: dict[str, Any] = {}
         for key, value in form.items():
@@ -289,8 +298,11 @@ class Form:
                     )
                 )
                 continue
+            lenient = None
             try:
                 value = coerce(param, raw)
+                if type(value) is Lenient:
+                    lenient, value = value, value.value
                 if value is _OMIT:
                     if param.required:
                         errors.append(field_error(param, "is required. " + _how(param)))
@@ -305,9 +317,21 @@ class Form:
                 if problem:
                     raise FieldProblem(f"{problem}. {_how(param, raw)}".strip())
             except FieldProblem as exc:
-                errors.append(field_error(param, exc.message, exc.path))
+                bad = exc
+                if lenient is not None and lenient.original is not None:
+                    bad = lenient.original  # the repaired value fails: the text's own error stands
+                errors.append(field_error(param, bad.message, bad.path, bad.line, bad.column))
                 continue
             values[param.name] = value
+            if lenient is not None and notes is not None:
+                notes.warnings += [
+                    field_error(param, n.message, (), n.line, n.column) for n in lenient.notes
+                ]
+                if lenient.original is not None:
+                    o = lenient.original
+                    notes.fallbacks[param.name] = field_error(
+                        param, o.message, (), o.line, o.column
+                    )
         return values, errors
 
     def _unknown(self, key: str) -> dict[str, str]:

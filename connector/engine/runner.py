@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from connector.engine import plan
 from connector.engine.body import build_body
-from connector.engine.forms import Form, invalid
+from connector.engine.forms import Form, Notes, invalid
 from connector.engine.hooks import hook
 from connector.engine.loader import load_manifest
 from connector.engine.output import shape
@@ -108,13 +108,15 @@ def _endpoint(conn: Connection, *, start: bool) -> Connection:
     return conn
 
 
-def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, start: bool):
+def _prepare(
+    action_id: str, form: Mapping[str, Any] | None, connection: Any, start: bool, notes: Notes
+):
     action = load_manifest().action(action_id)
     try:
         conn = resolve_connection(connection, require_key=start)
     except InvalidInput as bad_connection:
         _raise_with_form_problems(bad_connection, action, form)
-    body = build_body(action, form or {}, conn)
+    body = build_body(action, form or {}, conn, notes)
     conn = _endpoint(conn, start=start)
     check_base_url(conn)
     return action, conn, body
@@ -123,7 +125,8 @@ def _prepare(action_id: str, form: Mapping[str, Any] | None, connection: Any, st
 def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form) -> NoReturn:
     """Raise the connection's problem together with the form's, so one fix round suffices."""
     try:
-        build_body(action, form or {}, Connection(**plan.connection_defaults(load_manifest())))
+        defaults = Connection(**plan.connection_defaults(load_manifest()))
+        build_body(action, form or {}, defaults, Notes())
     except InvalidInput as bad_form:
         also = f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
         fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]
@@ -132,14 +135,20 @@ def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form
 
 
 def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: Any = None) -> dict:
-    """Return the request ``{method, url, headers, body}`` that ``run`` would send, key redacted."""
+    """Return the request ``{method, url, headers, body}`` that ``run`` would send, key redacted.
+
+    ``warnings`` lists what the input rules read leniently, when they did (see forms.Notes).
+    """
     conn = None
+    notes = Notes()
     try:
-        action, conn, body = _prepare(action_id, form, connection, start=False)
+        action, conn, body = _prepare(action_id, form, connection, False, notes)
         from connector.transport.http import transport_for  # requests: only when a call is sent
 
         stream = bool(body and body.get("stream"))
         prepared = transport_for(conn).prepare(action.method, action.path, body, stream=stream)
+        if notes.warnings:
+            prepared = {**prepared, "warnings": notes.warnings}
         return redact(prepared, conn.secrets)
     except ConnectorError as exc:
         raise exc.redacted(conn.secrets if conn else ()) from None
@@ -159,8 +168,11 @@ def run(
     failure carries that number in the error's ``attempts``.
     """
     conn = None
+    notes = Notes()
     try:
-        action, conn, body = _prepare(action_id, form, connection, start=True)
+        action, conn, body = _prepare(action_id, form, connection, True, notes)
+        for warning in notes.warnings:
+            log.warning("%s", warning["message"])
         from connector.transport.http import transport_for  # requests: only when a call is sent
 
         if on_token is not None and not (body and body.get("stream")):

@@ -53,6 +53,14 @@ class Param(Strict):
     enum: list[str] | None = None
     single_as_string: bool = Field(False, description="List input: one item is sent as a string.")
     text_fallback: bool = Field(False, description="JSON input: non-JSON text goes to transform.")
+    json_keys: list[str] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "With text_fallback: text starting with [ or { that is not JSON is plain text unless"
+            ' it names one of these keys (as "key":).'
+        ),
+    )
     transform: str | None = Field(None, description="Function of the action module applied last.")
     send_as: str | None = Field(None, description="Body field the value is sent as.")
     merge: bool = Field(False, description="A JSON object merged into the body (extra fields).")
@@ -88,6 +96,8 @@ class Param(Strict):
             raise ValueError(f"input '{self.input}' needs type '{self.input}'")
         if self.text_fallback and self.input != "json":
             raise ValueError("text_fallback is only for input 'json'")
+        if self.json_keys and not self.text_fallback:
+            raise ValueError("json_keys needs text_fallback")
         if self.merge and (self.input != "json" or types != ("object",)):
             raise ValueError("merge needs input 'json' and type 'object'")
         if self.replaced_by and not self.deprecated:

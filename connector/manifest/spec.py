@@ -79,6 +79,7 @@ class Param(Compiled):
     enum: list[str] | None
     single_as_string: bool
     text_fallback: bool
+    json_keys: list[str] | None
     transform: str | None
     send_as: str | None
     merge: bool

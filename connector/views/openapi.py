@@ -22,6 +22,22 @@ BASE_URL_HEADER = "X-OpenAI-Base-Url"
 CALL_ERRORS = sorted({t.http_status for t in ERROR_TYPES.values()} - {405})
 _READ_ERRORS = [401, 404, 500]
 
+# An error's field problems, and the warnings of text read leniently (line and column: JSON text).
+FIELD_NOTES = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["name", "message"],
+        "properties": {
+            "name": {"type": "string"},
+            "label": {"type": "string"},
+            "message": {"type": "string"},
+            "path": {"type": "string"},
+            "line": {"type": "integer"},
+            "column": {"type": "integer"},
+        },
+    },
+}
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -43,16 +59,8 @@ _ERROR = {
                 "partial": {
                     "description": "What arrived before a failure, or the output a check rejected."
                 },
-                "fields": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "message"],
-                        "properties": {
-                            k: {"type": "string"} for k in ("name", "label", "message", "path")
-                        },
-                    },
-                },
+                "fields": FIELD_NOTES,
+                "warnings": FIELD_NOTES,
             },
         }
     },
@@ -73,6 +81,7 @@ _PREPARED = {
         "url": {"type": "string"},
         "headers": {"type": "object", "additionalProperties": {"type": "string"}},
         "body": {"type": ["object", "null"]},
+        "warnings": FIELD_NOTES,
     },
 }
 OPTIONS = {

@@ -16,7 +16,7 @@
   const TOKEN_VAR = "CONNECTOR_SERVER_TOKEN";
 
   const $ = (id) => document.getElementById(id);
-  const fields = new Map(); // name -> {prop, ui, input, wrap, error, group, syntax}
+  const fields = new Map(); // name -> {prop, ui, input, wrap, error, warning, group, syntax}
   let touched = false;
 
   // ---- small DOM helpers -----------------------------------------------------------------
@@ -163,9 +163,10 @@
     const input = control(name, prop, ui);
     const field = input.matches("input, textarea, select") ? input : input.querySelector("input");
     if (required) field.setAttribute("aria-required", "true");
-    const describedBy = [`e-${name}`, `d-${name}`, range ? `r-${name}` : null, `h-${name}`];
+    const describedBy = [`e-${name}`, `w-${name}`, `d-${name}`, range ? `r-${name}` : null, `h-${name}`];
     field.setAttribute("aria-describedby", describedBy.filter(Boolean).join(" "));
     const error = el("p", { class: "error", id: `e-${name}` });
+    const warning = el("p", { class: "warning", id: `w-${name}` });
     const wrap = el(
       "div",
       { class: "field", "data-field": name },
@@ -173,9 +174,10 @@
       el("p", { class: "desc", id: `d-${name}` }, inline(prop.description)),
       input,
       error,
+      warning,
       el("p", { class: "help", id: `h-${name}` }, inline(ui["ui:help"])),
     );
-    fields.set(name, { prop, ui, input: field, wrap, error, group, syntax: null });
+    fields.set(name, { prop, ui, input: field, wrap, error, warning, group, syntax: null });
     // Text fields report each keystroke; a select only its change (no second check on blur).
     field.addEventListener(field.tagName === "SELECT" ? "change" : "input", () => onEdit(name));
     return wrap;
@@ -327,63 +329,53 @@
 
   // ---- values and local checks ----------------------------------------------------------------
 
-  // Where a JSON.parse error is, as "line L, column C" (engines word the message differently).
-  function jsonProblem(text) {
-    try {
-      JSON.parse(text);
-      return null;
-    } catch (err) {
-      const message = String(err.message);
-      let line;
-      let column;
-      const lc = message.match(/line (\d+) column (\d+)/);
-      const pos = message.match(/position (\d+)/);
-      if (lc) {
-        line = Number(lc[1]);
-        column = Number(lc[2]);
-      } else {
-        const at = pos ? Number(pos[1]) : text.length;
-        const before = text.slice(0, at).split("\n");
-        line = before.length;
-        column = before[before.length - 1].length + 1;
-      }
-      const reason = message.replace(/\s*\(line \d+ column \d+\)/, "").replace(/ in JSON at position \d+/, "");
-      return { line, column, message: `not valid JSON at line ${line}, column ${column}: ${reason}` };
-    }
-  }
-
-  function isJsonText(f, text) {
-    return /^[[{]/.test(text) || !f.ui["ui:options"]?.textFallback;
-  }
-
-  // The form as the server takes it: text as typed; JSON fields as their value once they parse.
-  function formValues() {
+  // JSON fields go to the server as typed: its input rules read text from earlier steps (raw
+  // line breaks, unescaped quotes, plain text starting with a bracket, a key given twice), which
+  // the browser's JSON.parse would refuse or, for a key given twice, silently keep the last of.
+  // ``copy``: for a copied call, JSON text the server found no problem in goes as its value.
+  function formValues(copy = false) {
     const out = {};
+    const flagged = new Set(serverProblems.map((p) => p.name));
     for (const [name, f] of fields) {
       const raw = f.input.value;
       if (!raw.trim()) continue;
-      if (f.ui["ui:widget"] === "json" && isJsonText(f, raw.trim()) && !jsonProblem(raw.trim())) {
-        out[name] = JSON.parse(raw.trim());
-      } else {
-        out[name] = raw;
+      out[name] = raw;
+      if (copy && f.ui["ui:widget"] === "json" && !flagged.has(name) && /^[[{]/.test(raw.trim())) {
+        try {
+          out[name] = JSON.parse(raw);
+        } catch {
+          // not JSON to the browser (a raw line break, a repaired quote): sent as text
+        }
       }
     }
     return out;
   }
 
-  function localCheck(name) {
-    const f = fields.get(name);
-    if (f.ui["ui:widget"] !== "json") return;
-    const text = f.input.value.trim();
-    f.syntax = text && isJsonText(f, text) ? jsonProblem(text) : null;
+  // A JSON syntax problem (the server's: it has a line and a column) stops a run in the page.
+  function syntaxOf(problem) {
+    return problem.line !== undefined ? problem : null;
   }
 
   // ---- problems beside their fields -----------------------------------------------------------
 
   let serverProblems = [];
 
+  function showWarnings(warnings) {
+    const byName = new Map();
+    for (const w of warnings || []) {
+      if (!byName.has(w.name)) byName.set(w.name, []);
+      byName.get(w.name).push(w.message);
+    }
+    for (const [name, f] of fields) f.warning.textContent = (byName.get(name) || []).join("\n");
+  }
+
   function showProblems(problems) {
     serverProblems = problems;
+    for (const f of fields.values()) f.syntax = null;
+    for (const p of problems) {
+      const f = fields.get(p.name);
+      if (f && syntaxOf(p)) f.syntax = p;
+    }
     const byName = new Map();
     const general = [];
     for (const p of problems) {
@@ -396,7 +388,7 @@
     }
     const counts = {};
     for (const [name, f] of fields) {
-      const messages = f.syntax ? [`${f.prop.title}: ${f.syntax.message}`] : byName.get(name) || [];
+      const messages = byName.get(name) || [];
       f.error.textContent = messages.join("\n");
       f.wrap.classList.toggle("invalid", messages.length > 0);
       if (messages.length) {
@@ -424,10 +416,10 @@
   let checkTimer = null;
   let checkSeq = 0;
   let checkAbort = null;
+  let checking = false;
 
   function onEdit(name) {
     touched = true;
-    localCheck(name);
     showProblems(serverProblems.filter((p) => p.name !== name));
     $("check-state").textContent = "Checking…";
     clearTimeout(checkTimer);
@@ -436,18 +428,23 @@
 
   async function check() {
     const seq = ++checkSeq;
+    checkTimer = null;
     if (checkAbort) checkAbort.abort();
     checkAbort = new AbortController();
     let reply;
+    checking = true;
     try {
       reply = await api("POST", `/actions/${ACTION}/dry-run`, formValues(), checkAbort.signal);
     } catch (err) {
       if (err.name === "AbortError") return;
       $("check-state").textContent = `The server could not be reached: ${err.message}`;
       return;
+    } finally {
+      if (seq === checkSeq) checking = false;
     }
     if (seq !== checkSeq) return;
     const { doc } = reply;
+    showWarnings(doc.warnings || (doc.error && doc.error.warnings));
     if (doc.error) {
       const n = showProblems(doc.error.fields || []) || 1;
       if (!(doc.error.fields || []).length) setStatus(doc.error.message, "error");
@@ -509,6 +506,7 @@
       );
       box.hidden = false;
       const n = showProblems(err.fields || []);
+      showWarnings(err.warnings);
       for (const f of fields.values()) {
         if (f.wrap.classList.contains("invalid")) {
           const group = $(`group-${f.group}`);
@@ -525,10 +523,12 @@
 
   async function run(ev) {
     ev.preventDefault();
-    clearTimeout(checkTimer);
+    if (checkTimer !== null || checking) {
+      clearTimeout(checkTimer);
+      await check(); // the last edit is not checked yet: its JSON may be broken
+    }
     checkSeq++; // a dry run still on its way must not overwrite what the run shows
     $("check-state").textContent = "";
-    for (const name of fields.keys()) localCheck(name);
     const bad = [...fields.values()].find((f) => f.syntax);
     if (bad) {
       showProblems(serverProblems);
@@ -579,7 +579,7 @@
       `curl -sS -X POST ${shellQuote(runUrl())}`,
       `  -H "Authorization: Bearer $${TOKEN_VAR}"`,
       "  -H 'Content-Type: application/json'",
-      `  --data-binary ${shellQuote(JSON.stringify(formValues(), null, 2))}`,
+      `  --data-binary ${shellQuote(JSON.stringify(formValues(true), null, 2))}`,
     ].join(" \\\n");
   }
 
@@ -592,7 +592,7 @@
         genericAuthType: "httpHeaderAuth",
         sendBody: true,
         specifyBody: "json",
-        jsonBody: JSON.stringify(formValues(), null, 2),
+        jsonBody: JSON.stringify(formValues(true), null, 2),
         options: {},
       },
       name: FORM.title,
