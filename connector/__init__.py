@@ -15,7 +15,7 @@ from pathlib import Path as _Path
 def _checkout_actions() -> None:
     """In a checkout, make ``connector.actions`` the top-level actions/ folder.
 
-    The wheel installs that folder as connector/actions (see pyproject.toml), so one module
+    The wheel installs that folder as connector/actions (see setup.py), so one module
     name works in both places and the wheel adds no top-level package.
     """
     here = _Path(__file__).resolve().parent

@@ -19,7 +19,7 @@ from .errors import ConnectorError
 
 PACKAGE = Path(__file__).resolve().parent
 # A source checkout keeps the manifest and schemas/ at its root; a wheel carries them in
-# connector/data (see pyproject.toml), so `pip install` without -e works too.
+# connector/data (see setup.py), so `pip install` without -e works too.
 CHECKOUT = (PACKAGE.parent / "manifest.yaml").is_file()
 ROOT = PACKAGE.parent if CHECKOUT else PACKAGE / "data"
 MANIFEST_PATH = ROOT / "manifest.yaml"

@@ -11,8 +11,9 @@ elapsed() {  # elapsed SECONDS: 75 -> "1m15s"
 # logged CMD...: run CMD with its output appended to the log; on failure show the log's tail.
 logged() {
   printf '\n$ %s\n' "$*" >>"$STAGE_LOG"
-  local status=0
+  local status=0 start=$SECONDS
   "$@" >>"$STAGE_LOG" 2>&1 || status=$?
+  printf '(exit %d after %s)\n' "$status" "$(elapsed $((SECONDS - start)))" >>"$STAGE_LOG"
   if ((status != 0)); then
     stage "failed (exit $status): $*"
     stage "the last ${STAGE_TAIL:-40} lines of $STAGE_LOG (the whole output is there):"
