@@ -73,10 +73,11 @@ def stages(script: str, tmp_path: Path, **env: str) -> subprocess.CompletedProce
 
 
 def test_a_failing_step_prints_its_output_and_where_the_log_is(tmp_path):
-    proc = stages("logged bash -c 'echo the-real-error >&2; exit 3'; echo not-reached", tmp_path)
+    # The output differs from the command's text, which the failure line quotes.
+    proc = stages("logged bash -c 'echo error-$((6*7)) >&2; exit 3'; echo not-reached", tmp_path)
     assert proc.returncode == 3
     assert "t: failed (exit 3): bash -c" in proc.stderr
-    assert "the-real-error" in proc.stderr
+    assert "error-42" in proc.stderr
     assert str(tmp_path / "setup.log") in proc.stderr
     assert "not-reached" not in proc.stdout
 
