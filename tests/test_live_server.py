@@ -9,7 +9,6 @@ from actionserver import ActionServer
 from test_server import poll
 
 import connector
-from connector.errors import ConnectorError
 from connector.transport import local
 
 pytestmark = pytest.mark.live
@@ -20,21 +19,15 @@ FORM = {"model": local.MODEL_ALIAS, "messages": json.dumps(SEED), "max_completio
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    try:
-        model = local.LocalServer().start()
-    except ConnectorError as exc:
-        pytest.fail(f"The local backend could not start: {exc.message}", pytrace=False)
+def srv(local_backend, tmp_path_factory):
+    """The action server in front of the session's local model (conftest's local_backend)."""
     env = {
         "OPENAI_PROVIDER": "local",
-        local.BASE_URL_ENV: model.base_url,
+        local.BASE_URL_ENV: local_backend.base_url,
         "CONNECTOR_RUNS_DB": str(tmp_path_factory.mktemp("live-server") / "runs.sqlite3"),
     }
-    try:
-        with ActionServer(env=env) as server:
-            yield server
-    finally:
-        model.stop()
+    with ActionServer(env=env) as server:
+        yield server
 
 
 def test_run_answers_with_the_models_reply(srv):

@@ -96,3 +96,9 @@ def test_text_in_the_manifest_cannot_close_the_script(monkeypatch):
     assert (
         page_data(text)["form"]["description"] == "<!--<script></script><script>alert(1)</script>"
     )
+
+
+def test_the_documented_page_assets_are_the_served_ones():
+    from connector.views import openapi
+
+    assert sorted(openapi.PAGE_ASSETS) == sorted(page.ASSETS)

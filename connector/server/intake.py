@@ -21,9 +21,8 @@ from connector.manifest.spec import Action
 from connector.manifest.values import json_depth
 from connector.server.settings import Settings
 from connector.transport.connection import env_values
+from connector.views.shapes import BASE_URL_HEADER, KEY_HEADER
 
-KEY_HEADER = "X-OpenAI-Api-Key"
-BASE_URL_HEADER = "X-OpenAI-Base-Url"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 

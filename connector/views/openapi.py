@@ -15,93 +15,11 @@ from connector import __version__
 from connector.engine.loader import load_manifest
 from connector.errors import ERROR_TYPES
 from connector.manifest.spec import Action, Manifest, Param
+from connector.views import shapes
 
-KEY_HEADER = "X-OpenAI-Api-Key"
-BASE_URL_HEADER = "X-OpenAI-Base-Url"
 # HTTP statuses a call of each kind can answer, besides its success (from ERROR_TYPES).
 CALL_ERRORS = sorted({t.http_status for t in ERROR_TYPES.values()} - {405})
 _READ_ERRORS = [401, 404, 500]
-
-# An error's field problems, and the warnings of text read leniently (line and column: JSON text).
-FIELD_NOTES = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["name", "message"],
-        "properties": {
-            "name": {"type": "string"},
-            "label": {"type": "string"},
-            "message": {"type": "string"},
-            "path": {"type": "string"},
-            "line": {"type": "integer"},
-            "column": {"type": "integer"},
-        },
-    },
-}
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["type", "message", "retryable"],
-            "properties": {
-                "type": {"type": "string", "enum": list(ERROR_TYPES)},
-                "message": {"type": "string"},
-                "retryable": {"type": "boolean"},
-                "status": {"type": ["integer", "null"], "description": "The API's HTTP status."},
-                "code": {"type": ["string", "integer", "null"]},
-                "param": {"type": ["string", "null"]},
-                "request_id": {"type": ["string", "null"]},
-                "attempts": {"type": ["integer", "null"]},
-                "retry_after": {"type": ["number", "null"]},
-                "body": {"type": ["string", "null"], "description": "The raw reply, capped."},
-                "partial": {
-                    "description": "What arrived before a failure, or the output a check rejected."
-                },
-                "fields": FIELD_NOTES,
-                "warnings": FIELD_NOTES,
-            },
-        }
-    },
-}
-_ACCEPTED = {
-    "type": "object",
-    "required": ["id", "state", "location"],
-    "properties": {
-        **{k: {"type": "string"} for k in ("id", "action", "location")},
-        "state": {"type": "string", "enum": ["running"]},
-    },
-}
-_PREPARED = {
-    "type": "object",
-    "required": ["method", "url", "headers"],
-    "properties": {
-        "method": {"type": "string"},
-        "url": {"type": "string"},
-        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-        "body": {"type": ["object", "null"]},
-        "warnings": FIELD_NOTES,
-    },
-}
-OPTIONS = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["value", "label"],
-        "properties": {"value": {"type": "string"}, "label": {"type": "string"}},
-    },
-}
-_ACTIONS = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["id", "title", "description"],
-        "properties": {k: {"type": "string"} for k in ("id", "title", "description")},
-    },
-}
-_OBJECT = {"type": "object"}
-_HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}}
 
 
 def _field(p: Param) -> dict[str, Any]:
@@ -158,14 +76,11 @@ class _Builder:
         description: str,
         schema: tuple[str, dict],
         headers: dict | None = None,
-        text: bool = False,
+        media: str = "application/json",
     ) -> dict[str, Any]:
-        """Return a response whose body is the named schema (inline when ``text``)."""
-        body = deepcopy(schema[1]) if text else self.ref(*schema)
-        out: dict[str, Any] = {
-            "description": description,
-            "content": {("text/plain" if text else "application/json"): {"schema": body}},
-        }
+        """Return a response whose body is the named schema (inline when it is not JSON)."""
+        body = self.ref(*schema) if media == "application/json" else deepcopy(schema[1])
+        out: dict[str, Any] = {"description": description, "content": {media: {"schema": body}}}
         if headers:
             out["headers"] = {
                 name: {"description": d, "schema": {"type": kind}}
@@ -197,12 +112,12 @@ class _Builder:
         for status in errors:
             if public and status == 401:
                 continue
-            op["responses"][str(status)] = self.response(reason(status), ("Error", _ERROR))
+            op["responses"][str(status)] = self.response(reason(status), ("Error", shapes.ERROR))
         parameters = list(params or [])
         if tenant:
             parameters.append(
                 {
-                    "name": BASE_URL_HEADER,
+                    "name": shapes.BASE_URL_HEADER,
                     "in": "header",
                     "required": False,
                     "description": "Base URL for this call (only when the server allows the host).",
@@ -249,12 +164,6 @@ def reason(status: int) -> str:
     return f"{HTTPStatus(status).phrase}: " + ", ".join(f"`{t}`" for t in types)
 
 
-_POLL_HEADERS = {
-    "Location": ("string", "The absolute URL to poll."),
-    "Retry-After": ("integer", "Seconds until the next poll."),
-}
-
-
 def _action_operations(b: _Builder, a: Action) -> None:
     name = action_name(a)
     form = (name + "Form", _form(a))
@@ -280,7 +189,7 @@ def _action_operations(b: _Builder, a: Action) -> None:
         "it runs, then the output (200) or the error.",
         {
             "202": b.response(
-                "Started; poll the Location.", ("RunAccepted", _ACCEPTED), _POLL_HEADERS
+                "Started; poll the Location.", ("RunAccepted", shapes.ACCEPTED), shapes.POLL_HEADERS
             ),
             "200": b.response("The output (from the poll), like the sync operation's.", output),
         },
@@ -294,7 +203,11 @@ def _action_operations(b: _Builder, a: Action) -> None:
         f"{a.id}_dry_run",
         f"{a.title} (dry run)",
         "The request that the run would send, with secrets redacted. Nothing is sent.",
-        {"200": b.response("The request: method, URL, headers, body.", ("Request", _PREPARED))},
+        {
+            "200": b.response(
+                "The request: method, URL, headers, body.", ("Request", shapes.PREPARED)
+            )
+        },
         errors=CALL_ERRORS,
         body=form,
         tenant=True,
@@ -308,10 +221,35 @@ def _action_operations(b: _Builder, a: Action) -> None:
             f"{a.id}_{p.name}_options",
             f"{p.label} options",
             f"The values offered for {p.label} (from {b.manifest.action(p.options.action).title}).",
-            {"200": b.response("Options as value and label.", ("Options", OPTIONS))},
+            {"200": b.response("Options as value and label.", ("Options", shapes.OPTIONS))},
             errors=CALL_ERRORS,
             tenant=True,
         )
+
+
+# The files ``connector.server.page`` serves under /static (a test holds the two lists equal).
+PAGE_ASSETS = ("form.css", "form.js")
+PAGE_MEDIA = ("text/css", "text/javascript")
+
+
+def _page_operations(b: _Builder, ids: list[str]) -> None:
+    """The form page's routes (``connector.server.page``): public, they hold only the manifest."""
+    action = _path_param("action", "The action's id.", ids)
+    html = ("Html", {"type": "string"})
+    for path, op_id, title, ok, params in (
+        ("/", "form_page", "Form page", b.response("The page.", html, media="text/html"), []),
+        ("/actions/{action}/form", "action_form_page", "An action's form page",
+         b.response("The page.", html, media="text/html"), [action]),
+        ("/actions/{action}/form-schema", "form_schema", "Form schema",
+         b.response("JSON Schema and UI schema of the form.", ("Document", shapes.OBJECT)), [action]),
+        ("/static/{name}", "page_asset", "Page asset",
+         {"description": "The file.", "content": {m: {"schema": {"type": "string"}} for m in PAGE_MEDIA}},
+         [_path_param("name", "The page's script or style sheet.", list(PAGE_ASSETS))]),
+    ):  # fmt: skip
+        b.operation(
+            "get", path, op_id, title, f"{title} of the form page.", {"200": ok},
+            errors=[404, 500], params=params, public=True,
+        )  # fmt: skip
 
 
 def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
@@ -325,7 +263,7 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         "healthz",
         "Health",
         "Answers while the server runs; needs no token.",
-        {"200": b.response("Running.", ("Health", _HEALTH))},
+        {"200": b.response("Running.", ("Health", shapes.HEALTH))},
         errors=[500],
         public=True,
     )
@@ -335,13 +273,17 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         "metrics",
         "Metrics",
         "Prometheus text: runs by action and outcome, latency, upstream attempts.",
-        {"200": b.response("Prometheus text format.", ("Text", {"type": "string"}), text=True)},
+        {
+            "200": b.response(
+                "Prometheus text format.", ("Text", {"type": "string"}), media="text/plain"
+            )
+        },
         errors=[401, 500],
     )
     for path, op_id, title, description, schema in (
-        ("/actions", "list_actions", "Actions", "The actions this connector offers.", ("Actions", _ACTIONS)),
-        ("/openapi.json", "openapi", "OpenAPI 3.1 document", "", ("Document", _OBJECT)),
-        ("/swagger.json", "swagger", "OpenAPI 2.0 document (Power Automate)", "", ("Document", _OBJECT)),
+        ("/actions", "list_actions", "Actions", "The actions this connector offers.", ("Actions", shapes.ACTIONS)),
+        ("/openapi.json", "openapi", "OpenAPI 3.1 document", "", ("Document", shapes.OBJECT)),
+        ("/swagger.json", "swagger", "OpenAPI 2.0 document (Power Automate)", "", ("Document", shapes.OBJECT)),
     ):  # fmt: skip
         b.operation(
             "get",
@@ -358,12 +300,13 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         "describe_action",
         "Describe an action",
         "An action's parameters, Basic and Advanced, and its example output.",
-        {"200": b.response("The describe document.", ("Description", _OBJECT))},
+        {"200": b.response("The describe document.", ("Description", shapes.OBJECT))},
         errors=_READ_ERRORS,
         params=[_path_param("action", "The action's id.", ids)],
     )
     for a in m.actions:
         _action_operations(b, a)
+    _page_operations(b, ids)
     b.operation(
         "get",
         "/runs/{run_id}",
@@ -371,8 +314,10 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         "Async run",
         "202 while the run is running; then its output (200) or its error object.",
         {
-            "200": b.response("The run's output.", ("RunOutput", _OBJECT)),
-            "202": b.response("Still running.", ("RunAccepted", _ACCEPTED), _POLL_HEADERS),
+            "200": b.response("The run's output.", ("RunOutput", shapes.OBJECT)),
+            "202": b.response(
+                "Still running.", ("RunAccepted", shapes.ACCEPTED), shapes.POLL_HEADERS
+            ),
         },
         errors=CALL_ERRORS,
         params=[_path_param("run_id", "The id from the Location of the 202.")],
@@ -399,7 +344,7 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
                 "openaiKey": {
                     "type": "apiKey",
                     "in": "header",
-                    "name": KEY_HEADER,
+                    "name": shapes.KEY_HEADER,
                     "description": "Optional: your own API key for this call.",
                 },
             },

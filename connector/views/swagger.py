@@ -17,14 +17,8 @@ from typing import Any
 from connector import __version__
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
-from connector.views.openapi import (
-    BASE_URL_HEADER,
-    CALL_ERRORS,
-    OPTIONS,
-    action_name,
-    license_id,
-    reason,
-)
+from connector.views.openapi import CALL_ERRORS, action_name, license_id, reason
+from connector.views.shapes import BASE_URL_HEADER, OPTIONS
 
 SECURITY = "api_key"  # the name Power Automate gives an API-key connection parameter
 _VISIBILITY = {"basic": "important", "advanced": "advanced"}

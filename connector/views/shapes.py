@@ -1,0 +1,97 @@
+"""The JSON shapes of the server's own answers, shared by its OpenAPI and Swagger documents.
+
+The error object, a started run, a prepared request, options, the action list, and the headers
+a tenant and a poll use. The form and output of each action come from the manifest instead.
+"""
+
+from __future__ import annotations
+
+from connector.errors import ERROR_TYPES
+
+KEY_HEADER = "X-OpenAI-Api-Key"
+BASE_URL_HEADER = "X-OpenAI-Base-Url"
+
+# An error's field problems, and the warnings of text read leniently (line and column: JSON text).
+FIELD_NOTES = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["name", "message"],
+        "properties": {
+            "name": {"type": "string"},
+            "label": {"type": "string"},
+            "message": {"type": "string"},
+            "path": {"type": "string"},
+            "line": {"type": "integer"},
+            "column": {"type": "integer"},
+        },
+    },
+}
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["type", "message", "retryable"],
+            "properties": {
+                "type": {"type": "string", "enum": list(ERROR_TYPES)},
+                "message": {"type": "string"},
+                "retryable": {"type": "boolean"},
+                "status": {"type": ["integer", "null"], "description": "The API's HTTP status."},
+                "code": {"type": ["string", "integer", "null"]},
+                "param": {"type": ["string", "null"]},
+                "request_id": {"type": ["string", "null"]},
+                "attempts": {"type": ["integer", "null"]},
+                "retry_after": {"type": ["number", "null"]},
+                "body": {"type": ["string", "null"], "description": "The raw reply, capped."},
+                "partial": {
+                    "description": "What arrived before a failure, or the output a check rejected."
+                },
+                "fields": FIELD_NOTES,
+                "warnings": FIELD_NOTES,
+            },
+        }
+    },
+}
+ACCEPTED = {
+    "type": "object",
+    "required": ["id", "state", "location"],
+    "properties": {
+        **{k: {"type": "string"} for k in ("id", "action", "location")},
+        "state": {"type": "string", "enum": ["running"]},
+    },
+}
+PREPARED = {
+    "type": "object",
+    "required": ["method", "url", "headers"],
+    "properties": {
+        "method": {"type": "string"},
+        "url": {"type": "string"},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "body": {"type": ["object", "null"]},
+        "warnings": FIELD_NOTES,
+    },
+}
+OPTIONS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["value", "label"],
+        "properties": {"value": {"type": "string"}, "label": {"type": "string"}},
+    },
+}
+ACTIONS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["id", "title", "description"],
+        "properties": {k: {"type": "string"} for k in ("id", "title", "description")},
+    },
+}
+OBJECT = {"type": "object"}
+HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}}
+POLL_HEADERS = {
+    "Location": ("string", "The absolute URL to poll."),
+    "Retry-After": ("integer", "Seconds until the next poll."),
+}
