@@ -20,9 +20,8 @@ from connector.server.intake import (
 )
 from connector.server.intake import action as action_named
 from connector.server.pgruns import PgRunStore, scope_of, unavailable
+from connector.views.shapes import CALLBACK_HEADER, IDEMPOTENCY_HEADER
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-CALLBACK_HEADER = "X-Callback-Url"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as Stripe's keys
 
 

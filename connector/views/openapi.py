@@ -195,6 +195,16 @@ def _action_operations(b: _Builder, a: Action) -> None:
         },
         errors=CALL_ERRORS,
         body=form,
+        params=[
+            {
+                "name": h,
+                "in": "header",
+                "required": False,
+                "description": d,
+                "schema": {"type": "string"},
+            }
+            for h, d in shapes.QUEUED_HEADERS.items()
+        ],
         tenant=True,
     )
     b.operation(

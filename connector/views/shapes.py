@@ -10,6 +10,15 @@ from connector.errors import ERROR_TYPES
 
 KEY_HEADER = "X-OpenAI-Api-Key"
 BASE_URL_HEADER = "X-OpenAI-Base-Url"
+# Scale-out mode's async runs (connector.server.queued): a retried POST, and a result pushed.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+CALLBACK_HEADER = "X-Callback-Url"
+QUEUED_HEADERS = {
+    IDEMPOTENCY_HEADER: "Scale-out mode (CONNECTOR_RUNS_URL) only: the same key returns the same"
+    " run and starts nothing new; the same key with another body is a 422.",
+    CALLBACK_HEADER: "Scale-out mode only: an https URL that receives a POST of the result,"
+    " signed with HMAC-SHA256 in X-Connector-Signature.",
+}
 
 # An error's field problems, and the warnings of text read leniently (line and column: JSON text).
 FIELD_NOTES = {
