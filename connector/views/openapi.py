@@ -22,6 +22,20 @@ CALL_ERRORS = sorted({t.http_status for t in ERROR_TYPES.values()} - {405})
 _READ_ERRORS = [401, 404, 500]
 
 
+def constraints(p: Param) -> dict[str, Any]:
+    """Return a typed field's enum, bounds and length as JSON Schema (huge bounds left out)."""
+    s: dict[str, Any] = {}
+    if p.enum:
+        s["enum"] = list(p.enum)
+    if p.minimum is not None and abs(p.minimum) < 1e15:
+        s["minimum"] = p.minimum
+    if p.maximum is not None and abs(p.maximum) < 1e15:
+        s["maximum"] = p.maximum
+    if p.max_length:
+        s["maxLength"] = p.max_length
+    return s
+
+
 def _field(p: Param) -> dict[str, Any]:
     """Return the schema of one form field: its types, and text where form text is accepted."""
     if p.input in ("list", "json"):  # JSON text, or comma-separated text, is accepted too
@@ -30,15 +44,7 @@ def _field(p: Param) -> dict[str, Any]:
         alts = [{"type": t, "items": item} if t == "array" else {"type": t} for t in kinds]
         s: dict[str, Any] = alts[0] if len(alts) == 1 else {"anyOf": alts}
     else:
-        s = {"type": p.types[0]}
-        if p.enum:
-            s["enum"] = list(p.enum)
-        if p.minimum is not None and abs(p.minimum) < 1e15:
-            s["minimum"] = p.minimum
-        if p.maximum is not None and abs(p.maximum) < 1e15:
-            s["maximum"] = p.maximum
-        if p.max_length:
-            s["maxLength"] = p.max_length
+        s = {"type": p.types[0], **constraints(p)}
     s["description"] = p.description.strip()
     s["title"] = p.label
     if p.deprecated:

@@ -17,7 +17,7 @@ from typing import Any
 from connector import __version__
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
-from connector.views.openapi import CALL_ERRORS, action_name, license_id, reason
+from connector.views.openapi import CALL_ERRORS, action_name, constraints, license_id, reason
 from connector.views.shapes import BASE_URL_HEADER, OPTIONS
 
 SECURITY = "api_key"  # the name Power Automate gives an API-key connection parameter
@@ -72,14 +72,7 @@ def _field(action: Action, p: Param) -> dict[str, Any]:
     s: dict[str, Any] = {"type": (p.types[0] if typed else "string")}
     s["description"] = p.description.strip()
     if typed:
-        if p.enum:
-            s["enum"] = list(p.enum)
-        if p.minimum is not None and abs(p.minimum) < 1e15:
-            s["minimum"] = p.minimum
-        if p.maximum is not None and abs(p.maximum) < 1e15:
-            s["maximum"] = p.maximum
-        if p.max_length:
-            s["maxLength"] = p.max_length
+        s.update(constraints(p))
     s["x-ms-summary"] = p.label
     s["x-ms-visibility"] = _VISIBILITY[p.visibility]
     if p.options is not None:
