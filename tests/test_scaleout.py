@@ -154,6 +154,10 @@ def test_postgres_restart_with_a_run_in_flight(dep):
     done = poll(b, run_id, timeout=60, through_503=True)
     assert done.status_code == 200, done.text
     assert "through a database restart" in content(done)
+    # No heartbeat could be written while the database was down: that is not a worker dying,
+    # so the run is not taken up again and spends no attempt (Steadiness in worker.py).
+    started = [line for line in dep.logs().splitlines() if run_id in line and "run-started" in line]
+    assert len(started) == 1, "\n".join(started)
     # The servers' pools and the workers reconnected: new runs go through.
     after = [start_run_retrying(s, f"after the restart {i}") for i, s in enumerate(dep.servers)]
     for r in after:

@@ -288,6 +288,14 @@ class PgRunStore:
                 self.deferrer.configure_task(RUN_TASK, connection=conn).defer(run_id=run_id)
         return ids
 
+    def uptime(self) -> float:
+        """Return how long the database server has been up, in seconds."""
+        with self._conn() as conn:
+            (seconds,) = conn.execute(
+                "SELECT extract(epoch FROM now() - pg_postmaster_start_time())::float8"
+            ).fetchone()
+        return seconds
+
     def purge(self) -> int:
         """Delete finished runs (with their idempotency keys) older than the retention time."""
         with self._conn() as conn:

@@ -94,6 +94,28 @@ def interrupted(attempts: int) -> TemporaryFailure:
     )
 
 
+@dataclass
+class Steadiness:
+    """Whether a worker may take silent peers for dead: only after a steady database.
+
+    While PostgreSQL is down or restarting no worker can write its heartbeat, so right after it
+    comes back every peer looks stalled, and retrying their jobs would spend the attempts of
+    runs that are alive. A worker judges its peers only when the database has been up, and has
+    answered this worker promptly, for ``grace`` seconds (peers' pools reconnect with backoff).
+    """
+
+    grace: float
+    slow: float  # an answer slower than this means the database was out of reach
+    since: float = float("-inf")  # monotonic time since when answers came promptly
+
+    def saw(self, answered: bool, took: float, uptime: float, now: float) -> bool:
+        """Note one look at the database; return True when peers may be judged now."""
+        if not answered or took > self.slow:
+            self.since = now
+            return False
+        return min(uptime, now - self.since) >= self.grace
+
+
 class Runs:
     """What a worker process does with a run: claim, run, store; and deliver callbacks."""
 
@@ -151,8 +173,24 @@ class Runs:
     async def side_loop(self, app) -> None:
         """Hand dead workers' jobs to the living, and purge old runs, until cancelled."""
         last_purge = 0.0
+        steady = Steadiness(
+            grace=2 * self.settings.stalled_after,
+            # A peer blocked this long has missed enough heartbeats to look stalled.
+            slow=max(
+                self.settings.stalled_after - self.settings.heartbeat, self.settings.heartbeat
+            ),
+        )
         while True:
             await asyncio.sleep(self.settings.check_every)
+            began = time.monotonic()
+            try:
+                uptime = await asyncio.to_thread(self.store.uptime)
+            except Exception as exc:  # the database is down: judge nobody until it is steady
+                steady.saw(False, 0.0, 0.0, time.monotonic())
+                log.warning("worker: side loop: %s", type(exc).__name__)
+                continue
+            if not steady.saw(True, time.monotonic() - began, uptime, time.monotonic()):
+                continue
             try:
                 stalled = await app.job_manager.get_stalled_jobs(
                     seconds_since_heartbeat=self.settings.stalled_after
