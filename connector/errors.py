@@ -14,7 +14,8 @@ HTTP statuses are classified here and nowhere else: the API's statuses into erro
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 BODY_EXCERPT_CHARS = 2000
@@ -160,6 +161,33 @@ class InvalidInput(ConnectorError):
 
     def __init__(self, message: str, *, fields: list[dict[str, str]] | None = None, **kw: Any):
         super().__init__(message, fields=fields or [], **kw)
+
+    @classmethod
+    def of_field(cls, name: str, message: str, short: str | None = None) -> InvalidInput:
+        """Return the error of the field ``name``, by its name (layers below the manifest).
+
+        ``message`` names fields as `` `name` ``; ``labelled`` puts the form's labels in.
+        """
+        return cls(message, fields=[{"name": name, "label": name, "message": short or message}])
+
+    def labelled(self, labels: Mapping[str, str]) -> InvalidInput:
+        """Return a copy that names by their ``labels`` the fields that ``of_field`` named."""
+
+        def words(text: str) -> str:
+            return _NAMED.sub(lambda m: labels.get(m[1], m[0]), text)
+
+        fields = [
+            {**f, "label": labels[f["name"]], "message": words(f["message"])}
+            if f.get("name") in labels and f.get("label") == f["name"]
+            else f
+            for f in self.fields or []
+        ]
+        if fields == self.fields and "`" not in self.message:
+            return self
+        return self.replace(message=words(self.message), fields=fields)
+
+
+_NAMED = re.compile(r"`([a-z_]+)`")
 
 
 class RequestRejected(ConnectorError):

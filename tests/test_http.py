@@ -582,13 +582,13 @@ def test_missing_key_is_invalid_input_and_nothing_is_sent(mock, provider):
 @pytest.mark.parametrize(
     "settings, field, words",
     [
-        ({"api_key": "sk-abc def"}, "api_key", "API Key contains spaces"),
+        ({"api_key": "sk-abc def"}, "api_key", "`api_key` contains spaces"),
         ({"api_key": "sk-abcé"}, "api_key", "non-ASCII"),
-        ({"organization": "org 1"}, "organization", "Organization ID contains"),
+        ({"organization": "org 1"}, "organization", "`organization` contains"),
         ({"base_url": "http://api.example.com/v1"}, "base_url", "plain http"),
         ({"base_url": "api.openai.com/v1"}, "base_url", "http(s) URL"),
         ({"base_url": "ftp://api.openai.com/v1"}, "base_url", "http(s) URL"),
-        ({"allowed_hosts": ("*.openai.azure.com",)}, "base_url", "not in allowed_hosts"),
+        ({"allowed_hosts": ("*.openai.azure.com",)}, "base_url", "not in `allowed_hosts`"),
         ({"base_url": "https://api.openai.com:99999/v1"}, "base_url", "not a valid URL"),
     ],
 )

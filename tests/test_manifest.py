@@ -294,3 +294,62 @@ def test_the_version_is_declared_once():
     with pytest.raises(ManifestError, match="version"):  # the format refuses a second one
         minimal = yaml.safe_load((FIXTURES / "valid" / "minimal.yaml").read_text())
         check({**minimal, "connector": {**minimal["connector"], "version": "1.0.0"}})
+
+
+def _transport_texts() -> list[tuple[str, int, str]]:
+    """Return the string constants of the transport's code (docstrings left out)."""
+    import ast
+
+    texts = []
+    for path in sorted((ROOT / "connector" / "transport").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            is_text = isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if is_text and id(node) not in docstrings:
+                texts.append((path.name, node.lineno, node.value))
+    return texts
+
+
+def test_the_transport_names_connection_fields_by_name_never_by_label():
+    """Labels are the manifest's; the transport writes `name`, the engine puts the label in."""
+    import re
+
+    labels = {f.name: f.label for f in MANIFEST.connection.fields}
+    texts = _transport_texts()
+    named = {m for _, _, text in texts for m in re.findall(r"(?<!`)`([a-z_]+)`(?!`)", text)}
+    other = {"partial", "local"}  # an error field and a package extra, left as they are
+    assert named and named <= set(labels) | other, named - set(labels) - other
+    written = [(f, n, label) for f, n, text in texts for label in labels.values() if label in text]
+    assert written == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "label"),
+    [
+        ({"api_key": "sk-abc def"}, "API Key"),
+        ({"api_key": "sk-test", "organization": "org 1"}, "Organization ID"),
+        ({"api_key": "sk-test", "base_url": "https://x.example/v1?a=1"}, "Base URL"),
+        ({"provider": "azure", "base_url": "https://r.openai.azure.com/openai/deployments/d"},
+         "API Key"),
+        ({"api_key": "k", "provider": "azure",
+          "base_url": "https://r.openai.azure.com/openai/deployments/d"}, "API Version"),
+    ],
+)  # fmt: skip
+def test_the_transport_s_errors_reach_the_user_with_the_manifest_s_labels(settings, label):
+    from connector.engine import runner
+    from connector.errors import InvalidInput
+
+    form = {"model": "gpt-4o-mini", "messages": "Hi"}
+    with pytest.raises(InvalidInput) as info:
+        runner.run("create_chat_completion", form, settings)  # each fails before sending
+    [field] = info.value.fields
+    assert field["label"] == label and label in info.value.message, info.value.message
+    assert "`" not in info.value.message

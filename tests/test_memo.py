@@ -96,7 +96,7 @@ def test_a_url_that_cannot_be_built_is_refused_every_time():
     )
     transport = http.Transport(conn)
     for _ in range(2):
-        with pytest.raises(InvalidInput, match="API Version"):
+        with pytest.raises(InvalidInput, match="`api_version`"):
             transport.prepare("POST", "/chat/completions", {"model": "m"})
 
 

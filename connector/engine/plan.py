@@ -40,6 +40,12 @@ def connection_form(manifest: Manifest) -> Form:
 
 
 @functools.cache
+def connection_labels(manifest: Manifest) -> dict[str, str]:
+    """Return each connection setting's form label by its name (for the transport's errors)."""
+    return {p.name: p.label for p in manifest.connection.fields}
+
+
+@functools.cache
 def connection_defaults(manifest: Manifest) -> dict[str, Any]:
     """Return the connection settings' declared defaults, coerced by their own rules."""
     given = {p.name: p.default for p in manifest.connection.fields if p.default is not None}

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from connector.engine import plan
 from connector.engine.body import build_body
-from connector.engine.forms import Form, Notes, invalid
+from connector.engine.forms import Notes, invalid
 from connector.engine.hooks import hook
 from connector.engine.loader import load_manifest
 from connector.engine.output import shape
@@ -33,8 +33,11 @@ UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
 _LOCAL_PLACEHOLDER = "http://127.0.0.1:0/v1"  # dry-run only: the port is chosen at start
 
 
-def _conn_form() -> Form:
-    return plan.connection_form(load_manifest())
+def labelled(exc: ConnectorError) -> ConnectorError:
+    """Return ``exc`` with the connection's form labels where the transport named fields."""
+    if isinstance(exc, InvalidInput):
+        return exc.labelled(plan.connection_labels(load_manifest()))
+    return exc
 
 
 RESOLVED_SIZE = 64
@@ -89,7 +92,10 @@ def _connection(raw: Mapping[str, Any]) -> Connection:
 
 
 def _check_key(conn: Connection) -> None:
-    provider_for(conn.provider).check_key(conn.api_key, _conn_form().lookup("api_key").label)
+    try:
+        provider_for(conn.provider).check_key(conn.api_key)
+    except InvalidInput as exc:  # resolve_connection is called on its own too (worker, server)
+        raise labelled(exc) from None
 
 
 def _endpoint(conn: Connection, *, start: bool) -> Connection:
@@ -151,7 +157,7 @@ def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: A
             prepared = {**prepared, "warnings": notes.warnings}
         return redact(prepared, conn.secrets)
     except ConnectorError as exc:
-        raise exc.redacted(conn.secrets if conn else ()) from None
+        raise labelled(exc).redacted(conn.secrets if conn else ()) from None
 
 
 def run(
@@ -201,7 +207,7 @@ def run(
             ) from None
         return _without_keys(output, conn.secrets)
     except ConnectorError as exc:
-        raise exc.redacted(conn.secrets if conn else _raw_secrets(connection)) from None
+        raise labelled(exc).redacted(conn.secrets if conn else _raw_secrets(connection)) from None
     except Exception as exc:  # a bug: keep the class, message and place, never the key
         raise internal_error(exc, conn.secrets if conn else _raw_secrets(connection)) from None
 

@@ -16,6 +16,7 @@ from typing import Any
 import falcon
 
 from connector.engine.loader import load_manifest
+from connector.engine.runner import labelled
 from connector.errors import InvalidInput, Refused
 from connector.manifest.spec import Action
 from connector.manifest.values import json_depth
@@ -102,16 +103,13 @@ def connection_for(
     raw: dict[str, Any] = dict(env_values() if environment is None else environment)
     if base:
         if not settings.allowed_hosts:
-            raise InvalidInput(
-                f"{BASE_URL_HEADER}: this server takes no per-request Base URL. Its operator "
-                "can allow some hosts with CONNECTOR_ALLOWED_HOSTS.",
-                fields=[
-                    {
-                        "name": "base_url",
-                        "label": "Base URL",
-                        "message": "Base URL: not accepted per request by this server",
-                    }
-                ],
+            raise labelled(
+                InvalidInput.of_field(
+                    "base_url",
+                    f"{BASE_URL_HEADER}: this server takes no per-request `base_url`. Its "
+                    "operator can allow some hosts with CONNECTOR_ALLOWED_HOSTS.",
+                    "`base_url`: not accepted per request by this server",
+                )
             )
         raw.pop("api_key", None)  # the server's own key never goes to a tenant's host
         raw["base_url"] = base

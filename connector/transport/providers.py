@@ -56,20 +56,15 @@ class Provider:
         """Return the base path for ``path``, adding any query parameters the server needs."""
         return base_path
 
-    def check_key(self, api_key: str | None, label: str = "API Key") -> None:
+    def check_key(self, api_key: str | None) -> None:
         """Raise InvalidInput when this provider needs a key and none is set."""
         if self.key_required and not api_key:
-            raise InvalidInput(
-                f"{label} is required for provider '{self.name}'. Set OPENAI_API_KEY, or api_key"
-                " in the connection; for a key-less server set provider to 'compatible' or"
-                " 'local'.",
-                fields=[
-                    {
-                        "name": "api_key",
-                        "label": label,
-                        "message": "is required for provider " + self.name,
-                    }
-                ],
+            raise InvalidInput.of_field(
+                "api_key",
+                f"`api_key` is required for provider '{self.name}'. Set OPENAI_API_KEY, or"
+                " api_key in the connection; for a key-less server set provider to 'compatible'"
+                " or 'local'.",
+                "is required for provider " + self.name,
             )
 
     def headers(self, api_key: str | None, connection: Connection) -> dict[str, str]:
@@ -169,11 +164,12 @@ class Azure(Provider):
         if connection.api_version:
             params["api-version"] = connection.api_version
         if deployment and "api-version" not in params:
-            raise InvalidInput(
-                "Azure deployment URLs need an API Version (for example 2024-10-21); set"
+            raise InvalidInput.of_field(
+                "api_version",
+                "Azure deployment URLs need an `api_version` (for example 2024-10-21); set"
                 " api_version in the connection, or use the v1 base URL"
                 " https://RESOURCE.openai.azure.com/openai/v1.",
-                fields=[{"name": "api_version", "label": "API Version", "message": "required"}],
+                "required",
             )
         # The model list is per resource, not per deployment.
         if deployment and path.rstrip("/") == "/models":
@@ -218,9 +214,10 @@ def provider_for(name: str | None) -> Provider:
     """Return the provider called ``name`` (``openai`` when empty)."""
     key = (name or "openai").strip().lower()
     if key not in PROVIDERS:
-        raise InvalidInput(
+        raise InvalidInput.of_field(
+            "provider",
             f"Unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}.",
-            fields=[{"name": "provider", "label": "Provider", "message": "unknown provider"}],
+            "unknown provider",
         )
     return PROVIDERS[key]
 

@@ -117,7 +117,6 @@ _BASE_URL = {
     "in": "header",
     "required": False,
     "type": "string",
-    "x-ms-summary": "Base URL",
     "description": "The API's base URL for this call; the server must allow its host.",
     "x-ms-visibility": "advanced",
 }
@@ -146,7 +145,8 @@ def _action_paths(m: Manifest, a: Action, definitions: dict[str, Any]) -> dict[s
     """Return the paths of one action: run, async run, and its fields' options."""
     name = action_name(a)
     definitions[name + "Output"] = _schema(a.output.schema_)
-    params: list[dict[str, Any]] = [_BASE_URL]
+    base_url = next(f for f in m.connection.fields if f.name == "base_url")
+    params: list[dict[str, Any]] = [{**_BASE_URL, "x-ms-summary": base_url.label}]
     if a.parameters:
         form: dict[str, Any] = {
             "type": "object",
