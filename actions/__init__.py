@@ -1,1 +1,1 @@
-"""Action modules: what the manifest cannot express, one module per action."""
+"""Action modules: what the manifest cannot express, one module per action (and their helpers)."""

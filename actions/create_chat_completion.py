@@ -9,9 +9,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from connector.actions.chunks import Aggregator
 from connector.engine.forms import FieldProblem
 from connector.errors import InvalidResponse
-from connector.transport.sse import Aggregator
 
 log = logging.getLogger("connector")
 

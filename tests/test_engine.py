@@ -82,7 +82,7 @@ sys.addaudithook(
 )
 import connector
 out = connector.run("create_embedding", json.loads(sys.argv[1]), json.loads(sys.argv[2]))
-chat = sorted(m for m in sys.modules if "create_chat_completion" in m or m.endswith(".sse"))
+chat = sorted(m for m in sys.modules if "create_chat_completion" in m or m.endswith(".chunks"))
 files = sorted({p for p in opened if "chat_completion" in p})
 print(json.dumps({"dims": len(out["data"][0]["embedding"]), "chat_modules": chat, "chat_files": files}))
 """
@@ -115,7 +115,7 @@ def test_an_action_without_a_stream_aggregator_cannot_stream():
 def test_the_chat_action_streams_through_its_own_aggregator():
     from connector.engine import hooks
     from connector.engine.loader import load_manifest
-    from connector.transport import sse as stream
+    from connector.actions import chunks
 
     chat = load_manifest().action("create_chat_completion")
-    assert hooks.hook(chat, "stream_aggregator") is stream.Aggregator
+    assert hooks.hook(chat, "stream_aggregator") is chunks.Aggregator

@@ -17,10 +17,10 @@ import requests
 import responses
 
 from connector import errors
+from connector.actions.chunks import Aggregator
 from connector.transport import replies, session
 from connector.transport.connection import Connection
 from connector.transport.http import Transport, transport_for
-from connector.transport.sse import Aggregator
 
 KEY = "sk-test-SECRET-0123456789"
 BASE = "https://api.openai.com/v1"

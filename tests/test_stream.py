@@ -1,4 +1,4 @@
-"""Tests for SSE parsing and chunk aggregation (connector/transport/sse.py)."""
+"""Tests for SSE parsing (connector/transport/sse.py) and chunk aggregation (actions/chunks.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from connector import errors
+from connector.actions.chunks import Aggregator
 from connector.transport import sse as stream
-from connector.transport.sse import Aggregator, Event, LineTooLong, iter_events, iter_lines
+from connector.transport.sse import Event, LineTooLong, iter_events, iter_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "streams"
 STREAMS = sorted(p.stem for p in FIXTURES.glob("*.sse"))
@@ -243,7 +244,7 @@ def test_usage_comes_from_the_last_usage_chunk():
 )
 def test_error_events_are_invalid_responses_that_keep_the_code(body, code, message):
     with pytest.raises(errors.InvalidResponse) as info:
-        stream.collect([body], max_line_bytes=1000)
+        stream.collect([body], max_line_bytes=1000, aggregator=Aggregator())
     assert info.value.type == "invalid_response" and not info.value.retryable
     assert info.value.code == code
     assert message in info.value.message
@@ -261,7 +262,7 @@ def test_error_events_are_invalid_responses_that_keep_the_code(body, code, messa
 )
 def test_bad_streams_fail_with_the_partial_reply(body, message):
     with pytest.raises(errors.InvalidResponse) as info:
-        stream.collect([body], max_line_bytes=1000)
+        stream.collect([body], max_line_bytes=1000, aggregator=Aggregator())
     assert message in info.value.message
     assert info.value.exit_code == 5
 
@@ -269,14 +270,19 @@ def test_bad_streams_fail_with_the_partial_reply(body, message):
 def test_long_line_fails_naming_the_setting_and_keeps_the_partial():
     body = sse(chunk(content="kept")) + b"data: " + b"x" * 5000
     with pytest.raises(errors.InvalidResponse) as info:
-        stream.collect(split(body, 100), max_line_bytes=1024)
+        stream.collect(split(body, 100), max_line_bytes=1024, aggregator=Aggregator())
     assert "max_sse_line_bytes (1024 bytes" in info.value.message
     assert info.value.partial["choices"][0]["message"]["content"] == "kept"
 
 
 def test_done_ends_reading_even_if_more_follows():
     body = sse(chunk(content="a"), "[DONE]") + b"garbage that is never parsed"
-    assert stream.collect([body], max_line_bytes=1000)["choices"][0]["message"]["content"] == "a"
+    assert (
+        stream.collect([body], max_line_bytes=1000, aggregator=Aggregator())["choices"][0][
+            "message"
+        ]["content"]
+        == "a"
+    )
 
 
 def test_aggregation_is_linear():
