@@ -5,8 +5,6 @@
 >>> out["choices"][0]["message"]["content"]
 """
 
-__version__ = "0.1.0"
-
 from connector.engine.loader import load_manifest
 from connector.engine.runner import options, prepare, resolve_connection, run
 from connector.errors import (
@@ -18,6 +16,7 @@ from connector.errors import (
     TemporaryFailure,
 )
 from connector.transport.connection import Connection
+from connector.version import __version__
 
 __all__ = [
     "Connection",

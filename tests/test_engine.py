@@ -113,9 +113,9 @@ def test_an_action_without_a_stream_aggregator_cannot_stream():
 
 
 def test_the_chat_action_streams_through_its_own_aggregator():
+    from connector.actions import chunks
     from connector.engine import hooks
     from connector.engine.loader import load_manifest
-    from connector.actions import chunks
 
     chat = load_manifest().action("create_chat_completion")
     assert hooks.hook(chat, "stream_aggregator") is chunks.Aggregator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector import errors
+from connector import redaction
 from connector.errors import (
     InvalidResponse,
     RequestRejected,
@@ -84,8 +84,8 @@ def test_replace_returns_a_new_error_and_leaves_the_original_alone():
     ("secret", "redacted"),
     [
         ("sk-" + "a" * 40, True),
-        ("x" * errors.MIN_SECRET_CHARS, True),
-        ("x" * (errors.MIN_SECRET_CHARS - 1), False),  # a placeholder key: "EMPTY", "ollama"
+        ("x" * redaction.MIN_SECRET_CHARS, True),
+        ("x" * (redaction.MIN_SECRET_CHARS - 1), False),  # a placeholder key: "EMPTY", "ollama"
         ("", False),
         (None, False),
     ],
@@ -94,8 +94,8 @@ def test_one_threshold_rule_for_every_redaction(secret, redacted):
     text = f"key {secret} echoed"
     error = RequestRejected(text, body=text, fields=[{"message": text}])
     out = error.redacted([secret]).to_dict()
-    assert (errors.REDACTED in out["message"]) is redacted
-    assert (errors.REDACTED in out["body"]) is redacted
-    assert (errors.REDACTED in out["fields"][0]["message"]) is redacted
-    assert (errors.redact(text, [secret]) != text) is redacted
+    assert (redaction.REDACTED in out["message"]) is redacted
+    assert (redaction.REDACTED in out["body"]) is redacted
+    assert (redaction.REDACTED in out["fields"][0]["message"]) is redacted
+    assert (redaction.redact(text, [secret]) != text) is redacted
     assert error.message == text, "the original is never patched"

@@ -278,7 +278,7 @@ def test_resolved_defaults_are_the_connection_class_defaults():
 
 
 def test_the_version_is_declared_once():
-    """connector.__version__ is the one declaration: pyproject.toml reads it, the manifest has none."""
+    """connector/version.py is the one declaration: pyproject.toml reads it, the manifest has none."""
     import tomllib
     from importlib import metadata
 
@@ -289,6 +289,10 @@ def test_the_version_is_declared_once():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "version" not in project and "version" in project["dynamic"]
+    attr = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["dynamic"]
+    assert attr["version"] == {"attr": "connector.version.__version__"}
+    declared = [p for p in (ROOT / "connector").rglob("*.py") if "__version__ = " in p.read_text()]
+    assert [p.name for p in declared] == ["version.py"]
     assert metadata.version("openai-chat-connector") == connector.__version__
     assert "version" not in yaml.safe_load((ROOT / "manifest.yaml").read_text())["connector"]
     with pytest.raises(ManifestError, match="version"):  # the format refuses a second one

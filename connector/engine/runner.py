@@ -19,10 +19,9 @@ from connector.errors import (
     InternalError,
     InvalidInput,
     RequestRejected,
-    redact,
-    secret_values,
 )
 from connector.manifest.spec import Action
+from connector.redaction import redact, secret_values
 from connector.transport.connection import OPENAI_BASE_URL, Connection, env_values
 from connector.transport.policy import check_base_url
 from connector.transport.providers import provider_for

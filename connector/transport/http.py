@@ -18,11 +18,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connector import __version__, errors
+from connector import errors
 from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
+from connector.redaction import REDACTED
 from connector.transport import backoff, bodies, providers, replies, session
 from connector.transport.connection import Connection
 from connector.transport.policy import request_url_problem
+from connector.version import __version__
 
 log = logging.getLogger("connector")
 
@@ -109,7 +111,7 @@ class Transport:
         if self.provider.key_header in headers:
             value = headers[self.provider.key_header]
             headers[self.provider.key_header] = (
-                "Bearer " + errors.REDACTED if value.startswith("Bearer ") else errors.REDACTED
+                "Bearer " + REDACTED if value.startswith("Bearer ") else REDACTED
             )
         # The key header is masked whole; the facade (runner.prepare) redacts the rest.
         return {"method": req.method, "url": req.url, "headers": headers, "body": req.body}

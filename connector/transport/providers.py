@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from connector import errors
 from connector.errors import ConnectorError, InvalidInput
+from connector.redaction import excerpt
 from connector.transport.connection import Connection
 
 # Azure's classic routes put the deployment in the path and need ``api-version``.
@@ -285,7 +286,7 @@ def event_error(
 ) -> ConnectorError:
     """Return the error for an API error reported inside a 200 reply (a body or a stream event)."""
     fields = read_error(payload) or {
-        "message": errors.excerpt(json.dumps(payload), 200),
+        "message": excerpt(json.dumps(payload), 200),
         "type": None,
         "param": None,
         "code": None,

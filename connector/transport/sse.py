@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
 
-from connector import errors
 from connector.errors import InvalidResponse
+from connector.redaction import excerpt
 from connector.transport.providers import event_error
 
 DONE = "[DONE]"
@@ -130,7 +130,7 @@ def _handle(event: Event, agg: Aggregator) -> None:
                 {"error": {"message": event.data}}, agg.result(), in_stream=True
             ) from None
         raise InvalidResponse(
-            f"An event of the streamed reply is not JSON: {errors.excerpt(event.data, 200)}",
+            f"An event of the streamed reply is not JSON: {excerpt(event.data, 200)}",
             body=event.data,
             partial=agg.result(),
         ) from None
@@ -141,8 +141,7 @@ def _handle(event: Event, agg: Aggregator) -> None:
         raise event_error(payload, agg.result(), in_stream=True)
     if not isinstance(payload, dict):
         raise InvalidResponse(
-            "An event of the streamed reply is not a JSON object:"
-            f" {errors.excerpt(event.data, 200)}",
+            f"An event of the streamed reply is not a JSON object: {excerpt(event.data, 200)}",
             body=event.data,
             partial=agg.result(),
         )

@@ -13,9 +13,9 @@ from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
-from connector import __version__
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
+from connector.version import __version__
 
 PACKAGE = "n8n-nodes-openai-chat-connector"
 NODE = "openAiChatConnector"

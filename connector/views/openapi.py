@@ -11,10 +11,10 @@ from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, metadata
 from typing import Any
 
-from connector import __version__
 from connector.engine.loader import load_manifest
 from connector.errors import ERROR_TYPES
 from connector.manifest.spec import Action, Manifest, Param
+from connector.version import __version__
 from connector.views import shapes
 
 # HTTP statuses a call of each kind can answer, besides its success (from ERROR_TYPES).

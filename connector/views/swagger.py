@@ -14,9 +14,9 @@ import re
 from copy import deepcopy
 from typing import Any
 
-from connector import __version__
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
+from connector.version import __version__
 from connector.views.openapi import CALL_ERRORS, action_name, constraints, license_id, reason
 from connector.views.shapes import BASE_URL_HEADER, OPTIONS
 
