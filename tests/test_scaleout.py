@@ -13,6 +13,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import jsonschema
 import pytest
 from conftest import CANARY
 from scaleout import Deployment, content, poll, start_run, start_run_retrying
@@ -49,6 +50,10 @@ def test_started_on_one_server_polled_on_the_other(dep):
     waiting = b.call("GET", f"/runs/{run_id}")
     assert waiting.status_code == 202
     assert waiting.json()["state"] in ("queued", "running")
+    # Both 202s are what the served OpenAPI document says they are.
+    schema = b.call("GET", "/openapi.json").json()["components"]["schemas"]["RunAccepted"]
+    for reply in (r, waiting):
+        jsonschema.validate(reply.json(), schema)
     assert waiting.headers["Retry-After"] == "2"
     assert waiting.headers["Location"] == f"{b.url}/runs/{run_id}"
     done = poll(b, run_id)

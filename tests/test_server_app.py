@@ -107,9 +107,9 @@ def add_routes(app, settings):
     app.add_route("/extra", Extra())
 
 
-def test_other_modules_add_routes(tmp_path, monkeypatch):
-    monkeypatch.setattr(server, "ROUTE_MODULES", ["test_server_app:add_routes"])
-    app = server.create_app(server.Settings(tokens=("t-123456",), runs_db=str(tmp_path / "r")))
+def test_other_modules_add_routes(tmp_path):
+    settings = server.Settings(tokens=("t-123456",), runs_db=str(tmp_path / "r"))
+    app = server.create_app(settings, routes=("test_server_app:add_routes",))
     c = falcon.testing.TestClient(app)
     assert c.simulate_get("/extra").json == {"extra": True}  # public: no token needed
     assert c.simulate_get("/actions").status_code == 401

@@ -1,7 +1,8 @@
-"""How a failure is answered: the error object ``{"error": {...}}`` with its type's HTTP status.
+"""How the server answers what is not an output: an error, or a run that is not done yet.
 
-Falcon's own refusals (no route, wrong method) and unexpected exceptions become the same error
-object; ``Retry-After`` is sent whenever the error says when to retry.
+A failure is the error object ``{"error": {...}}`` with its type's HTTP status; Falcon's own
+refusals (no route, wrong method) and unexpected exceptions become the same error object;
+``Retry-After`` is sent whenever the error says when to retry. A run not done yet is a 202.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import falcon
 
 from connector.errors import ConnectorError, InternalError, Refused
 from connector.errors import http_status as status_of
+from connector.server.intake import absolute_location
 
 log = logging.getLogger("connector.server")
 
@@ -55,3 +57,12 @@ def on_any_error(req, resp, exc: Exception, params) -> None:
     # A bug: say what and where, never the message (it could hold a key or a prompt).
     log.error("internal error on %s %s: %s", req.method, req.path, type(exc).__name__)
     render(resp, InternalError(f"Internal error: {type(exc).__name__}."))
+
+
+def not_done(req, resp, run_id: str, action: str, state: str, poll_after: int, **more) -> None:
+    """Answer 202 for a run not done yet: its absolute Location and when to poll it again."""
+    location = absolute_location(req, f"/runs/{run_id}")
+    resp.status = 202
+    resp.set_header("Location", location)
+    resp.set_header("Retry-After", str(poll_after))
+    resp.media = {"id": run_id, "action": action, "state": state, **more, "location": location}

@@ -1,13 +1,14 @@
 """The action server: the connector over HTTP (a Falcon WSGI app; ``serving.py`` runs it).
 
 Routes are JSON in and out (``resources``); a failure is the error object ``{"error": {...}}``
-with the HTTP status of its type (``answers``). Another module adds routes by appending
-``"module:function"`` to ``ROUTE_MODULES``; ``create_app`` calls ``function(app, settings)``.
+with the HTTP status of its type (``answers``). Another module adds routes through its
+``"module:function"`` in ``ROUTE_MODULES``; ``create_app`` calls ``function(app, settings)``.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from importlib import import_module
 
 import falcon
@@ -32,9 +33,7 @@ from connector.server.settings import Settings, read_tokens
 __all__ = ["ROUTE_MODULES", "App", "Settings", "create_app", "read_tokens"]
 
 # Import paths ("module:function") of route contributors; each is called as fn(app, settings).
-ROUTE_MODULES: list[str] = ["connector.server.page:add_routes"]
-# Paths that need no bearer token (besides resources whose class sets ``public = True``).
-PUBLIC_PREFIXES: list[str] = []
+ROUTE_MODULES: tuple[str, ...] = ("connector.server.page:add_routes",)
 
 
 class _Auth:
@@ -50,8 +49,6 @@ class _Auth:
 
     def process_resource(self, req, resp, resource, params) -> None:
         if not self.enabled or getattr(resource, "public", False):
-            return
-        if any(req.path.startswith(p) for p in PUBLIC_PREFIXES):
             return
         scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
         given = token.strip().encode()
@@ -73,8 +70,8 @@ class App(falcon.App):
     scheduler: Scheduler
 
 
-def create_app(settings: Settings | None = None) -> App:
-    """Return the WSGI app with every route, those of ``ROUTE_MODULES`` included."""
+def create_app(settings: Settings | None = None, routes: Sequence[str] = ROUTE_MODULES) -> App:
+    """Return the WSGI app with every route, those of the ``routes`` contributors included."""
     settings = settings or Settings.from_env()
     scheduler = Scheduler(settings)
     app = App(middleware=[_Auth(settings)])
@@ -96,7 +93,7 @@ def create_app(settings: Settings | None = None) -> App:
     app.add_route("/runs/{run_id}", RunResult(scheduler))
     if settings.runs_url:  # these two routes go to the shared queue (replacing the above)
         import_module("connector.server.queued").add_routes(app, settings)
-    for path in ROUTE_MODULES:
+    for path in routes:
         module, _, name = path.partition(":")
         getattr(import_module(module), name or "add_routes")(app, settings)
     return app

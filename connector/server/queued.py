@@ -11,11 +11,11 @@ import re
 
 from connector.engine import runner
 from connector.errors import InvalidInput, Refused
+from connector.server import answers
 from connector.server.callbacks import check_callback_url
 from connector.server.intake import (
     BASE_URL_HEADER,
     KEY_HEADER,
-    absolute_location,
     read_form,
 )
 from connector.server.intake import action as action_named
@@ -85,11 +85,7 @@ class QueuedStart:
             )
         except _store_errors():
             raise unavailable() from None
-        location = absolute_location(req, f"/runs/{run_id}")
-        resp.status = 202
-        resp.set_header("Location", location)
-        resp.set_header("Retry-After", str(self.scheduler.settings.poll_after))
-        resp.media = {"id": run_id, "action": action, "state": "queued", "location": location}
+        answers.not_done(req, resp, run_id, action, "queued", self.scheduler.settings.poll_after)
 
 
 class QueuedResult:
@@ -112,17 +108,10 @@ class QueuedResult:
                 type="unknown_route",
             )
         if run.state != "done":
-            location = absolute_location(req, f"/runs/{run.id}")
-            resp.status = 202
-            resp.set_header("Location", location)
-            resp.set_header("Retry-After", str(self.scheduler.settings.poll_after))
-            resp.media = {
-                "id": run.id,
-                "action": run.action,
-                "state": run.state,
-                "attempts": run.attempts,
-                "location": location,
-            }
+            poll_after = self.scheduler.settings.poll_after
+            answers.not_done(
+                req, resp, run.id, run.action, run.state, poll_after, attempts=run.attempts
+            )
             return
         resp.status = run.status or 500
         resp.media = run.result

@@ -11,7 +11,7 @@ import re
 from connector.engine import runner
 from connector.engine.loader import load_manifest
 from connector.errors import Refused
-from connector.server import intake
+from connector.server import answers, intake
 from connector.server.scheduler import Scheduler
 from connector.transport.connection import Connection
 from connector.views import openapi, swagger
@@ -108,11 +108,7 @@ class StartRun(_Call):
         except BaseException:
             self.scheduler.slots.release()
             raise
-        resp.status = 202
-        location = intake.absolute_location(req, f"/runs/{run_id}")
-        resp.set_header("Location", location)
-        resp.set_header("Retry-After", str(self.scheduler.settings.poll_after))
-        resp.media = {"id": run_id, "action": action, "state": "running", "location": location}
+        answers.not_done(req, resp, run_id, action, "running", self.scheduler.settings.poll_after)
 
 
 class RunResult:
@@ -127,16 +123,8 @@ class RunResult:
                 type="unknown_route",
             )
         if run.state == "running":
-            resp.status = 202
-            location = intake.absolute_location(req, f"/runs/{run.id}")
-            resp.set_header("Location", location)
-            resp.set_header("Retry-After", str(self.scheduler.settings.poll_after))
-            resp.media = {
-                "id": run.id,
-                "action": run.action,
-                "state": "running",
-                "location": location,
-            }
+            poll_after = self.scheduler.settings.poll_after
+            answers.not_done(req, resp, run.id, run.action, "running", poll_after)
             return
         resp.status = run.status or 500
         resp.media = run.result

@@ -68,7 +68,9 @@ ACCEPTED = {
     "required": ["id", "state", "location"],
     "properties": {
         **{k: {"type": "string"} for k in ("id", "action", "location")},
-        "state": {"type": "string", "enum": ["running"]},
+        # "queued" only in scale-out mode (CONNECTOR_RUNS_URL), which also says the attempts.
+        "state": {"type": "string", "enum": ["queued", "running"]},
+        "attempts": {"type": "integer", "description": "Workers that took the run up so far."},
     },
 }
 PREPARED = {
