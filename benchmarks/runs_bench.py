@@ -27,7 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import Stub, machine
+from processes import Stub
+from report import machine
 from server_bench import Server
 
 HERE = Path(__file__).resolve().parent

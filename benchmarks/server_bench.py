@@ -31,7 +31,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import Row, Stub, machine, table, verdict
+from processes import Stub
+from report import Row, machine, table, verdict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
