@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from processes import Stub
+from processes import Server, Stub, Worker
 from report import machine
-from server_bench import Server
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -41,42 +37,6 @@ KEY = "sk-bench-not-a-real-key"
 FORM = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
 CLIENTS = 16
 ACTION = "/actions/create_chat_completion"
-
-
-class Worker:
-    """A ``python -m connector worker`` process; ready once it says so."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="runs-bench-worker-")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "connector", "worker", "--concurrency", "8"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-        deadline = time.monotonic() + 60
-        while '"worker-ready"' not in Path(self.log.name).read_text():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                raise SystemExit("the worker did not start:\n" + Path(self.log.name).read_text())
-            time.sleep(0.05)
-
-    def rss_kib(self) -> tuple[int, int]:
-        """Return (peak, current) resident memory in KiB."""
-        fields = dict(
-            line.split(":", 1)
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
-        )
-        return int(fields["VmHWM"].split()[0]), int(fields["VmRSS"].split()[0])
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -24,14 +24,12 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from processes import Stub
+from processes import Server, Stub
 from report import Row, machine, table, verdict
 
 HERE = Path(__file__).resolve().parent
@@ -42,61 +40,6 @@ FORM = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!
 WORKERS = 2
 CLIENTS = 50
 CONCURRENCY = CLIENTS  # run slots per worker: one worker may get every connection; no 503s
-
-
-class Server:
-    """A server process that prints ``listening on URL``; its workers' peak RSS."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        # stderr (one log line per run) goes to a file: a pipe would need a reader thread in
-        # this process, the client's, and slow the client down for the server that logs.
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="server-bench-")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            m = re.search(r"listening on http://([\d.]+):(\d+)", Path(self.log.name).read_text())
-            if m:
-                self.host, self.port = m.group(1), int(m.group(2))
-                return
-            time.sleep(0.05)
-        self.close()
-        raise SystemExit(f"{args} did not start:\n{Path(self.log.name).read_text()[-2000:]}")
-
-    def workers(self) -> list[str]:
-        pid = self.proc.pid
-        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-
-    def workers_cpu_seconds(self) -> float:
-        """Return the CPU time (user + system) the workers have used so far."""
-        ticks = 0
-        for child in self.workers():
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    def workers_peak_rss_kib(self) -> list[int]:
-        """Return VmHWM (peak resident set) of each worker process, in KiB."""
-        out = []
-        for child in self.workers():
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    out.append(int(line.split()[1]))
-        return out
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 def request_bytes(host: str, port: int, path: str) -> bytes:
