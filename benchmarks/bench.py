@@ -11,25 +11,29 @@ One run starts the stub server (benchmarks/stub.py) on loopback and measures, si
    ``json.loads`` of it, and a host's unescaped insertion (repaired) vs the valid JSON.
 
 Targets are ratios against references measured in the same run, so the machine's speed cancels
-out. Usage: ``python benchmarks/bench.py [--quick] [--json FILE] [--strict]`` (needs the
-``bench`` extra: ``pip install -e '.[bench]'``).
+out. Every timed call and process is checked: the reply's content, a stream's whole text, the
+printed output and exit status, the exact body; a wrong result ends any run (exit status 1). A
+full run judges the targets (PASS or FAIL; exit status 1 on a miss only with ``--strict``). A
+``--quick`` run only reports them, but fails on a ratio 2x worse than its target's limit
+(benchmarks/report.py). Usage: ``python benchmarks/bench.py [--quick] [--json FILE] [--strict]``
+(needs the ``bench`` extra: ``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import form_rules  # beside this file, as the modules below
+from checks import wrong
 from clients import per_run, streaming
 from coldstart import FLOOR, Launcher, cold_start
 from processes import Stub
-from report import Row, machine, table, verdict
+from report import Row, guard, judge, machine, save, table
 
 HERE = Path(__file__).resolve().parent
 CHUNKS = 20_000
@@ -39,6 +43,8 @@ def rule_rows(rules: dict) -> list[Row]:
     """Return the rows of the input rules' cost (form_rules.PAIRS), in microseconds."""
     out = []
     for name, ref in form_rules.PAIRS:
+        if rules[name] is None:
+            wrong(f"input rules, {name}", "build_body refused it")
         value, base = rules[name] * 1e6, rules[ref] * 1e6
         out.append(Row(f"build_body, {name}", value, "us", ref, base, value / base))
     return out
@@ -80,16 +86,17 @@ def rows(run: dict, cold: dict, stream: dict, chunks: int) -> list[Row]:
     for measure, unit, value, reference, ref_value, target in specs:
         pair = paired.get((measure, reference))
         ratio = cold["paired"][pair] if pair else value / ref_value
-        passed = None
+        passed = bound = None
         if target is not None:
             passed = ratio <= target[1] if target[0] == "<=" else ratio >= target[1]
+            bound = guard(*target)
         label = f"{target[0]} {target[1]}x" if target else ""
-        out.append(Row(measure, value, unit, reference, ref_value, ratio, label, passed))
+        out.append(Row(measure, value, unit, reference, ref_value, ratio, label, passed, bound))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark, print the table, write the JSON; return 1 on a miss with --strict."""
+    """Run the benchmark, print the table, write the JSON; return the exit status (judge)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small counts, for a CI smoke run")
     p.add_argument("--runs", type=int, help="per-run calls per client (default 1000; quick 200)")
@@ -129,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     items = rows(run, cold, stream, args.chunks) + rule_rows(rules)
     print()
     print(table(items, args.quick))
-    missed = [r.measure + " vs " + r.reference for r in items if r.passed is False]
+    line, status = judge(items, args.quick, args.strict, lambda r: f"{r.measure} vs {r.reference}")
     took = time.perf_counter() - started
-    print(f"\n{verdict(missed, args.quick)} ({took:.0f} s)")
+    print(f"\n{line} ({took:.0f} s)")
     path = args.json or (None if args.quick else str(HERE / "results.json"))
     if path:
         doc = {
@@ -139,11 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             "counts": {"runs": runs, "cold": cold_runs, "streams": streams, "chunks": args.chunks},
             "seconds": {"per_run": run, "cold_start": cold, "stream": stream, "rules": rules},
             "rows": [asdict(r) for r in items],
-            "passed": not missed,
+            "passed": all(r.passed is not False for r in items),
         }
-        Path(path).write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {path}")
-    return 1 if missed and args.strict else 0
+        save(path, doc)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The in-process clients timed side by side: per-run cost and streaming (bench.py parts 1, 3).
 
 Each client (the connector, bare ``requests``, the ``openai`` SDK) makes the same call to the
-same stub; the calls are interleaved in random order and the medians returned.
+same stub; the calls are interleaved in random order and the medians returned. Every call's
+result is checked (the reply's content, or a stream's whole text): a wrong one ends the run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import json
 import random
 import statistics
 import time
+
+from checks import expect
+from stub import stream_text
 
 KEY = "sk-bench-not-a-real-key"
 MODEL = "gpt-4o-mini"
@@ -49,15 +53,17 @@ def per_run(base_url: str, runs: int, warmup: int) -> dict[str, float]:
         return out.choices[0].message.content
 
     calls = {"connector": run_connector, "requests": run_requests, "sdk": run_sdk}
-    for name, call in calls.items():
-        got = call()
-        if got != EXPECTED:
-            raise SystemExit(f"{name} returned {got!r}, not the stub's reply")
-    return _interleaved(calls, runs, warmup)
+    return _interleaved("per run", calls, EXPECTED, runs, warmup)
 
 
-def _interleaved(calls: dict, runs: int, warmup: int) -> dict[str, float]:
-    """Time each call ``runs`` times, in a new random order every round; return the medians."""
+def _interleaved(part: str, calls: dict, want: str, runs: int, warmup: int) -> dict[str, float]:
+    """Time each call ``runs`` times, in a new random order every round; return the medians.
+
+    Every call's result must equal ``want`` (checked once its clock has stopped): else the run
+    ends, naming ``part`` and the client.
+    """
+    for name, call in calls.items():  # one untimed call each first: a wrong client says so
+        expect(f"{part}, {name}", call(), want)
     # Random rather than rotated: in a rotation each client mostly follows the same other one,
     # and what ran just before (its cache misses, its garbage) is charged to the next call.
     order = random.Random(7)
@@ -68,8 +74,10 @@ def _interleaved(calls: dict, runs: int, warmup: int) -> dict[str, float]:
         order.shuffle(names)
         for name in names:
             start = clock()
-            calls[name]()
+            got = calls[name]()
             elapsed = clock() - start
+            if got != want:
+                expect(f"{part}, {name} (call {i + 1})", got, want)
             if i >= warmup:
                 times[name].append(elapsed)
     return {name: statistics.median(values) for name, values in times.items()}
@@ -115,7 +123,5 @@ def streaming(base_url: str, runs: int, chunks: int) -> dict[str, float]:
         return "".join(parts)
 
     calls = {"connector": run_connector, "sdk": run_sdk, "requests": run_requests}
-    texts = {name: call() for name, call in calls.items()}
-    if len(set(texts.values())) != 1 or len(texts["connector"]) < chunks:
-        raise SystemExit("the clients aggregated different texts from the same stream")
-    return _interleaved(calls, runs, 0)
+    # Each client must aggregate the text of every chunk, in order.
+    return _interleaved(f"stream {chunks:,} chunks", calls, stream_text(chunks), runs, 0)

@@ -1,7 +1,8 @@
 """Cold start and peak RSS of whole processes (bench.py parts 2 and 4).
 
 ``python -m connector run`` against a minimal SDK script and a bare ``requests`` script making
-the same call, and its ``--dry-run`` against ``python -c "import requests, json"``.
+the same call, and its ``--dry-run`` against ``python -c "import requests, json"``. Every
+process must exit 0 and print what it must (``check``), or the run ends.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from checks import expect, printed_content, short, wrong
 from clients import EXPECTED, KEY, MODEL, TEXT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +61,7 @@ for line in sys.stdin:
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait
         err.seek(0)
         done = {"seconds": seconds, "rss_kib": usage.ru_maxrss, "rc": proc.returncode,
-                "out": out.decode(errors="replace")[-3000:],
+                "out": out.decode(errors="replace")[-10000:],
                 "err": err.read().decode(errors="replace")[-3000:]}
     sys.stdout.write(json.dumps(done) + "\\n")
     sys.stdout.flush()
@@ -77,19 +79,14 @@ class Launcher:
             text=True,
         )
 
-    def run(
-        self, args: list[str], env: dict[str, str], expect: str | None = EXPECTED
-    ) -> tuple[float, int]:
-        """Run one Python process; return (wall seconds, peak RSS in KiB)."""
+    def run(self, name: str, args: list[str], env: dict[str, str]) -> tuple[float, int]:
+        """Run one Python process, check what it printed; return (wall s, peak RSS in KiB)."""
         job = {"args": [sys.executable, *args], "env": env, "cwd": str(ROOT)}
         assert self.proc.stdin and self.proc.stdout
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         done = json.loads(self.proc.stdout.readline())
-        if done["rc"] != 0:
-            raise SystemExit(f"{args[:3]} failed ({done['rc']}): {done['err']}")
-        if expect is not None and expect not in done["out"]:
-            raise SystemExit(f"{args[:3]} did not print the stub's reply: {done['out'][:300]}")
+        check(name, done["rc"], done["out"], done["err"])
         return done["seconds"], done["rss_kib"]  # ru_maxrss is in KiB on Linux
 
     def close(self) -> None:
@@ -97,6 +94,33 @@ class Launcher:
         if self.proc.stdin:
             self.proc.stdin.close()
         self.proc.wait(timeout=10)
+
+
+# What the dry run must print as the request's body: the form's model and message, nothing more.
+DRY_BODY = {"model": MODEL, "messages": [{"role": "user", "content": TEXT}]}
+# The processes that make the call print a chat completion; its content must be the stub's.
+REPLIES = ("connector", "connector_first", "sdk", "requests_script")
+
+
+def check(name: str, rc: int, out: str, err: str) -> None:
+    """End the run unless process ``name`` exited 0 and printed what it must (whole stdout)."""
+    path = f"cold start, {name}"
+    if rc != 0:
+        wrong(path, f"exited with {rc}: {short(err[-1000:], 1000)}")
+    if name.startswith(("connector", "dry_run")) and (KEY in out or KEY in err):
+        wrong(path, "printed the API key")
+    if name in REPLIES:
+        expect(path, printed_content(path, out), EXPECTED)
+    elif name == "python":
+        expect(path, out, EXPECTED + "\n")
+    elif name == "dry_run":
+        try:
+            body = json.loads(out)["body"]
+        except (ValueError, KeyError, TypeError):
+            wrong(path, f"did not print a dry run's request: {short(out)}")
+        expect(path, body, DRY_BODY)
+    else:  # the floor only imports
+        expect(path, out, "")
 
 
 FLOOR = '`python -c "import requests, json"`'  # issue 13: what any client of the API imports
@@ -123,12 +147,8 @@ def cold_start(launcher: Launcher, base_url: str, runs: int) -> dict[str, Any]:
         "dry_run": [*CLI_ARGS, "--dry-run"],
         "requests_floor": ["-c", "import requests, json"],
     }
-    # What each prints: the stub's reply, or (the dry run, the floor) something else.
-    expects = {
-        name: None if name in ("dry_run", "requests_floor") else EXPECTED for name in commands
-    }
     for name, args in commands.items():  # warm the OS file cache and the manifest cache
-        launcher.run(args, env, expects[name])
+        launcher.run(name, args, env)
     # A measure and its reference run back to back (in either order), and their ratio is the
     # median of the pairs' ratios: the load of other processes, which drifts, cancels out.
     units = [(m, r) for m, r in PAIRS] + [("sdk",), ("python",), ("connector_first",)]
@@ -141,9 +161,9 @@ def cold_start(launcher: Launcher, base_url: str, runs: int) -> dict[str, Any]:
                 for name in order.sample(unit, len(unit)):
                     if name == "connector_first":  # a new machine: the manifest cache is empty
                         first = {**env, "CONNECTOR_CACHE_DIR": tempfile.mkdtemp(dir=uncached)}
-                        results[name].append(launcher.run(CLI_ARGS, first))
+                        results[name].append(launcher.run(name, CLI_ARGS, first))
                     else:
-                        results[name].append(launcher.run(commands[name], env, expects[name]))
+                        results[name].append(launcher.run(name, commands[name], env))
     out: dict[str, Any] = {
         name: {
             "seconds": statistics.median(t for t, _ in values),

@@ -45,7 +45,8 @@ class Service:
     """A ``python ARGS`` process run from the checkout, its stderr in a file; ready once that
     file shows ``ready`` (a pattern; its match is kept in ``self.ready``)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], ready: str) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], ready: str) -> None:
+        self.name = name  # what the benchmark's messages call it
         # stderr (one log line per run) goes to a file: a pipe would need a reader thread in
         # this process, the client's, and slow the client down for the server that logs.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="bench-service-")  # noqa: SIM115
@@ -65,7 +66,7 @@ class Service:
             time.sleep(0.05)
         said = Path(self.log.name).read_text()[-2000:]
         self.close()
-        raise SystemExit(f"{args} did not start:\n{said}")
+        raise SystemExit(f"{name} ({args}) did not start:\n{said}")
 
     def close(self) -> None:
         """Stop the process (SIGTERM; SIGKILL after 30 s)."""
@@ -81,8 +82,8 @@ class Service:
 class Server(Service):
     """A server process that prints ``listening on URL``; its workers' CPU time and peak RSS."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        super().__init__(args, env, r"listening on http://([\d.]+):(\d+)")
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        super().__init__(name, args, env, r"listening on http://([\d.]+):(\d+)")
         self.host, self.port = self.ready.group(1), int(self.ready.group(2))
 
     def workers(self) -> list[str]:
@@ -110,8 +111,9 @@ class Server(Service):
 class Worker(Service):
     """A ``python -m connector worker`` process (8 runs at once); ready once it says so."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(["-m", "connector", "worker", "--concurrency", "8"], env, '"worker-ready"')
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        args = ["-m", "connector", "worker", "--concurrency", "8"]
+        super().__init__(name, args, env, '"worker-ready"')
 
     def rss_kib(self) -> tuple[int, int]:
         """Return (peak, current) resident memory in KiB."""

@@ -1,0 +1,39 @@
+"""What each measured path must have produced. A wrong result ends the run, in every mode.
+
+A figure of a path that answered wrongly measures nothing: ``wrong`` raises ``SystemExit``
+(exit status 1) with a message that names the path and what was wrong, and the benchmark's
+``finally`` blocks stop its processes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+
+def wrong(path: str, what: str) -> NoReturn:
+    """End the run: ``path`` (what was measured) produced a wrong result."""
+    raise SystemExit(f"WRONG RESULT: {path}: {what}")
+
+
+def expect(path: str, got: Any, want: Any) -> None:
+    """End the run unless ``got == want``."""
+    if got != want:
+        wrong(path, f"got {short(got)}, expected {short(want)}")
+
+
+def short(value: Any, limit: int = 160) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters, with its length when cut."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value):,} long" if isinstance(value, str | bytes | list) else "cut"
+    return f"{text[:limit]}... ({size})"
+
+
+def printed_content(path: str, out: str) -> str:
+    """Return the reply's content from a chat completion that a process printed as JSON."""
+    try:
+        return json.loads(out)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError) as e:
+        wrong(path, f"did not print a chat completion ({type(e).__name__}: {e}): {short(out)}")
