@@ -19,7 +19,21 @@ def wrong(path: str, what: str) -> NoReturn:
 def expect(path: str, got: Any, want: Any) -> None:
     """End the run unless ``got == want``."""
     if got != want:
-        wrong(path, f"got {short(got)}, expected {short(want)}")
+        wrong(path, difference(got, want))
+
+
+def difference(got: Any, want: Any) -> str:
+    """Return what ``got`` and ``want`` are; for a long text or bytes, from where they differ."""
+    if type(got) is type(want) and isinstance(got, str | bytes) and max(len(got), len(want)) > 160:
+        at = next(
+            (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+            min(len(got), len(want)),
+        )
+        return (
+            f"got {len(got):,} long, expected {len(want):,}; from offset {at:,}"
+            f" got {short(got[at : at + 60])}, expected {short(want[at : at + 60])}"
+        )
+    return f"got {short(got)}, expected {short(want)}"
 
 
 def short(value: Any, limit: int = 160) -> str:

@@ -111,11 +111,15 @@ def async_round(urls: list[str], db_url: str, total: int) -> dict[str, float]:
     if len(set(ids)) != total:
         wrong(f"POST {ACTION}/runs", f"{total} runs posted, {len(set(ids))} distinct ids")
     with psycopg.connect(db_url, autocommit=True) as conn:
+        query = "SELECT count(*) FROM connector_runs WHERE id = ANY(%s)"
+        stored = conn.execute(query, (ids,)).fetchone()[0]
+        if stored != total:  # a 202 says the run is stored
+            wrong(f"POST {ACTION}/runs", f"{total} runs accepted, {stored} of them stored (lost)")
         deadline = time.monotonic() + 300
-        query = "SELECT count(*) FROM connector_runs WHERE id = ANY(%s) AND state = 'done'"
+        query += " AND state = 'done'"
         while conn.execute(query, (ids,)).fetchone()[0] < total:
             if time.monotonic() > deadline:
-                raise SystemExit("the async runs did not finish within 300 s")
+                wrong(f"async runs ({ACTION}/runs)", "not all done within 300 s")
             time.sleep(0.05)
         rows = conn.execute(
             "SELECT extract(epoch FROM created), extract(epoch FROM updated)"

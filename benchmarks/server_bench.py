@@ -36,7 +36,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from checks import short, wrong
+from checks import difference, wrong
 from processes import Server, Stub
 from report import MARGIN, Row, guard, judge, machine, save, table
 from stub import COMPLETION
@@ -73,7 +73,7 @@ async def _client(host: str, port: int, raw: bytes, count: int, out: list, bad: 
             out.append(time.perf_counter() - start)
             if not head.startswith(b"HTTP/1.1 200 ") or (body != BODY and not _same(body)):
                 status = head.split(b"\r\n", 1)[0].decode()
-                bad.append(f"{status}: {short(body)}")
+                bad.append(f"{status}: {difference(body, BODY)}")
     finally:
         writer.close()
 
