@@ -267,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for i, (peak, now) in enumerate(rss):
         print(f"worker {i + 1} RSS: peak {peak / 1024:.0f} MiB, now {now / 1024:.0f} MiB")
+    print(
+        "results right: every /run answered 200 with the completion; every /runs run was stored"
+        " once and done once, status 200, with the completion (no target: ratios only reported)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
