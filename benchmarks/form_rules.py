@@ -3,6 +3,7 @@
 ``bench.py`` runs it as part 4; alone: ``python benchmarks/form_rules.py [--calls N] [--root DIR]``.
 ``--root`` measures the connector of another checkout (e.g. ``git archive COMMIT | tar -x``),
 for a before/after figure in one sitting; a case that checkout refuses is reported as refused.
+Every case must produce its exact body (``expected``): a wrong one ends the run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+from checks import expect
 
 EXAMPLE = [
     {"role": "developer", "content": "You are a helpful assistant."},
@@ -39,6 +42,18 @@ def cases() -> dict[str, str]:
         "repair": TEMPLATE.replace(SLOT, TICKET),
         "repair, 50 KB": TEMPLATE.replace(SLOT, LONG),
     }
+
+
+def expected() -> dict[str, object]:
+    """Return what each case must produce: ``build_body``'s exact body, or ``json.loads``' list."""
+    inserted = {"strict": "Hello!", "strict, 50 KB": LONG, "repair": TICKET, "repair, 50 KB": LONG}
+    out: dict[str, object] = {}
+    for name, text in inserted.items():
+        messages = [EXAMPLE[0], {"role": "user", "content": text}]
+        out[name] = {"model": "gpt-4o-mini", "messages": messages}
+    out["json.loads, strict"] = EXAMPLE
+    out["json.loads, strict 50 KB"] = out["strict, 50 KB"]["messages"]
+    return out
 
 
 def measure(calls: int = 2000) -> dict[str, float | None]:
@@ -72,6 +87,7 @@ def measure(calls: int = 2000) -> dict[str, float | None]:
     jobs["json.loads, strict"] = lambda t=texts["strict"]: json.loads(t)
     jobs["json.loads, strict 50 KB"] = lambda t=texts["strict, 50 KB"]: json.loads(t)
     samples: dict[str, list[float]] = {name: [] for name, job in jobs.items() if job}
+    want = expected()
     order = list(samples)
     clock = time.perf_counter
     for i in range(calls):
@@ -80,9 +96,12 @@ def measure(calls: int = 2000) -> dict[str, float | None]:
             n = 1 if "50 KB" in name else 20
             start = clock()
             for _ in range(n):
-                jobs[name]()
+                got = jobs[name]()
+            took = clock() - start
+            if got != want[name]:  # checked once the clock has stopped: the exact body
+                expect(f"input rules, {name} (round {i + 1})", got, want[name])
             if i >= calls // 20:  # the first 5% warm up
-                samples[name].append((clock() - start) / n)
+                samples[name].append(took / n)
     return {name: (statistics.median(samples[name]) if jobs[name] else None) for name in jobs}
 
 

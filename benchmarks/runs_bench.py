@@ -12,23 +12,28 @@ Async throughput is runs from the first enqueue to the last completion (the data
 timestamps); enqueue-to-done is each run's ``updated - created``, its p50 and p99. The ratios
 are against the sync route's runs per second and latency in the same run; rounds alternate.
 Then each worker's RSS (peak and now). Usage: ``python benchmarks/runs_bench.py [--quick]``.
+
+Every run is checked, in every mode: each ``/run`` answers 200 with the stub's completion; each
+``/runs`` answers 202 with an id no other POST got; each such run is one row of its own (the
+table grows by exactly the runs posted), done with status 200, claimed once (``attempts`` 1),
+its result the stub's completion. A wrong one ends the run (exit status 1), naming the route.
+There is no target here, so no ratio guard either: the ratios are only reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import Stub, machine
-from server_bench import Server
+from checks import expect, short, wrong
+from processes import Server, Stub, Worker
+from report import machine
+from stub import COMPLETION
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -42,49 +47,30 @@ CLIENTS = 16
 ACTION = "/actions/create_chat_completion"
 
 
-class Worker:
-    """A ``python -m connector worker`` process; ready once it says so."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="runs-bench-worker-")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "connector", "worker", "--concurrency", "8"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-        deadline = time.monotonic() + 60
-        while '"worker-ready"' not in Path(self.log.name).read_text():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                raise SystemExit("the worker did not start:\n" + Path(self.log.name).read_text())
-            time.sleep(0.05)
-
-    def rss_kib(self) -> tuple[int, int]:
-        """Return (peak, current) resident memory in KiB."""
-        fields = dict(
-            line.split(":", 1)
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
-        )
-        return int(fields["VmHWM"].split()[0]), int(fields["VmRSS"].split()[0])
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _calls(urls: list[str], path: str, total: int) -> tuple[float, list[float], list[dict]]:
-    """POST ``total`` forms from CLIENTS threads over ``urls``; return (wall, latencies, docs)."""
+def _answer(path: str, r, status: int) -> dict:
+    """Return the document of a POST's answer; end the run unless it is right for ``path``."""
+    if r.status_code != status:
+        wrong(f"POST {path}", f"HTTP {r.status_code}, expected {status}: {short(r.text)}")
+    doc = r.json()
+    if status == 200:
+        expect(f"POST {path}", doc, COMPLETION)
+    elif not isinstance(doc.get("id"), str):
+        wrong(f"POST {path}", f"no run id in {short(doc)}")
+    return doc
+
+
+def _calls(
+    urls: list[str], path: str, total: int, status: int
+) -> tuple[float, list[float], list[dict]]:
+    """POST ``total`` forms from CLIENTS threads over ``urls``; return (wall, latencies, docs).
+
+    Every answer must have ``status`` and its document (_answer), or the run ends.
+    """
     import requests
 
     sessions = [requests.Session() for _ in range(CLIENTS)]
@@ -95,9 +81,7 @@ def _calls(urls: list[str], path: str, total: int) -> tuple[float, list[float], 
         start = time.perf_counter()
         r = session.post(urls[i % len(urls)] + path, json=FORM, headers=headers, timeout=60)
         took = time.perf_counter() - start
-        if r.status_code not in (200, 202):
-            raise SystemExit(f"{path}: HTTP {r.status_code}: {r.text[:300]}")
-        return took, r.json()
+        return took, _answer(path, r, status)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
@@ -109,7 +93,7 @@ def _calls(urls: list[str], path: str, total: int) -> tuple[float, list[float], 
 
 
 def sync_round(urls: list[str], total: int) -> dict[str, float]:
-    wall, latencies, _ = _calls(urls, f"{ACTION}/run", total)
+    wall, latencies, _ = _calls(urls, f"{ACTION}/run", total, 200)
     return {
         "runs_per_s": total / wall,
         "p50_ms": statistics.median(latencies) * 1000,
@@ -120,24 +104,32 @@ def sync_round(urls: list[str], total: int) -> dict[str, float]:
 def async_round(urls: list[str], db_url: str, total: int) -> dict[str, float]:
     import psycopg
 
-    wall, posts, docs = _calls(urls, f"{ACTION}/runs", total)
-    ids = [d["id"] for d in docs]
     with psycopg.connect(db_url, autocommit=True) as conn:
+        before = _count(conn)
+    wall, posts, docs = _calls(urls, f"{ACTION}/runs", total, 202)
+    ids = [d["id"] for d in docs]
+    if len(set(ids)) != total:
+        wrong(f"POST {ACTION}/runs", f"{total} runs posted, {len(set(ids))} distinct ids")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        query = "SELECT count(*) FROM connector_runs WHERE id = ANY(%s)"
+        stored = conn.execute(query, (ids,)).fetchone()[0]
+        if stored != total:  # a 202 says the run is stored
+            wrong(f"POST {ACTION}/runs", f"{total} runs accepted, {stored} of them stored (lost)")
         deadline = time.monotonic() + 300
-        query = "SELECT count(*) FROM connector_runs WHERE id = ANY(%s) AND state = 'done'"
+        query += " AND state = 'done'"
         while conn.execute(query, (ids,)).fetchone()[0] < total:
             if time.monotonic() > deadline:
-                raise SystemExit("the async runs did not finish within 300 s")
+                wrong(f"async runs ({ACTION}/runs)", "not all done within 300 s")
             time.sleep(0.05)
         rows = conn.execute(
-            "SELECT extract(epoch FROM created), extract(epoch FROM updated), status"
+            "SELECT extract(epoch FROM created), extract(epoch FROM updated)"
             " FROM connector_runs WHERE id = ANY(%s)",
             (ids,),
         ).fetchall()
-    bad = [r for r in rows if r[2] != 200]
-    if bad:
-        raise SystemExit(f"{len(bad)} async runs failed")
-    spans = [float(u - c) for c, u, _ in rows]
+        _check_runs(conn, ids)
+        if _count(conn) != before + total:
+            wrong(f"POST {ACTION}/runs", f"{total} runs posted, {_count(conn) - before} stored")
+    spans = [float(u - c) for c, u in rows]
     first, last = min(float(r[0]) for r in rows), max(float(r[1]) for r in rows)
     return {
         "runs_per_s": total / (last - first),
@@ -146,6 +138,25 @@ def async_round(urls: list[str], db_url: str, total: int) -> dict[str, float]:
         "post_p50_ms": statistics.median(posts) * 1000,
         "enqueue_per_s": total / wall,
     }
+
+
+def _count(conn) -> int:
+    return conn.execute("SELECT count(*) FROM connector_runs").fetchone()[0]
+
+
+def _check_runs(conn, ids: list[str]) -> None:
+    """End the run unless each id is one run, done once with status 200 and the stub's reply."""
+    path = f"async runs ({ACTION}/runs)"
+    rows = conn.execute(
+        "SELECT id, state, status, attempts, result FROM connector_runs WHERE id = ANY(%s)",
+        (ids,),
+    ).fetchall()
+    if len(rows) != len(ids):
+        wrong(path, f"{len(ids)} runs accepted, {len(rows)} found (lost)")
+    for run_id, state, status, attempts, result in rows:
+        if (state, status, attempts) != ("done", 200, 1):
+            wrong(path, f"run {run_id}: {state}, status {status}, claimed {attempts} times")
+        expect(f"{path}, run {run_id}", result, COMPLETION)
 
 
 def idle_round(urls: list[str], db_url: str, total: int) -> dict[str, float]:
@@ -158,15 +169,17 @@ def idle_round(urls: list[str], db_url: str, total: int) -> dict[str, float]:
     with requests.Session() as session, psycopg.connect(db_url, autocommit=True) as conn:
         for i in range(total):
             start = time.perf_counter()
-            session.post(urls[i % 2] + f"{ACTION}/run", json=FORM, headers=headers, timeout=60)
+            r = session.post(urls[i % 2] + f"{ACTION}/run", json=FORM, headers=headers, timeout=60)
             syncs.append(time.perf_counter() - start)
+            _answer(f"{ACTION}/run", r, 200)
             r = session.post(urls[i % 2] + f"{ACTION}/runs", json=FORM, headers=headers, timeout=60)
-            run_id = r.json()["id"]
+            run_id = _answer(f"{ACTION}/runs", r, 202)["id"]
             query = "SELECT extract(epoch FROM updated - created) FROM connector_runs"
             query += " WHERE id = %s AND state = 'done'"
             while (row := conn.execute(query, (run_id,)).fetchone()) is None:
                 time.sleep(0.002)
             spans.append(float(row[0]))
+            _check_runs(conn, [run_id])
     return {
         "p50_ms": statistics.median(spans) * 1000,
         "sync_p50_ms": statistics.median(syncs) * 1000,
@@ -196,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             "PROMETHEUS_MULTIPROC_DIR": "",
         }
         serve = ["-m", "connector", "serve", "--port", "0", "--workers", "1"]
-        servers = [Server([*serve, "--concurrency", "16"], env) for _ in range(2)]
+        servers = [
+            Server(f"server {i + 1}", [*serve, "--concurrency", "16"], env) for i in range(2)
+        ]
         parts += servers
-        workers = [Worker(env) for _ in range(2)]
+        workers = [Worker(f"worker {i + 1}", env) for i in range(2)]
         parts += workers
         urls = [f"http://{s.host}:{s.port}" for s in servers]
         sync_round(urls, CLIENTS * 4)  # warm-up: imports, pools, the manifest
@@ -252,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for i, (peak, now) in enumerate(rss):
         print(f"worker {i + 1} RSS: peak {peak / 1024:.0f} MiB, now {now / 1024:.0f} MiB")
+    print(
+        "results right: every /run answered 200 with the completion; every /runs run was stored"
+        " once and done once, status 200, with the completion (no target: ratios only reported)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0

@@ -74,6 +74,11 @@ def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None) ->
     }
 
 
+def stream_text(chunks: int) -> str:
+    """Return the text a client must aggregate from a stream of ``chunks`` content chunks."""
+    return "".join(_WORDS[i % len(_WORDS)] for i in range(chunks))
+
+
 def stream_events(chunks: int, *, usage: bool) -> list[bytes]:
     """Return the SSE events of a streamed reply with ``chunks`` content chunks."""
     events = [_chunk({"role": "assistant", "content": "", "refusal": None})]
