@@ -204,10 +204,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from connector.server.serving import serve  # falcon and gunicorn load only to serve
         from connector.server.settings import Settings, read_tokens  # only to serve
     except ImportError as exc:
-        raise InvalidInput(
-            f"The action server needs the server extra ({exc.name} is missing): "
-            "pip install 'openai-chat-connector[server]'."
-        ) from None
+        raise InvalidInput.missing_extra("The action server", "server", exc) from None
 
     tokens = read_tokens(os.environ, args.token_file)
     picked = {k: getattr(args, k) for k in ("runs_db", "runs_url", "concurrency")}

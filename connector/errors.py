@@ -126,6 +126,14 @@ class InvalidInput(ConnectorError):
         """
         return cls(message, fields=[{"name": name, "label": name, "message": short or message}])
 
+    @classmethod
+    def missing_extra(cls, what: str, extras: str, exc: ImportError) -> InvalidInput:
+        """Return the error of a feature whose optional dependencies are not installed."""
+        return cls(
+            f"{what} needs the {extras.split(',')[-1]} extra ({exc.name} is missing): "
+            f"pip install 'openai-chat-connector[{extras}]'."
+        )
+
     def labelled(self, labels: Mapping[str, str]) -> InvalidInput:
         """Return a copy that names by their ``labels`` the fields that ``of_field`` named."""
 

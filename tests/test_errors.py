@@ -6,6 +6,7 @@ import pytest
 
 from connector import redaction
 from connector.errors import (
+    InvalidInput,
     InvalidResponse,
     RequestRejected,
     TemporaryFailure,
@@ -99,3 +100,28 @@ def test_one_threshold_rule_for_every_redaction(secret, redacted):
     assert (redaction.REDACTED in out["fields"][0]["message"]) is redacted
     assert (redaction.redact(text, [secret]) != text) is redacted
     assert error.message == text, "the original is never patched"
+
+
+@pytest.mark.parametrize(
+    ("what", "extras", "expected"),
+    [
+        ("The action server", "server", "needs the server extra (falcon is missing): "
+         "pip install 'openai-chat-connector[server]'."),
+        ("The worker", "server,postgres", "needs the postgres extra (falcon is missing): "
+         "pip install 'openai-chat-connector[server,postgres]'."),
+    ],
+)  # fmt: skip
+def test_a_missing_extra_names_the_module_and_the_pip_command(what, extras, expected):
+    error = InvalidInput.missing_extra(what, extras, ImportError(name="falcon"))
+    assert error.message == f"{what} {expected}" and error.exit_code == 2
+
+
+def test_the_worker_without_procrastinate_says_which_extra(monkeypatch):
+    import argparse
+    import sys
+
+    from connector.server import worker
+
+    monkeypatch.setitem(sys.modules, "procrastinate", None)  # import procrastinate: ImportError
+    with pytest.raises(InvalidInput, match=r"postgres extra \(procrastinate is missing\)"):
+        worker.cmd_worker(argparse.Namespace(runs_url="postgresql://x", concurrency=None))

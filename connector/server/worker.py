@@ -299,10 +299,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         import procrastinate  # noqa: F401
     except ImportError as exc:
-        raise InvalidInput(
-            f"The worker needs the postgres extra ({exc.name} is missing): "
-            "pip install 'openai-chat-connector[server,postgres]'."
-        ) from None
+        raise InvalidInput.missing_extra("The worker", "server,postgres", exc) from None
     settings = WorkerSettings.from_env(runs_url=args.runs_url, concurrency=args.concurrency)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
