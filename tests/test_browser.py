@@ -19,6 +19,7 @@ import requests
 from actionserver import TOKEN
 
 import connector
+import connector.server.page
 import connector.views.formschema
 from connector.transport import local
 
@@ -69,7 +70,11 @@ def page(browser, action_server):
     tab.errors = []
     tab.on("request", lambda r: tab.requests.append((r.method, r.url)))
     tab.on("pageerror", lambda e: tab.errors.append(str(e)))
+    # A module not served, or not served as JavaScript: Chromium refuses it and draws nothing.
+    tab.on("response", lambda r: "/static/" in r.url and not r.ok and tab.errors.append(r.url))
+    tab.on("console", lambda m: "module script" in m.text and tab.errors.append(m.text))
     tab.goto(action_server + "/")
+    assert tab.errors == []
     give_token(tab)
     yield tab
     assert tab.errors == []
@@ -306,8 +311,10 @@ def test_the_page_serves_only_its_own_assets(action_server):
     page = requests.get(action_server + "/", timeout=5)
     assert page.ok and "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert re.findall(r'(?:src|href)="(?!/|data:)', page.text) == []
-    for path in ("/static/form.js", "/static/form.css", "/actions/list_models/form"):
-        assert requests.get(action_server + path, timeout=5).ok
+    for name, media in connector.server.page.ASSETS.items():
+        asset = requests.get(f"{action_server}/static/{name}", timeout=5)
+        assert asset.ok and asset.headers["Content-Type"] == media
+    assert requests.get(action_server + "/actions/list_models/form", timeout=5).ok
     for path in ("/static/../server.py", "/static/index.html", "/actions/nope/form"):
         assert requests.get(action_server + path, timeout=5).status_code == 404
     assert requests.get(action_server + "/actions", timeout=5).status_code == 401

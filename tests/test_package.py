@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+STATIC = ROOT / "connector" / "server" / "static"
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +48,8 @@ def unpacked_wheel(tmp_path_factory) -> Path:
         "connector/card/schemas/create_chat_completion.request.schema.json",
         "connector/card/schemas/create_chat_completion.response.schema.json",
         "connector/actions/create_chat_completion.py",
-        "connector/server/static/index.html",
-        "connector/server/static/form.js",
-        "connector/server/static/form.css",
+        # The form page and all its assets, as in the checkout.
+        *(f"connector/server/static/{p.name}" for p in sorted(STATIC.iterdir())),
     ],
 )
 def test_the_wheel_carries(unpacked_wheel, path):

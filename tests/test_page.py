@@ -47,10 +47,12 @@ def test_the_page_is_public_and_carries_its_form_schema(client, path, action):
     data = page_data(resp.text)
     assert data["form"] == form_schema(action)
     assert [a["id"] for a in data["actions"]] == [a.id for a in load_manifest().actions]
-    # Only the server's own assets: no CDN, no inline script.
+    # Only the server's own assets: no CDN, no inline script; every module preloaded.
+    modules = [f"/static/{name}" for name in page.ASSETS if name.endswith(".js")]
     assert re.findall(r'(?:src|href)="([^"]*)"', resp.text) == [
         "data:,",
         "/static/form.css",
+        *modules,
         "/static/form.js",
     ]
 
@@ -59,8 +61,10 @@ def test_the_page_is_public_and_carries_its_form_schema(client, path, action):
     ("path", "status", "media"),
     [
         ("/static/form.js", 200, "text/javascript"),
+        ("/static/page.js", 200, "text/javascript"),
         ("/static/form.css", 200, "text/css"),
         ("/static/index.html", 404, None),
+        ("/static/nope.js", 404, None),
         ("/static/..%2Fpage.py", 404, None),
         ("/actions/nope/form", 404, None),
         ("/actions/nope/form-schema", 404, None),
@@ -102,3 +106,41 @@ def test_the_documented_page_assets_are_the_served_ones():
     from connector.views import openapi
 
     assert sorted(openapi.PAGE_ASSETS) == sorted(page.ASSETS)
+
+
+# A module's static imports: ``import {a, b} from "./x.js";`` and ``import "./x.js";``.
+IMPORT = re.compile(r"""^import\b[^"';]*["']([^"']+)["']""", re.M)
+
+
+def test_every_module_the_page_loads_is_served_as_javascript(client):
+    """From the page's one script, each import is a served module: a browser refuses any other."""
+    (entry,) = re.findall(
+        r'<script type="module" src="/static/([^"]+)">', client.simulate_get("/").text
+    )
+    graph, todo = {}, [entry]
+    while todo:
+        name = todo.pop()
+        resp = client.simulate_get(f"/static/{name}")
+        assert resp.status_code == 200, f"{name} is imported but not served"
+        assert resp.headers["content-type"].startswith("text/javascript"), name
+        found = IMPORT.findall(resp.text)
+        assert all(s.startswith("./") for s in found), f"{name}: imports only ./ siblings"
+        graph[name] = {s.removeprefix("./") for s in found}
+        todo += sorted(graph[name] - graph.keys() - set(todo))
+    assert sorted(graph) == sorted(n for n in page.ASSETS if n.endswith(".js")), (
+        "a module no one imports"
+    )
+    # Imports run one way: a module imports only modules that do not import it back.
+    done: list[str] = []
+    while len(done) < len(graph):
+        ready = [n for n in sorted(graph) if n not in done and graph[n] <= set(done)]
+        assert ready, f"modules importing each other: {sorted(set(graph) - set(done))}"
+        done += ready
+
+
+@pytest.mark.parametrize("name", sorted(page.ASSETS))
+def test_each_asset_has_the_media_type_of_its_kind(client, name):
+    media = {".js": "text/javascript", ".css": "text/css"}[name[name.rindex(".") :]]
+    resp = client.simulate_get(f"/static/{name}")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith(media)
+    assert resp.headers["x-content-type-options"] == "nosniff"  # so the browser goes by the type

@@ -1,9 +1,9 @@
 """The form page of the action server: one form per action, drawn from its form schema.
 
 ``/`` and ``/actions/{action}/form`` serve the page with the form schema inside it, so the form
-is drawn before any call; ``/static/{name}`` serves its script and style sheet. These routes
-are public: they hold nothing but the manifest. The page's calls (options, dry-run, runs) carry
-the server token, which the page asks for once and keeps in sessionStorage.
+is drawn before any call; ``/static/{name}`` serves its script modules and style sheet. These
+routes are public: they hold nothing but the manifest. The page's calls (options, dry-run, runs)
+carry the server token, which the page asks for once and keeps in sessionStorage.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from connector.engine.loader import load_manifest
 from connector.views.formschema import form_schema
 
 STATIC = Path(__file__).resolve().parent / "static"
-ASSETS = {"form.js": "text/javascript; charset=utf-8", "form.css": "text/css; charset=utf-8"}
+# The page's assets are the script modules and style sheets in static/ (index.html is the page,
+# not an asset); a module is refused by the browser unless its media type is JavaScript's.
+MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+ASSETS = {p.name: MEDIA[p.suffix] for p in sorted(STATIC.iterdir()) if p.suffix in MEDIA}
 # Everything comes from the server itself: no CDN, no inline script, nothing sent elsewhere.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -35,9 +38,17 @@ def render(action_id: str) -> str:
     }
     # JSON inside <script> must not close the element or open a comment: no "<" at all.
     data = json.dumps(doc, ensure_ascii=False).replace("<", "\\u003c")
+    # Every module is fetched at once, in any order; the browser runs them in import order.
+    preload = "\n".join(
+        f'<link rel="modulepreload" href="/static/{name}">'
+        for name in ASSETS
+        if name.endswith(".js")
+    )
     template = (STATIC / "index.html").read_text(encoding="utf-8")
-    return template.replace("{{title}}", html.escape(doc["form"]["title"])).replace(
-        "{{data}}", data
+    return (
+        template.replace("{{modules}}", preload)
+        .replace("{{title}}", html.escape(doc["form"]["title"]))
+        .replace("{{data}}", data)
     )
 
 
@@ -74,7 +85,7 @@ class FormSchema:
 
 
 class Asset:
-    """GET /static/{name}: the page's script and style sheet, and nothing else."""
+    """GET /static/{name}: the page's script modules and style sheet, and nothing else."""
 
     public = True
 

@@ -244,7 +244,10 @@ def _action_operations(b: _Builder, a: Action) -> None:
 
 
 # The files ``connector.server.page`` serves under /static (a test holds the two lists equal).
-PAGE_ASSETS = ("form.css", "form.js")
+PAGE_ASSETS = (
+    "checks.js", "combobox.js", "fields.js", "form.css", "form.js", "page.js", "run.js",
+    "server.js", "snippets.js",
+)  # fmt: skip
 PAGE_MEDIA = ("text/css", "text/javascript")
 
 
@@ -260,7 +263,7 @@ def _page_operations(b: _Builder, ids: list[str]) -> None:
          b.response("JSON Schema and UI schema of the form.", ("Document", shapes.OBJECT)), [action]),
         ("/static/{name}", "page_asset", "Page asset",
          {"description": "The file.", "content": {m: {"schema": {"type": "string"}} for m in PAGE_MEDIA}},
-         [_path_param("name", "The page's script or style sheet.", list(PAGE_ASSETS))]),
+         [_path_param("name", "The page's script module or style sheet.", list(PAGE_ASSETS))]),
     ):  # fmt: skip
         b.operation(
             "get", path, op_id, title, f"{title} of the form page.", {"200": ok},
