@@ -733,3 +733,15 @@ def test_api_properties_keep_their_rules(check, breaker):
     broken = _props()
     breaker(broken)
     assert check(broken) != []
+
+
+@pytest.mark.parametrize("header", ["Idempotency-Key", "X-Callback-Url"])
+@pytest.mark.parametrize("kind", ["swagger", "openapi"])
+def test_both_documents_declare_the_async_run_s_headers(kind, header):
+    from connector.views import openapi
+
+    doc = swagger.document() if kind == "swagger" else openapi.document()
+    for action in load_manifest().actions:
+        params = doc["paths"][f"/actions/{action.id}/runs"]["post"]["parameters"]
+        declared = [p for p in params if p.get("in") == "header" and p["name"] == header]
+        assert len(declared) == 1, (action.id, [p["name"] for p in params])

@@ -18,7 +18,13 @@ from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
 from connector.version import __version__
 from connector.views.openapi import CALL_ERRORS, action_name, constraints, license_id, reason
-from connector.views.shapes import BASE_URL_HEADER, OPTIONS
+from connector.views.shapes import (
+    BASE_URL_HEADER,
+    CALLBACK_HEADER,
+    IDEMPOTENCY_HEADER,
+    OPTIONS,
+    QUEUED_HEADERS,
+)
 
 SECURITY = "api_key"  # the name Power Automate gives an API-key connection parameter
 _VISIBILITY = {"basic": "important", "advanced": "advanced"}
@@ -120,6 +126,22 @@ _BASE_URL = {
     "description": "The API's base URL for this call; the server must allow its host.",
     "x-ms-visibility": "advanced",
 }
+# The async operation's own headers: a retried POST, and a result pushed (scale-out mode).
+_QUEUED = [
+    {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "type": "string",
+        "x-ms-summary": summary,
+        "description": QUEUED_HEADERS[name],
+        "x-ms-visibility": "advanced",
+    }
+    for name, summary in (
+        (IDEMPOTENCY_HEADER, "Idempotency Key"),
+        (CALLBACK_HEADER, "Callback URL"),
+    )
+]
 _RUN_ID = {
     "name": "run_id",
     "in": "path",
@@ -186,7 +208,7 @@ def _action_paths(m: Manifest, a: Action, definitions: dict[str, Any]) -> dict[s
             _sentence(a.title) + " (async)",
             f"{what} Answers 202 at once, and the output when the poll finds the run done.",
             "advanced",
-            parameters=params,
+            parameters=[*params, *_QUEUED],
             responses={
                 "200": _ok("The output, once the run is done.", name + "Output"),
                 "202": _ACCEPTED,
