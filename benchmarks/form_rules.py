@@ -60,7 +60,7 @@ def measure(calls: int = 2000) -> dict[str, float | None]:
     """Return the median seconds per call of each case, and of json.loads of the strict texts."""
     import logging
 
-    from connector import Connection, InvalidInput
+    from connector import InvalidInput, make_connection
 
     # A warning per repaired call would go to stderr: measure the rules, not the terminal.
     logging.getLogger("connector").setLevel(logging.ERROR)
@@ -73,7 +73,7 @@ def measure(calls: int = 2000) -> dict[str, float | None]:
         from connector.manifest import load_manifest
 
     action = load_manifest().action("create_chat_completion")
-    conn = Connection(api_key="sk-bench-not-a-real-key")
+    conn = make_connection(api_key="sk-bench-not-a-real-key")
     texts = cases()
     jobs = {}
     for name, text in texts.items():

@@ -64,9 +64,9 @@ def bodies() -> dict[str, dict[str, Any]]:
 
 
 def _conn():
-    from connector.transport.connection import Connection
+    from connector.engine.runner import make_connection
 
-    return Connection(api_key="k")
+    return make_connection(api_key="k")
 
 
 def _median_us(call, runs: int) -> float:

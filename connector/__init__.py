@@ -6,7 +6,7 @@
 """
 
 from connector.engine.loader import load_manifest
-from connector.engine.runner import options, prepare, resolve_connection, run
+from connector.engine.runner import make_connection, options, prepare, resolve_connection, run
 from connector.errors import (
     ConnectorError,
     InternalError,
@@ -28,6 +28,7 @@ __all__ = [
     "TemporaryFailure",
     "__version__",
     "load_manifest",
+    "make_connection",
     "options",
     "prepare",
     "resolve_connection",

@@ -104,12 +104,12 @@ def test_no_chat_code_is_involved(fault_server, tmp_path):
 @pytest.mark.usefixtures("engine_manifest")
 def test_an_action_without_a_stream_aggregator_cannot_stream():
     from connector.engine.loader import load_manifest
-    from connector.transport.connection import Connection
+    from connector.engine.runner import make_connection
 
     action = load_manifest().action("create_embedding")
     body = {"model": "m", "input": "x", "stream": True}
     with pytest.raises(InvalidInput, match="cannot stream"):
-        runner._send(None, action, body, Connection(), None)
+        runner._send(None, action, body, make_connection(), None)
 
 
 def test_the_chat_action_streams_through_its_own_aggregator():

@@ -2,13 +2,13 @@
 
 import pytest
 
-from connector import Connection, InvalidInput
+from connector import InvalidInput, make_connection
 from connector.engine import plan
 from connector.engine.body import build_body
 from connector.engine.loader import load_manifest
 
 ACTION = load_manifest().action("create_chat_completion")
-CONN = Connection(api_key="sk-test")
+CONN = make_connection(api_key="sk-test")
 BASE = {"model": "gpt-4o-mini", "messages": "Hello!"}
 
 
@@ -405,7 +405,7 @@ def test_unknown_field_suggests_the_closest():
     ],
 )
 def test_limits(form, fragment):
-    conn = Connection(api_key="k", max_input_chars=2000, max_json_depth=8)
+    conn = make_connection(api_key="k", max_input_chars=2000, max_json_depth=8)
     with pytest.raises(InvalidInput) as exc:
         build_body(ACTION, {**BASE, **form}, conn)
     assert fragment in exc.value.message

@@ -18,8 +18,8 @@ import responses
 
 from connector import errors
 from connector.actions.chunks import Aggregator
+from connector.engine.runner import make_connection
 from connector.transport import replies, session
-from connector.transport.connection import Connection
 from connector.transport.http import Transport, transport_for
 
 KEY = "sk-test-SECRET-0123456789"
@@ -53,7 +53,7 @@ def make(random=0.0, **kw) -> tuple[Transport, list[float]]:
     waits: list[float] = []
     kw.setdefault("api_key", KEY)
     transport = Transport(
-        Connection(**kw), sleep=waits.append, random=lambda: random, clock=lambda: NOW
+        make_connection(**kw), sleep=waits.append, random=lambda: random, clock=lambda: NOW
     )
     return transport, waits
 
@@ -647,16 +647,16 @@ def test_prepare_redacts_and_sends_nothing(mock, settings, stream, url, auth, bo
 
 
 def test_transport_for_shares_one_session_per_connection():
-    a = Connection(api_key=KEY)
+    a = make_connection(api_key=KEY)
     first = transport_for(a)
-    assert transport_for(Connection(api_key=KEY)) is first
+    assert transport_for(make_connection(api_key=KEY)) is first
     assert transport_for(a._replace(timeout=30.0)) is not first
     first.close()
     assert transport_for(a) is not first
 
 
 def test_transport_for_from_many_threads_builds_one_transport():
-    connection = Connection(api_key=KEY, base_url="https://threads.example/v1")
+    connection = make_connection(api_key=KEY, base_url="https://threads.example/v1")
     seen: list[Transport] = []
     threads = [
         threading.Thread(target=lambda: seen.append(transport_for(connection))) for _ in range(50)
@@ -942,7 +942,7 @@ def test_many_concurrent_runs_share_one_transport(server):
         h.wfile.write(body)
 
     routes["/v1/chat/completions"] = ok
-    connection = Connection(base_url=base, provider="compatible")
+    connection = make_connection(base_url=base, provider="compatible")
     results: list[object] = []
 
     def run():

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from connector import Connection, InvalidInput
+from connector import InvalidInput, make_connection
 from connector.engine.body import build_body
 from connector.engine.forms import Notes
 from connector.engine.jsontext import DUPLICATE, FIX, SHORTCUT
 from connector.engine.loader import load_manifest
 
 ACTION = load_manifest().action("create_chat_completion")
-CONN = Connection(api_key="sk-test")
+CONN = make_connection(api_key="sk-test")
 SLOT = "{{t}}"
 
 # Messages written on one line, pretty-printed like the platform page's example, one object.

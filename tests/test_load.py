@@ -24,8 +24,8 @@ def test_concurrent_runs_end_cleanly_exactly_once(fault_server, caplog):
     patient = fault_server.scenario("flaky", every=EVERY, fails=FAILS, retry_after_ms=5)
     hasty = fault_server.scenario("flaky", every=EVERY, fails=FAILS, retry_after_ms=5)
     connections = {
-        2: connector.Connection(api_key=CANARY, base_url=patient.base_url, max_retries=2),
-        1: connector.Connection(api_key=CANARY, base_url=hasty.base_url, max_retries=1),
+        2: connector.make_connection(api_key=CANARY, base_url=patient.base_url, max_retries=2),
+        1: connector.make_connection(api_key=CANARY, base_url=hasty.base_url, max_retries=1),
     }
     jobs = [(f"load message {i:03d}", 2 if i % 2 else 1) for i in range(RUNS)]
 

@@ -8,6 +8,7 @@ from conftest import key_paths
 
 from connector.engine import validation
 from connector.engine.loader import load_manifest
+from connector.engine.runner import make_connection
 from connector.manifest.format import export_schema
 from connector.manifest.spec import ManifestError
 from connector.transport.connection import Connection
@@ -122,7 +123,7 @@ def test_every_official_body_field_can_be_sent(name):
 
         form = {"model": "m", "messages": "Hi", "additional_parameters": {name: True}}
         try:
-            assert build_body(CHAT, form, Connection(api_key="k"))[name] is True
+            assert build_body(CHAT, form, make_connection(api_key="k"))[name] is True
         except InvalidInput as exc:
             assert not any("has its own field" in e["message"] for e in exc.fields), exc.fields
     else:
@@ -159,15 +160,9 @@ CONNECTION_TYPES = {"string": "str", "number": "float", "integer": "int", "boole
 def test_connection_fields_match_the_connection_class():
     declared = {f.name: f for f in MANIFEST.connection.fields}
     assert set(Connection._fields) == set(declared)
+    assert Connection._field_defaults == {}  # the manifest's defaults are the only ones
     for name in Connection._fields:
         spec = declared[name]
-        default = spec.default
-        if spec.type == "array":
-            default = tuple(default or ())
-        elif spec.type == "number" and default is not None:
-            default = float(default)  # YAML writes 600 for the number 600.0
-        coded = Connection._field_defaults[name]
-        assert coded == default and type(coded) is type(default), name
         optional = " | None" if spec.default is None and spec.type != "array" else ""
         annotation = Connection.__annotations__[name].__forward_arg__  # NamedTuple wraps the text
         assert annotation == CONNECTION_TYPES[spec.type] + optional, name
@@ -269,12 +264,18 @@ def test_connection_defaults_apply_from_the_manifest(
     assert value == expected and type(value) is type(expected)
 
 
-def test_resolved_defaults_are_the_connection_class_defaults():
+def test_every_way_to_a_connection_has_the_manifest_s_defaults():
     from connector.engine import runner
 
     resolved = runner.resolve_connection({}, require_key=False)
-    pairs = [(type(v), v) for v in resolved]
-    assert pairs == [(type(v), v) for v in Connection()]
+    made = runner.make_connection()
+    assert [(type(v), v) for v in resolved] == [(type(v), v) for v in made]
+    assert made._replace(allowed_hosts=(), api_key=None) == made  # None or () when undeclared
+    assert (made.base_url, made.timeout, made.max_retries) == (
+        "https://api.openai.com/v1",
+        600.0,
+        2,
+    )
 
 
 def test_the_version_is_declared_once():
@@ -357,3 +358,28 @@ def test_the_transport_s_errors_reach_the_user_with_the_manifest_s_labels(settin
     [field] = info.value.fields
     assert field["label"] == label and label in info.value.message, info.value.message
     assert "`" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda fields: fields[:-1], "missing: max_sse_line_bytes."),
+        (lambda fields: [f for f in fields if f["name"] != "timeout"], "missing: timeout."),
+        (lambda fields: [*fields, {**fields[-1], "name": "max_widgets", "label": "Max Widgets"}],
+         "not a setting: max_widgets."),
+    ],
+)  # fmt: skip
+def test_a_connection_form_without_every_setting_is_a_manifest_error(
+    tmp_path, monkeypatch, change, words
+):
+    import yaml
+
+    from connector.engine import runner
+
+    data = yaml.safe_load((ROOT / "manifest.yaml").read_text())
+    data["connection"]["fields"] = change(data["connection"]["fields"])
+    (tmp_path / "manifest.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("CONNECTOR_MANIFEST", str(tmp_path / "manifest.yaml"))
+    with pytest.raises(ManifestError, match=r"connection\.fields must declare each") as info:
+        runner.make_connection(api_key="k")
+    assert info.value.message.endswith(words)

@@ -9,6 +9,7 @@ import pytest
 from connector.engine import runner
 from connector.engine.body import build_body
 from connector.engine.loader import load_manifest
+from connector.engine.runner import make_connection
 from connector.errors import InvalidInput
 from connector.transport import http, policy
 from connector.transport.connection import Connection
@@ -82,7 +83,7 @@ def test_a_cached_url_check_still_resolves_the_name_each_time(monkeypatch):
 
     monkeypatch.setattr(policy.socket, "getaddrinfo", fake_getaddrinfo)
     policy._cache.clear()
-    conn = Connection(base_url="https://rebind.example.com/v1")
+    conn = make_connection(base_url="https://rebind.example.com/v1")
     policy.check_base_url(conn)
     policy._cache.clear()  # the resolution expires; the URL's own checks stay cached
     with pytest.raises(InvalidInput, match="cloud-metadata"):
@@ -91,7 +92,7 @@ def test_a_cached_url_check_still_resolves_the_name_each_time(monkeypatch):
 
 
 def test_a_url_that_cannot_be_built_is_refused_every_time():
-    conn = Connection(
+    conn = make_connection(
         api_key="k", provider="azure", base_url="https://r.openai.azure.com/openai/deployments/d"
     )
     transport = http.Transport(conn)
@@ -102,6 +103,6 @@ def test_a_url_that_cannot_be_built_is_refused_every_time():
 
 def test_the_body_follows_the_parameter_order_whatever_the_form_order():
     form = {"temperature": "0.5", "seed": "7", "messages": "Hi", "model": "gpt-4o-mini"}
-    body = build_body(CHAT, dict(reversed(form.items())), Connection(api_key="k"))
+    body = build_body(CHAT, dict(reversed(form.items())), make_connection(api_key="k"))
     order = [p.target for p in CHAT.parameters]
     assert list(body) == sorted(body, key=order.index), body

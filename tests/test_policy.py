@@ -7,9 +7,9 @@ import socket
 import pytest
 
 from connector.engine import runner
+from connector.engine.runner import make_connection
 from connector.errors import InvalidInput
 from connector.transport import policy
-from connector.transport.connection import Connection
 
 DNS = {
     "api.openai.com": ["162.159.140.245", "2606:4700::6812:7b0"],
@@ -44,7 +44,7 @@ def resolver(monkeypatch):
 
 
 def check(url, **settings):
-    policy.check_base_url(Connection(base_url=url, **settings))
+    policy.check_base_url(make_connection(base_url=url, **settings))
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,7 @@ forms = st.one_of(
 def untouched(fault_server):
     """A connection at a fault-server scenario that must never receive a request."""
     scenario = fault_server.scenario("ok")
-    yield scenario, connector.Connection(api_key=CANARY, base_url=scenario.base_url)
+    yield scenario, connector.make_connection(api_key=CANARY, base_url=scenario.base_url)
     assert scenario.count == 0
 
 
@@ -207,7 +207,9 @@ def test_any_form_gives_a_valid_request_or_invalid_input(untouched, form):
 @given(form=forms)
 def test_a_run_sends_exactly_the_prepared_request_or_nothing(fault_server, form):
     scenario = fault_server.scenario("ok")
-    connection = connector.Connection(api_key=CANARY, base_url=scenario.base_url, max_retries=0)
+    connection = connector.make_connection(
+        api_key=CANARY, base_url=scenario.base_url, max_retries=0
+    )
     try:
         prepared = connector.prepare(ACTION, form, connection)
     except connector.InvalidInput:

@@ -7,9 +7,9 @@ import copy
 import pytest
 
 from connector.engine.loader import load_manifest
+from connector.engine.runner import make_connection
 from connector.errors import InvalidInput
 from connector.transport import providers
-from connector.transport.connection import Connection
 
 AZURE_DEP = "https://r.openai.azure.com/openai/deployments/dep"
 AZURE_V1 = "https://r.openai.azure.com/openai/v1"
@@ -100,12 +100,12 @@ def test_unknown_provider_is_invalid_input():
     ],
 )  # fmt: skip
 def test_url(provider, base_url, api_version, path, url):
-    connection = Connection(provider=provider, base_url=base_url, api_version=api_version)
+    connection = make_connection(provider=provider, base_url=base_url, api_version=api_version)
     assert providers.provider_for(provider).url(connection, path) == url
 
 
 def test_azure_deployment_url_needs_an_api_version():
-    connection = Connection(provider="azure", base_url=AZURE_DEP)
+    connection = make_connection(provider="azure", base_url=AZURE_DEP)
     with pytest.raises(InvalidInput) as info:
         providers.PROVIDERS["azure"].url(connection, "/chat/completions")
     assert "api_version" in info.value.message
@@ -125,7 +125,7 @@ def test_azure_deployment_url_needs_an_api_version():
     ],
 )  # fmt: skip
 def test_headers(provider, key, org, project, expected):
-    connection = Connection(provider=provider, organization=org, project=project)
+    connection = make_connection(provider=provider, organization=org, project=project)
     assert providers.provider_for(provider).headers(key, connection) == expected
 
 

@@ -124,5 +124,5 @@ def test_an_internal_error_does_not_carry_the_key_in_its_chain(fault_server, mon
 
 
 def test_connection_repr_hides_the_key():
-    conn = connector.Connection(api_key=CANARY)
+    conn = connector.make_connection(api_key=CANARY)
     assert CANARY not in repr(conn) and CANARY not in str(conn)

@@ -14,7 +14,8 @@ from typing import Any
 from connector.engine.forms import Form, invalid
 from connector.engine.output import Template, template
 from connector.manifest.paths import CARD
-from connector.manifest.spec import Action, Manifest
+from connector.manifest.spec import Action, Manifest, ManifestError
+from connector.transport.connection import Connection
 
 
 @functools.cache
@@ -47,13 +48,28 @@ def connection_labels(manifest: Manifest) -> dict[str, str]:
 
 @functools.cache
 def connection_defaults(manifest: Manifest) -> dict[str, Any]:
-    """Return the connection settings' declared defaults, coerced by their own rules."""
+    """Return every connection setting's declared default (the only declaration of them).
+
+    Coerced by the settings' own rules; a setting without one is None, or () for a list.
+    """
     given = {p.name: p.default for p in manifest.connection.fields if p.default is not None}
     defaults, errors = connection_form(manifest).coerce(given, max_chars=100_000, max_depth=8)
     if errors:
         raise invalid(errors, "connection defaults")
-    # YAML writes 600 for the number 600.0: keep Connection's types whatever the spelling.
+    out: dict[str, Any] = {}
     for p in manifest.connection.fields:
-        if p.types == ("number",) and p.name in defaults:
-            defaults[p.name] = float(defaults[p.name])
-    return defaults
+        value = defaults.get(p.name)
+        if p.types == ("number",) and value is not None:
+            value = float(value)  # YAML writes 600 for the number 600.0
+        elif p.types == ("array",):
+            value = tuple(value or ())
+        out[p.name] = value
+    missing = [name for name in Connection._fields if name not in out]
+    unknown = [name for name in out if name not in Connection._fields]
+    if missing or unknown:  # the transport needs every setting, and takes no other
+        raise ManifestError(
+            "connection.fields must declare each connection setting once, with its default;"
+            + (f" missing: {', '.join(missing)}." if missing else "")
+            + (f" not a setting: {', '.join(unknown)}." if unknown else "")
+        )
+    return out

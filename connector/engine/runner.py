@@ -22,7 +22,7 @@ from connector.errors import (
 )
 from connector.manifest.spec import Action
 from connector.redaction import redact, secret_values
-from connector.transport.connection import OPENAI_BASE_URL, Connection, env_values
+from connector.transport.connection import Connection, env_values
 from connector.transport.policy import check_base_url
 from connector.transport.providers import provider_for
 
@@ -90,6 +90,14 @@ def _connection(raw: Mapping[str, Any]) -> Connection:
     return Connection(**{**defaults, **values})
 
 
+def make_connection(**settings: Any) -> Connection:
+    """Return a Connection of ``settings``, already typed, with the manifest's defaults for the rest.
+
+    Nothing is coerced or checked here (``resolve_connection`` does that for form text).
+    """
+    return Connection(**{**plan.connection_defaults(load_manifest()), **settings})
+
+
 def _check_key(conn: Connection) -> None:
     try:
         provider_for(conn.provider).check_key(conn.api_key)
@@ -99,7 +107,8 @@ def _check_key(conn: Connection) -> None:
 
 def _endpoint(conn: Connection, *, start: bool) -> Connection:
     """Point a `local` connection at the embedded server (started on first use)."""
-    if not provider_for(conn.provider).embedded or conn.base_url != OPENAI_BASE_URL:
+    default_url = plan.connection_defaults(load_manifest())["base_url"]
+    if not provider_for(conn.provider).embedded or conn.base_url != default_url:
         return conn
     if not start:
         return conn._replace(base_url=_LOCAL_PLACEHOLDER)
@@ -130,8 +139,7 @@ def _prepare(
 def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form) -> NoReturn:
     """Raise the connection's problem together with the form's, so one fix round suffices."""
     try:
-        defaults = Connection(**plan.connection_defaults(load_manifest()))
-        build_body(action, form or {}, defaults, Notes())
+        build_body(action, form or {}, make_connection(), Notes())
     except InvalidInput as bad_form:
         also = f" Also, {bad_form.message[0].lower()}{bad_form.message[1:]}"
         fields = [*(bad_connection.fields or []), *(bad_form.fields or [])]

@@ -1,16 +1,16 @@
 """Connection settings: where and how to call the API.
 
-The fields are declared in ``manifest.yaml`` (``connection.fields``); a test keeps this
-dataclass and the manifest in step. Values arrive as form text, a JSON/YAML file, or the
-environment, and are coerced by the same input rules as action parameters.
+The fields, their labels, rules and defaults are declared in ``manifest.yaml``
+(``connection.fields``); this is their typed form, which the engine builds (``make_connection``
+and ``resolve_connection`` fill the manifest's defaults), and a test keeps the two in step.
+Values arrive as form text, a JSON/YAML file, or the environment, and are coerced by the same
+input rules as action parameters.
 """
 
 from __future__ import annotations
 
 import os
 from typing import NamedTuple
-
-OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 # Environment variables the CLI and ``run()`` read when no connection is given.
 ENV_VARS = {
@@ -27,28 +27,29 @@ ENV_VARS = {
 class Connection(NamedTuple):
     """Validated connection settings; ``repr`` never shows the key.
 
-    A NamedTuple, not a dataclass: importing dataclasses (and inspect with it) would cost every
-    cold start about 4 ms (benchmarks/bench.py).
+    No field has a default here: the manifest's are the only ones. A NamedTuple, not a
+    dataclass: importing dataclasses (and inspect with it) would cost every cold start about
+    4 ms (benchmarks/bench.py).
     """
 
-    api_key: str | None = None
-    base_url: str = OPENAI_BASE_URL
-    organization: str | None = None
-    project: str | None = None
-    provider: str = "openai"
-    api_version: str | None = None
-    timeout: float = 600.0
-    connect_timeout: float = 10.0
-    max_duration: float = 900.0
-    max_retries: int = 2
-    max_retry_wait: float = 120.0
-    drop_unsupported_params: bool = False
-    allow_insecure_http: bool = False
-    allowed_hosts: tuple[str, ...] = ()
-    max_input_chars: int = 1_000_000
-    max_json_depth: int = 64
-    max_response_bytes: int = 32 * 1024 * 1024
-    max_sse_line_bytes: int = 1024 * 1024
+    api_key: str | None
+    base_url: str
+    organization: str | None
+    project: str | None
+    provider: str
+    api_version: str | None
+    timeout: float
+    connect_timeout: float
+    max_duration: float
+    max_retries: int
+    max_retry_wait: float
+    drop_unsupported_params: bool
+    allow_insecure_http: bool
+    allowed_hosts: tuple[str, ...]
+    max_input_chars: int
+    max_json_depth: int
+    max_response_bytes: int
+    max_sse_line_bytes: int
 
     @property
     def secrets(self) -> tuple[str, ...]:
