@@ -208,6 +208,7 @@ PLAIN = "sent as text (one user message)"
         ("[role] admin: a colon, no quotes", "[role] admin: a colon, no quotes", True),
         ('["a", "b"', '["a", "b"', True),  # broken and no message key: text
         ("{", "{", True),
+        ("\ufeffHello!", "Hello!", False),  # a file's byte-order mark is no text
     ],
 )
 def test_plain_text_shortcut(text, sent, warned):
@@ -396,3 +397,10 @@ def test_the_readme_section_says_what_the_code_does():
     shown = re.search(r"```\n(Messages: not valid JSON.*?)\n```", section, re.S).group(1)
     text = fill(ONE_LINE, '"Yes", he said')
     assert problems({"messages": text})[0]["message"] == shown
+
+
+@pytest.mark.parametrize("template", [ONE_LINE, PLATFORM, OBJECT])
+def test_a_byte_order_mark_before_json_is_dropped_not_read_as_text(template):
+    body, noted = build({"messages": "\ufeff" + fill(template, "Hi")})
+    assert body["messages"][-1] == {"role": "user", "content": "Hi"} and noted == []
+

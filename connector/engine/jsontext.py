@@ -39,6 +39,9 @@ _SPECIAL = re.compile(r'["\\]')  # inside a string, only these two matter for th
 _QUOTE = "\"'\u201c\u201d\u2018\u2019"
 
 
+BOM = "\ufeff"
+
+
 class FieldProblem(ValueError):
     """A problem with one form value; ``path`` points inside it (e.g. ``(1, "role")``).
 
@@ -147,6 +150,8 @@ def read(value: str, *, fallback: bool, keys: Sequence[str] | None, example: Any
             return loads(value)
         except json.JSONDecodeError:
             pass
+    if value[:1] == BOM:  # text saved from a file with its encoding mark: the mark is no text
+        value = value[1:]
     text = value.strip()
     lead = len(value) - len(value.lstrip())
     if text[:1] not in ("{", "["):
