@@ -403,4 +403,3 @@ def test_the_readme_section_says_what_the_code_does():
 def test_a_byte_order_mark_before_json_is_dropped_not_read_as_text(template):
     body, noted = build({"messages": "\ufeff" + fill(template, "Hi")})
     assert body["messages"][-1] == {"role": "user", "content": "Hi"} and noted == []
-
