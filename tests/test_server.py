@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -465,3 +466,32 @@ def test_several_workers_share_runs_and_metrics(fault_server, tmp_path):
             if x.startswith('connector_runs_total{action="create_chat_completion",outcome="ok"}')
         )
         assert float(line.split()[-1]) == 6.0
+
+
+@pytest.mark.parametrize(
+    ("second", "headers", "same", "status"),
+    [
+        ({}, {}, True, 202),  # a host retrying the POST: the same run, started once
+        ({"messages": "another text"}, {}, False, 422),  # the same key, another form
+        ({}, {"Authorization": "Bearer other-token"}, False, 401),  # not a token of this server
+        ({}, {"Idempotency-Key": "no spaces allowed"}, False, 422),
+    ],
+)
+def test_a_retried_async_post_with_the_same_idempotency_key_starts_nothing_new(
+    srv, fault_server, second, headers, same, status
+):
+    slow = fault_server.scenario("slow", seconds=0.5)
+    tenant = {"X-OpenAI-Base-Url": slow.base_url, "X-OpenAI-Api-Key": CANARY}
+    key = {"Idempotency-Key": f"retry-{uuid.uuid4().hex}"}
+    first = srv.call("POST", f"{ACTION}/runs", FORM, headers={**tenant, **key})
+    assert first.status_code == 202, first.text
+    again = srv.call(
+        "POST", f"{ACTION}/runs", {**FORM, **second}, headers={**tenant, **key, **headers}
+    )
+    assert again.status_code == status, again.text
+    if same:
+        assert (
+            again.json() == first.json() and again.headers["Location"] == first.headers["Location"]
+        )
+    poll(srv, first.headers["Location"])
+    assert slow.count == 1  # one upstream call, whatever the second POST was

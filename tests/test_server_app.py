@@ -16,7 +16,7 @@ from openapi_spec_validator import validate
 
 from connector.engine import runner
 from connector.engine.loader import load_manifest
-from connector.errors import ERROR_TYPES
+from connector.errors import ERROR_TYPES, InvalidInput
 from connector.server import app as server
 from connector.server.runs import RunStore
 from connector.views import apidocs, docs, openapi, swagger
@@ -199,7 +199,7 @@ def test_the_server_page_shows_the_generated_status_table():
 def test_a_run_whose_worker_stopped_beating_reads_as_interrupted(tmp_path):
     db = tmp_path / "runs.sqlite3"
     worker = RunStore(db, heartbeat=0.05)
-    run_id = worker.create("create_chat_completion")
+    run_id, _ = worker.create("create_chat_completion")
     reader = RunStore(db, heartbeat=0.05)
     reader.owner = "another"  # as if another process read it
     assert reader.get(run_id).state == "running"
@@ -213,7 +213,7 @@ def test_a_run_whose_worker_stopped_beating_reads_as_interrupted(tmp_path):
 
 def test_finished_runs_are_purged_after_the_retention_time(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3", retention=0.05)
-    run_id = store.create("list_models")
+    run_id, _ = store.create("list_models")
     store.finish(run_id, 200, {"object": "list", "data": []})
     assert store.get(run_id).result == {"object": "list", "data": []}
     time.sleep(0.1)
@@ -236,3 +236,46 @@ def test_queued_runs_reach_the_metrics_on_render():
     assert 'connector_runs_total{action="create_chat_completion",outcome="ok"} 1.0' in text
     assert 'connector_upstream_attempts_total{action="create_chat_completion"} 5.0' in text
     assert 'connector_run_seconds_count{action="create_chat_completion"} 2.0' in text
+
+
+# (the second call's scope, key and digest; whether it is the first run; the error, if refused)
+IDEMPOTENT = [
+    (("t1", "k", "d"), True, None),  # the same call again: the same run
+    (("t1", "k", "other"), False, "already used for a different call"),
+    (("t2", "k", "d"), False, None),  # another caller's token: a run of its own
+    (("t1", "k2", "d"), False, None),
+    (("t1", None, ""), False, None),  # no key: always a new run
+]
+
+
+@pytest.mark.parametrize(("second", "same", "error"), IDEMPOTENT)
+def test_the_run_store_keeps_one_run_per_idempotency_key(tmp_path, second, same, error):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    first, created = store.create("list_models", scope="t1", idem_key="k", digest="d")
+    assert created
+    scope, key, digest = second
+    if error:
+        with pytest.raises(InvalidInput, match=error):
+            store.create("list_models", scope=scope, idem_key=key, digest=digest)
+        return
+    run_id, created = store.create("list_models", scope=scope, idem_key=key, digest=digest)
+    assert (run_id == first, created) == (same, not same)
+
+
+def test_a_run_file_of_an_older_version_gets_the_idempotency_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "runs.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE runs (id TEXT PRIMARY KEY, action TEXT NOT NULL, state TEXT NOT NULL,"
+        " status INTEGER, result TEXT, owner TEXT NOT NULL, created REAL NOT NULL,"
+        " updated REAL NOT NULL, heartbeat REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO runs VALUES ('a' , 'list_models', 'done', 200, '{}', 'x', 1, 1, 1)")
+    old.commit()
+    old.close()
+    store = RunStore(path)
+    assert store.get("a").status == 200
+    first, _ = store.create("list_models", scope="t", idem_key="k", digest="d")
+    assert store.create("list_models", scope="t", idem_key="k", digest="d") == (first, False)

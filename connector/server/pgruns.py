@@ -9,15 +9,14 @@ never the server's token (only a SHA-256 of it, to scope idempotency keys).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import select
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from connector.errors import InvalidInput, TemporaryFailure
+from connector.errors import TemporaryFailure
+from connector.server.idempotency import check_same, fingerprint
 
 RUN_TASK = "connector.run"
 CALLBACK_TASK = "connector.callback"
@@ -77,17 +76,6 @@ def unavailable() -> TemporaryFailure:
         type="store_unavailable",
         retry_after=RETRY_AFTER,
     )
-
-
-def scope_of(token: str) -> str:
-    """Return the idempotency scope of a bearer token: a digest, never the token itself."""
-    return hashlib.sha256(("connector-idempotency:" + token).encode()).hexdigest()[:32]
-
-
-def fingerprint(action: str, form: dict, callback_url: str | None) -> str:
-    """Return the digest of what a call asked for (the same key must ask for the same)."""
-    text = json.dumps([action, form, callback_url], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 IDLE_CHECK = 30.0  # seconds: a pooled connection idle longer is checked before use
@@ -198,18 +186,7 @@ class PgRunStore:
                     "SELECT id, fingerprint FROM connector_runs WHERE scope = %s AND idem_key = %s",
                     (scope, idem_key),
                 ).fetchone()
-                if given != digest:
-                    raise InvalidInput(
-                        "Idempotency-Key: this key was already used for a different call "
-                        "(another action, form or callback). Use a new key for a new run.",
-                        fields=[
-                            {
-                                "name": "Idempotency-Key",
-                                "label": "Idempotency-Key",
-                                "message": "Idempotency-Key: already used for a different call",
-                            }
-                        ],
-                    )
+                check_same(given, digest)
                 return first, False
             self.deferrer.configure_task(RUN_TASK, connection=conn).defer(run_id=run_id)
         return run_id, True

@@ -10,19 +10,18 @@ from __future__ import annotations
 import re
 
 from connector.engine import runner
-from connector.errors import InvalidInput, Refused
-from connector.server import answers
+from connector.errors import Refused
+from connector.server import answers, idempotency
 from connector.server.callbacks import check_callback_url
+from connector.server.idempotency import header_error
 from connector.server.intake import (
     BASE_URL_HEADER,
     KEY_HEADER,
     read_form,
 )
 from connector.server.intake import action as action_named
-from connector.server.pgruns import PgRunStore, scope_of, unavailable
-from connector.views.shapes import CALLBACK_HEADER, IDEMPOTENCY_HEADER
-
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as Stripe's keys
+from connector.server.pgruns import PgRunStore, unavailable
+from connector.views.shapes import CALLBACK_HEADER
 
 
 def _store_errors():
@@ -34,18 +33,11 @@ def _store_errors():
     return (psycopg.OperationalError, psycopg_pool.PoolTimeout, ConnectorException)
 
 
-def _field_error(name: str, message: str) -> InvalidInput:
-    return InvalidInput(
-        f"{name}: {message}",
-        fields=[{"name": name, "label": name, "message": f"{name}: {message}"}],
-    )
-
-
 def refuse_per_call_connection(req, action: str) -> None:
     """Refuse a per-call key or Base URL: a queued run would have to store them."""
     for header in (KEY_HEADER, BASE_URL_HEADER):
         if (req.get_header(header) or "").strip():
-            raise _field_error(
+            raise header_error(
                 header,
                 "not accepted on queued runs (this server stores runs in PostgreSQL, and never "
                 f"stores a key). Call POST /actions/{action}/run with it instead, or let the "
@@ -65,20 +57,17 @@ class QueuedStart:
         action_named(action)
         form = read_form(req, self.scheduler.settings)
         refuse_per_call_connection(req, action)
-        key = (req.get_header(IDEMPOTENCY_HEADER) or "").strip() or None
-        if key is not None and not _KEY.match(key):
-            raise _field_error(IDEMPOTENCY_HEADER, "use 1 to 255 printable ASCII characters.")
+        key = idempotency.key_of(req)
         callback = (req.get_header(CALLBACK_HEADER) or "").strip() or None
         if callback is not None:
             check_callback_url(callback, CALLBACK_HEADER)
         # A bad form is refused now, with the server's own settings (the key is not needed).
         runner.prepare(action, form, self.scheduler.connection(req))
-        token = (req.get_header("Authorization") or "").partition(" ")[2].strip()
         try:
             run_id, _ = self.store.create(
                 action,
                 form,
-                scope=scope_of(token) if token else "",
+                scope=idempotency.scope_of(req),
                 idem_key=key,
                 callback_url=callback,
                 request_id=req.context.request_id,

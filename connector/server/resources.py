@@ -11,7 +11,7 @@ import re
 from connector.engine import runner
 from connector.engine.loader import load_manifest
 from connector.errors import Refused
-from connector.server import answers, intake
+from connector.server import answers, idempotency, intake
 from connector.server.scheduler import Scheduler
 from connector.transport.connection import Connection
 from connector.views import openapi, swagger
@@ -101,13 +101,24 @@ class DryRun(_Call):
 class StartRun(_Call):
     def on_post(self, req, resp, action: str) -> None:
         form, conn = self._inputs(req, action)
+        key = idempotency.key_of(req)
         runner.prepare(action, form, conn)  # a bad form or connection is refused now, not later
         self.scheduler.slot()
         try:
-            run_id = self.scheduler.submit(action, form, conn, req.context.request_id)
+            run_id, started = self.scheduler.submit(
+                action,
+                form,
+                conn,
+                req.context.request_id,
+                scope=idempotency.scope_of(req),
+                idem_key=key,
+                digest=idempotency.fingerprint(action, form) if key else "",
+            )
         except BaseException:
             self.scheduler.slots.release()
             raise
+        if not started:  # the same key: the first run's answer, and nothing new started
+            self.scheduler.slots.release()
         answers.not_done(req, resp, run_id, action, "running", self.scheduler.settings.poll_after)
 
 

@@ -8,6 +8,7 @@ reads as an ``interrupted`` error, so a run cut short by a restart never vanishe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import TemporaryFailure, http_status
+from connector.server.idempotency import check_same
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -35,6 +37,16 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated);
 """
+# Added later: a file of an older version gets them (ALTER TABLE), its rows without a key.
+_IDEMPOTENCY = {
+    "scope": "TEXT NOT NULL DEFAULT ''",  # SHA-256 of the caller's token (idempotency.scope_of)
+    "idem_key": "TEXT",
+    "fingerprint": "TEXT",  # SHA-256 of what the call asked for
+}
+_IDEM_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_idem ON runs (scope, idem_key)"
+    " WHERE idem_key IS NOT NULL"
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,15 @@ class RunStore:
         self._local = threading.local()
         self._pid = -1
         self.owner = ""
-        self._db().executescript(_SCHEMA)
+        db = self._db()
+        db.executescript(_SCHEMA)
+        have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        for name, kind in _IDEMPOTENCY.items():
+            if name not in have:
+                # Another worker of the server may have added it first.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+        db.execute(_IDEM_INDEX)
 
     def _db(self) -> sqlite3.Connection:
         if self._pid != os.getpid():  # first use, or after a fork: a new owner, new connections
@@ -89,17 +109,31 @@ class RunStore:
             self._local.db = db
         return db
 
-    def create(self, action: str) -> str:
-        """Record a new running run; return its id (unguessable: it is the capability to read it)."""
+    def create(
+        self, action: str, *, scope: str = "", idem_key: str | None = None, digest: str = ""
+    ) -> tuple[str, bool]:
+        """Record a new running run; return (its id, True).
+
+        The id is unguessable: it is the capability to read the run. With ``idem_key``, a key
+        already used in ``scope`` returns (the first run's id, False), or refuses a call whose
+        ``digest`` differs (422).
+        """
         run_id = uuid.uuid4().hex
         now = time.time()
         db = self._db()
-        db.execute(
-            "INSERT INTO runs (id, action, state, owner, created, updated, heartbeat)"
-            " VALUES (?, ?, 'running', ?, ?, ?, ?)",
-            (run_id, action, self.owner, now, now, now),
-        )
-        return run_id
+        row = db.execute(
+            "INSERT INTO runs (id, action, state, owner, created, updated, heartbeat, scope,"
+            " idem_key, fingerprint) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (scope, idem_key) WHERE idem_key IS NOT NULL DO NOTHING RETURNING id",
+            (run_id, action, self.owner, now, now, now, scope, idem_key, digest or None),
+        ).fetchone()
+        if row is not None:
+            return run_id, True
+        first, given = db.execute(
+            "SELECT id, fingerprint FROM runs WHERE scope = ? AND idem_key = ?", (scope, idem_key)
+        ).fetchone()
+        check_same(given, digest)
+        return first, False
 
     def finish(self, run_id: str, status: int, result: Any) -> None:
         """Store a run's HTTP status and document."""

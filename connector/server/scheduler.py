@@ -116,9 +116,17 @@ class Scheduler:
             log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None))
         return status, doc
 
-    def submit(self, action: str, form: dict, conn: Connection | dict, request_id: str) -> str:
-        """Start an async run (the slot is held); return its id."""
-        run_id = self.store.create(action)
+    def submit(
+        self, action: str, form: dict, conn: Connection | dict, request_id: str, **key: str | None
+    ) -> tuple[str, bool]:
+        """Start an async run (the slot is held); return (its id, True).
+
+        ``key`` is the call's idempotency (``scope``, ``idem_key``, ``digest``): a key used
+        before returns (that run's id, False) and starts nothing.
+        """
+        run_id, created = self.store.create(action, **key)
+        if not created:
+            return run_id, False
         self._heartbeats()
 
         def work() -> None:
@@ -133,7 +141,7 @@ class Scheduler:
         future = self.pool.submit(work)
         self.futures.add(future)
         future.add_done_callback(self.futures.discard)
-        return run_id
+        return run_id, True
 
     def _heartbeats(self) -> None:
         with self._lock:

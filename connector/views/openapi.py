@@ -209,7 +209,7 @@ def _action_operations(b: _Builder, a: Action) -> None:
                 "description": d,
                 "schema": {"type": "string"},
             }
-            for h, d in shapes.QUEUED_HEADERS.items()
+            for h, d in shapes.RUN_HEADERS.items()
         ],
         tenant=True,
     )

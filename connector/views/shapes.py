@@ -10,12 +10,12 @@ from connector.errors import ERROR_TYPES
 
 KEY_HEADER = "X-OpenAI-Api-Key"
 BASE_URL_HEADER = "X-OpenAI-Base-Url"
-# Scale-out mode's async runs (connector.server.queued): a retried POST, and a result pushed.
+# An async run's own headers: a retried POST (both stores), and a result pushed (scale-out mode).
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 CALLBACK_HEADER = "X-Callback-Url"
-QUEUED_HEADERS = {
-    IDEMPOTENCY_HEADER: "Scale-out mode (CONNECTOR_RUNS_URL) only: the same key returns the same"
-    " run and starts nothing new; the same key with another body is a 422.",
+RUN_HEADERS = {
+    IDEMPOTENCY_HEADER: "The same key (from the same token, while the run is kept) returns the"
+    " same run and starts nothing new; the same key with another body is a 422.",
     CALLBACK_HEADER: "Scale-out mode only: an https URL that receives a POST of the result,"
     " signed with HMAC-SHA256 in X-Connector-Signature.",
 }

@@ -23,7 +23,7 @@ from connector.views.shapes import (
     CALLBACK_HEADER,
     IDEMPOTENCY_HEADER,
     OPTIONS,
-    QUEUED_HEADERS,
+    RUN_HEADERS,
 )
 
 SECURITY = "api_key"  # the name Power Automate gives an API-key connection parameter
@@ -134,7 +134,7 @@ _QUEUED = [
         "required": False,
         "type": "string",
         "x-ms-summary": summary,
-        "description": QUEUED_HEADERS[name],
+        "description": RUN_HEADERS[name],
         "x-ms-visibility": "advanced",
     }
     for name, summary in (
