@@ -238,27 +238,27 @@ def test_queued_runs_reach_the_metrics_on_render():
     assert 'connector_run_seconds_count{action="create_chat_completion"} 2.0' in text
 
 
-# (the second call's scope, key and digest; whether it is the first run; the error, if refused)
+# (the second call's scope, key and form; whether it is the first run; the error, if refused)
 IDEMPOTENT = [
-    (("t1", "k", "d"), True, None),  # the same call again: the same run
-    (("t1", "k", "other"), False, "already used for a different call"),
-    (("t2", "k", "d"), False, None),  # another caller's token: a run of its own
-    (("t1", "k2", "d"), False, None),
-    (("t1", None, ""), False, None),  # no key: always a new run
+    (("t1", "k", {"q": 1}), True, None),  # the same call again: the same run
+    (("t1", "k", {"q": 2}), False, "already used for a different call"),
+    (("t2", "k", {"q": 1}), False, None),  # another caller's token: a run of its own
+    (("t1", "k2", {"q": 1}), False, None),
+    (("t1", None, {"q": 1}), False, None),  # no key: always a new run
 ]
 
 
 @pytest.mark.parametrize(("second", "same", "error"), IDEMPOTENT)
 def test_the_run_store_keeps_one_run_per_idempotency_key(tmp_path, second, same, error):
     store = RunStore(tmp_path / "runs.sqlite3")
-    first, created = store.create("list_models", scope="t1", idem_key="k", digest="d")
+    first, created = store.create("list_models", {"q": 1}, scope="t1", idem_key="k")
     assert created
-    scope, key, digest = second
+    scope, key, form = second
     if error:
         with pytest.raises(InvalidInput, match=error):
-            store.create("list_models", scope=scope, idem_key=key, digest=digest)
+            store.create("list_models", form, scope=scope, idem_key=key)
         return
-    run_id, created = store.create("list_models", scope=scope, idem_key=key, digest=digest)
+    run_id, created = store.create("list_models", form, scope=scope, idem_key=key)
     assert (run_id == first, created) == (same, not same)
 
 
@@ -277,5 +277,5 @@ def test_a_run_file_of_an_older_version_gets_the_idempotency_columns(tmp_path):
     old.close()
     store = RunStore(path)
     assert store.get("a").status == 200
-    first, _ = store.create("list_models", scope="t", idem_key="k", digest="d")
-    assert store.create("list_models", scope="t", idem_key="k", digest="d") == (first, False)
+    first, _ = store.create("list_models", {}, scope="t", idem_key="k")
+    assert store.create("list_models", {}, scope="t", idem_key="k") == (first, False)

@@ -107,8 +107,9 @@ def _check_key(conn: Connection) -> None:
 
 def _endpoint(conn: Connection, *, start: bool) -> Connection:
     """Point a `local` connection at the embedded server (started on first use)."""
-    default_url = plan.connection_defaults(load_manifest())["base_url"]
-    if not provider_for(conn.provider).embedded or conn.base_url != default_url:
+    if not provider_for(conn.provider).embedded:
+        return conn
+    if conn.base_url != plan.connection_defaults(load_manifest())["base_url"]:
         return conn
     if not start:
         return conn._replace(base_url=_LOCAL_PLACEHOLDER)

@@ -112,7 +112,6 @@ class StartRun(_Call):
                 req.context.request_id,
                 scope=idempotency.scope_of(req),
                 idem_key=key,
-                digest=idempotency.fingerprint(action, form) if key else "",
             )
         except BaseException:
             self.scheduler.slots.release()

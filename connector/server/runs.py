@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import TemporaryFailure, http_status
-from connector.server.idempotency import check_same
+from connector.server.idempotency import check_same, fingerprint
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -110,14 +110,20 @@ class RunStore:
         return db
 
     def create(
-        self, action: str, *, scope: str = "", idem_key: str | None = None, digest: str = ""
+        self,
+        action: str,
+        form: dict | None = None,
+        *,
+        scope: str = "",
+        idem_key: str | None = None,
     ) -> tuple[str, bool]:
-        """Record a new running run; return (its id, True).
+        """Record a new running run; return (its id, True). The form itself is never stored.
 
         The id is unguessable: it is the capability to read the run. With ``idem_key``, a key
-        already used in ``scope`` returns (the first run's id, False), or refuses a call whose
-        ``digest`` differs (422).
+        already used in ``scope`` returns (the first run's id, False), or refuses a call that
+        asked for another action or form (422), as ``PgRunStore.create`` does.
         """
+        digest = fingerprint(action, form or {}) if idem_key else ""
         run_id = uuid.uuid4().hex
         now = time.time()
         db = self._db()

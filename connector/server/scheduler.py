@@ -121,10 +121,10 @@ class Scheduler:
     ) -> tuple[str, bool]:
         """Start an async run (the slot is held); return (its id, True).
 
-        ``key`` is the call's idempotency (``scope``, ``idem_key``, ``digest``): a key used
-        before returns (that run's id, False) and starts nothing.
+        ``key`` is the call's idempotency (``scope``, ``idem_key``): a key used before returns
+        (that run's id, False) and starts nothing.
         """
-        run_id, created = self.store.create(action, **key)
+        run_id, created = self.store.create(action, form, **key)
         if not created:
             return run_id, False
         self._heartbeats()

@@ -126,8 +126,8 @@ _BASE_URL = {
     "description": "The API's base URL for this call; the server must allow its host.",
     "x-ms-visibility": "advanced",
 }
-# The async operation's own headers: a retried POST, and a result pushed (scale-out mode).
-_QUEUED = [
+# The async operation's own headers: a retried POST, and a result pushed (scale-out mode only).
+_RUN_HEADERS = [
     {
         "name": name,
         "in": "header",
@@ -208,7 +208,7 @@ def _action_paths(m: Manifest, a: Action, definitions: dict[str, Any]) -> dict[s
             _sentence(a.title) + " (async)",
             f"{what} Answers 202 at once, and the output when the poll finds the run done.",
             "advanced",
-            parameters=[*params, *_QUEUED],
+            parameters=[*params, *_RUN_HEADERS],
             responses={
                 "200": _ok("The output, once the run is done.", name + "Output"),
                 "202": _ACCEPTED,
