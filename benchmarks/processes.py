@@ -109,10 +109,13 @@ class Server(Service):
 
 
 class Worker(Service):
-    """A ``python -m connector worker`` process (8 runs at once); ready once it says so."""
+    """A ``python -m connector worker`` process (``concurrency`` runs at once; None: its
+    default); ready once it says so."""
 
-    def __init__(self, name: str, env: dict[str, str]) -> None:
-        args = ["-m", "connector", "worker", "--concurrency", "8"]
+    def __init__(self, name: str, env: dict[str, str], concurrency: int | None = 8) -> None:
+        args = ["-m", "connector", "worker"]
+        if concurrency is not None:
+            args += ["--concurrency", str(concurrency)]
         super().__init__(name, args, env, '"worker-ready"')
 
     def rss_kib(self) -> tuple[int, int]:

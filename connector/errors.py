@@ -284,6 +284,13 @@ ERROR_TYPES: dict[str, ErrorType] = {
     "too_large": ErrorType(
         Refused, 413, "The body is larger than the server's cap.", server_only=True
     ),
+    "request_timeout": ErrorType(
+        Refused,
+        408,
+        "The request's body did not arrive within the server's read time limit"
+        " (CONNECTOR_SERVER_READ_TIMEOUT); send it again, whole.",
+        server_only=True,
+    ),
     "unsupported_media_type": ErrorType(
         Refused, 415, "The body is not sent as `application/json`.", server_only=True
     ),

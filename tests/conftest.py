@@ -35,6 +35,16 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_pacers() -> Iterator[None]:
+    """Start every test with no pacer: a 429 of one test must not hold the next one's calls."""
+    from connector.transport import pacing
+
+    pacing.forget()
+    yield
+    pacing.forget()
+
+
 def key_paths(value, prefix=""):
     """Return every key path of a JSON value (list items share their parent's path)."""
     out = set()
@@ -124,11 +134,10 @@ class CliResult:
 @pytest.fixture
 def close_transports() -> Iterator[Callable[[], None]]:
     """Close every process-wide transport before and after the test (and when it asks)."""
-    from connector.transport import http
+    from connector.transport import registry
 
     def close() -> None:
-        for transport in list(http._TRANSPORTS.values()):
-            transport.close()
+        registry.close_all()
 
     close()
     yield close

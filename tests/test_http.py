@@ -19,8 +19,9 @@ import responses
 from connector import errors
 from connector.actions.chunks import Aggregator
 from connector.engine.runner import make_connection
-from connector.transport import replies, session
-from connector.transport.http import Transport, transport_for
+from connector.transport import registry, replies, session
+from connector.transport.http import Transport
+from connector.transport.registry import transport_for
 
 KEY = "sk-test-SECRET-0123456789"
 BASE = "https://api.openai.com/v1"
@@ -651,7 +652,7 @@ def test_transport_for_shares_one_session_per_connection():
     first = transport_for(a)
     assert transport_for(make_connection(api_key=KEY)) is first
     assert transport_for(a._replace(timeout=30.0)) is not first
-    first.close()
+    registry.close_all()
     assert transport_for(a) is not first
 
 
@@ -1027,3 +1028,20 @@ def test_proxies_and_ca_bundle_come_from_the_environment(mock, monkeypatch, env,
     sent = mock.calls[0].request.req_kwargs
     assert {k: v for k, v in sent["proxies"].items() if v} == proxies
     assert sent["verify"] == verify
+
+
+# -- the process-wide transports: a bounded LRU -------------------------------------------------
+
+
+def test_transports_are_a_bounded_lru_whose_dropped_pools_close(monkeypatch):
+    monkeypatch.setattr(registry, "_MAX_SESSIONS", registry._MAX_SESSIONS)
+    registry.limit_sessions(2)
+    a, b = (registry.transport_for(make_connection(api_key=f"sk-tenant-{i}")) for i in "ab")
+    closed = []
+    monkeypatch.setattr(a._session, "close", lambda: closed.append("a"))
+    c = registry.transport_for(make_connection(api_key="sk-tenant-c"))  # a is the least recent
+    assert closed == ["a"]
+    assert list(registry._TRANSPORTS.values()) == [b, c]
+    assert registry.transport_for(make_connection(api_key="sk-tenant-b")) is b  # a hit: most recent
+    registry.transport_for(make_connection(api_key="sk-tenant-d"))
+    assert next(iter(registry._TRANSPORTS.values())) is b and c not in registry._TRANSPORTS.values()

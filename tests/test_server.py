@@ -263,6 +263,7 @@ def test_every_error_type_is_tested():
         "local_server_crashed",
         "local_server_killed",
         "store_unavailable",  # test_scaleout.py: PostgreSQL down
+        "request_timeout",  # test_fanout.py: a stalled client
     }
     assert tested | elsewhere == set(ERROR_TYPES)
 

@@ -114,7 +114,7 @@ def _endpoint(conn: Connection, *, start: bool) -> Connection:
     if not start:
         return conn._replace(base_url=_LOCAL_PLACEHOLDER)
     from connector.transport import local  # llama.cpp's server: only for the local provider
-    from connector.transport.http import transport_for  # requests: only when a call is sent
+    from connector.transport.registry import transport_for  # requests: only when a call is sent
 
     server = local.shared_server()
     conn = conn._replace(base_url=server.base_url)
@@ -157,7 +157,7 @@ def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: A
     notes = Notes()
     try:
         action, conn, body = _prepare(action_id, form, connection, False, notes)
-        from connector.transport.http import transport_for  # requests: only when a call is sent
+        from connector.transport.registry import transport_for  # requests: only when a call is sent
 
         stream = bool(body and body.get("stream"))
         prepared = transport_for(conn).prepare(action.method, action.path, body, stream=stream)
@@ -187,7 +187,7 @@ def run(
         action, conn, body = _prepare(action_id, form, connection, True, notes)
         for warning in notes.warnings:
             log.warning("%s", warning["message"])
-        from connector.transport.http import transport_for  # requests: only when a call is sent
+        from connector.transport.registry import transport_for  # requests: only when a call is sent
 
         if on_token is not None and not (body and body.get("stream")):
             log.warning(

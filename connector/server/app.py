@@ -29,6 +29,7 @@ from connector.server.resources import (
 )
 from connector.server.scheduler import Scheduler
 from connector.server.settings import Settings, read_tokens
+from connector.transport import registry
 
 __all__ = ["ROUTE_MODULES", "App", "Settings", "create_app", "read_tokens"]
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, routes: Sequence[str] = ROUTE_M
     """Return the WSGI app with every route, those of the ``routes`` contributors included."""
     settings = settings or Settings.from_env()
     scheduler = Scheduler(settings)
+    registry.limit_sessions(settings.max_sessions)
     app = App(middleware=[_Auth(settings)])
     app.req_options.auto_parse_form_urlencoded = False
     app.scheduler = scheduler  # for the server's hooks (drain on SIGTERM) and tests

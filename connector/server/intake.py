@@ -1,8 +1,8 @@
 """What a request brings: its id, its form (the body, within the caps), its connection, its action.
 
 The body is read here rather than by Falcon's ``req.get_media()``, which reads a whole body
-before any cap: a body over the cap is refused after ``cap + 1`` bytes, and drained so that
-gunicorn keeps the connection.
+before any cap: a body over the cap is refused at once (by its Content-Length) or after
+``cap + 1`` bytes (a chunked one), within the front door's time limit (``frontdoor``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from connector.engine.runner import labelled
 from connector.errors import InvalidInput, Refused
 from connector.manifest.spec import Action
 from connector.manifest.values import json_depth
+from connector.server import frontdoor
+from connector.server.frontdoor import ReadTimedOut
 from connector.server.settings import Settings
 from connector.transport.connection import env_values
 from connector.views.shapes import BASE_URL_HEADER, KEY_HEADER
@@ -36,17 +38,7 @@ def request_id(req) -> str:
 
 def read_form(req, settings: Settings) -> dict:
     """Return the JSON object in the body (``{}`` when empty), within the size and depth caps."""
-    cap = settings.max_body_bytes
-    length = req.content_length
-    if length is not None and length > cap:
-        _discard(req, cap)
-        raise Refused(
-            f"The body has {length} bytes; this server takes at most {cap}.", type="too_large"
-        )
-    raw = req.bounded_stream.read(cap + 1)
-    if len(raw) > cap:
-        _discard(req, cap)
-        raise Refused(f"The body is larger than {cap} bytes, the server's cap.", type="too_large")
+    raw = _read_body(req, settings)
     if not raw.strip():
         return {}
     media = (req.content_type or "").split(";")[0].strip().lower()
@@ -75,18 +67,37 @@ def read_form(req, settings: Settings) -> dict:
     return doc
 
 
-def _discard(req, cap: int) -> None:
-    """Read and drop a refused body (up to 16 caps), so the connection can serve the next call.
+def _read_body(req, settings: Settings) -> bytes:
+    """Read the body, a chunked one too, refusing one over the cap as soon as that is known.
 
-    gunicorn closes a keep-alive connection whose body was left unread, without telling the
-    client, whose next call on it would then fail.
+    A refused body is not read on: gunicorn drains what is left (briefly, within its own caps)
+    or closes the connection, so the 413 goes out at once.
     """
-    left = 16 * cap
-    while left > 0:
-        chunk = req.bounded_stream.read(min(left, 64 * 1024))
-        if not chunk:
-            return
-        left -= len(chunk)
+    cap = settings.max_body_bytes
+    length = req.content_length
+    if length is not None and length > cap:
+        raise _too_large(f"The body has {length} bytes", cap)
+    # Without Content-Length, a chunked body (Transfer-Encoding) is read from the stream the
+    # server de-chunks, through the same cap; Falcon's bounded stream would read it as empty.
+    stream = req.bounded_stream if length is not None else req.stream
+    try:
+        raw = stream.read(cap + 1)
+    except ReadTimedOut:
+        raise Refused(
+            f"The request's body did not arrive within {frontdoor.READ_TIMEOUT:g} s"
+            " (CONNECTOR_SERVER_READ_TIMEOUT); send it whole, at once.",
+            type="request_timeout",
+        ) from None
+    if len(raw) > cap:
+        raise _too_large("The body is larger than that", cap)
+    return raw
+
+
+def _too_large(what: str, cap: int) -> Refused:
+    return Refused(
+        f"{what}; this server takes at most {cap} bytes (CONNECTOR_SERVER_MAX_BODY_BYTES).",
+        type="too_large",
+    )
 
 
 def connection_for(

@@ -12,17 +12,20 @@ cost in a quiet process.
 
 from __future__ import annotations
 
+import math
 import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
 
 from connector.server.batches import Batcher
+from connector.transport import pacing
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FLUSH_SECONDS = 0.1  # how stale another worker's runs may be in /metrics
@@ -59,6 +62,7 @@ class Metrics:
             "Requests answered 503 because every run slot of the worker was busy.",
             registry=self.registry,
         )
+        self.upstream = _upstream_gauges(self.registry)
         self._children: dict[tuple[str, str], tuple] = {}
         self._runs = Batcher(self._add, FLUSH_SECONDS, "connector-metrics")
 
@@ -88,9 +92,17 @@ class Metrics:
             if attempts:
                 children[2].inc(attempts)
 
+    def pacing(self) -> None:
+        """Set the upstream gauges from this worker's pacers (one per upstream and key)."""
+        for upstream, digest, pacer in pacing.pacers():
+            for name, value in pacer.state().items():
+                if name in self.upstream and math.isfinite(value):
+                    self.upstream[name].labels(upstream, digest).set(value)
+
     def render(self) -> tuple[str, bytes]:
         """Return (content type, Prometheus text) for every worker of this machine."""
         self.flush()
+        self.pacing()
         if os.environ.get(MULTIPROC_ENV):
             from prometheus_client import multiprocess
 
@@ -98,3 +110,34 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return CONTENT_TYPE_LATEST, generate_latest(registry)
         return CONTENT_TYPE_LATEST, generate_latest(self.registry)
+
+
+# The pacers' state (transport/pacing.py), by upstream and key digest (never the key), as of
+# the last scrape of each worker: waiting and in-flight calls add up over the workers.
+_UPSTREAM = {
+    "waiting": ("connector_upstream_calls_waiting", "Calls waiting for a turn.", "livesum"),
+    "in_flight": ("connector_upstream_calls_in_flight", "Calls sent, not yet answered.", "livesum"),
+    "window": ("connector_upstream_window", "Calls the pacer lets be in flight.", "liveall"),
+    "requests_left": (
+        "connector_upstream_requests_left",
+        "Requests left in the upstream's budget, as its headers and the calls since tell.",
+        "liveall",
+    ),
+    "tokens_left": (
+        "connector_upstream_tokens_left",
+        "Tokens left in the upstream's budget, as its headers and the calls since tell.",
+        "liveall",
+    ),
+    "refused": (
+        "connector_upstream_refused",
+        "429s the upstream answered (rate limit).",
+        "livesum",
+    ),
+}
+
+
+def _upstream_gauges(registry: CollectorRegistry) -> dict[str, Gauge]:
+    return {
+        key: Gauge(name, doc, ["upstream", "key"], registry=registry, multiprocess_mode=mode)
+        for key, (name, doc, mode) in _UPSTREAM.items()
+    }

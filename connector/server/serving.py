@@ -1,8 +1,9 @@
 """``python -m connector serve``: the action server on gunicorn (gthread workers).
 
-Each worker runs up to ``concurrency`` runs at once, with a few more threads than that so a
-request over the cap is answered 503 at once instead of waiting in a queue. SIGTERM stops
-accepting, lets in-flight requests and async runs finish (up to ``drain_seconds``), then exits.
+Each worker runs up to ``concurrency`` runs at once, with more threads than that (for requests
+being read, health, metrics, and 503 answers past the cap), and a time limit on reading each
+request (``frontdoor``). SIGTERM stops accepting, lets in-flight requests and async runs
+finish (up to ``drain_seconds``), then exits.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.errors import InvalidInput
+from connector.server import frontdoor
 from connector.server.app import create_app
 from connector.server.batches import Batcher
 from connector.server.settings import Settings
 
-EXTRA_THREADS = 4  # per worker, beyond the run slots: health, metrics and 503 answers
+# Per worker, beyond the run slots: requests still being read (a stalled client holds one for
+# up to read_timeout), health, metrics and 503 answers.
+EXTRA_THREADS = 256
 log = logging.getLogger("connector.server")
 
 
@@ -127,8 +131,11 @@ def gunicorn_options(
     return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": "connector.server.frontdoor.FrontDoorWorker",
         "threads": settings.concurrency + EXTRA_THREADS,
+        # Connections a worker holds: its threads' and as many kept alive between requests.
+        "worker_connections": 2 * (settings.concurrency + EXTRA_THREADS),
+        "backlog": 4096,
         "graceful_timeout": int(settings.drain_seconds) + 5,
         "timeout": 60,  # gthread workers heartbeat from their main loop; long runs are fine
         "keepalive": 5,
@@ -160,6 +167,8 @@ def serve(
 ) -> None:
     """Run the server until it is stopped (SIGTERM or SIGINT)."""
     check_auth(settings, host)
+    # Read by the workers, which fork from this process.
+    frontdoor.READ_TIMEOUT = settings.read_timeout
     # Several workers report one set of metrics through files in this folder.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         folder = tempfile.mkdtemp(prefix="connector-metrics-")

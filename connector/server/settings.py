@@ -29,7 +29,11 @@ class Settings:
     heartbeat: float = 2.0  # seconds between a worker's heartbeats for its async runs
     max_body_bytes: int = 4 * 1024 * 1024
     max_json_depth: int = 64
-    concurrency: int = 8  # runs in flight per worker (sync and async); more get 503
+    # Runs in flight per worker (sync and async); more get 503. Sized from measurement on 2
+    # cores (docs/fan-out.md): 1,000 slow calls at once stay under 200 MiB for the server.
+    concurrency: int = 1024
+    read_timeout: float = 30.0  # seconds a client has to send a request's headers and body
+    max_sessions: int = 256  # pooled upstream sessions kept (one per tenant key), LRU
     busy_retry_after: int = 2  # Retry-After of a 503 when every slot is busy
     poll_after: int = 2  # Retry-After of a 202 while an async run is running
     drain_seconds: float = 30.0  # SIGTERM: how long in-flight runs may take to finish
@@ -51,6 +55,8 @@ class Settings:
             ("max_body_bytes", "CONNECTOR_SERVER_MAX_BODY_BYTES"),
             ("drain_seconds", "CONNECTOR_SERVER_DRAIN_SECONDS"),
             ("heartbeat", "CONNECTOR_RUN_HEARTBEAT"),
+            ("read_timeout", "CONNECTOR_SERVER_READ_TIMEOUT"),
+            ("max_sessions", "CONNECTOR_MAX_SESSIONS"),
         ):
             if env.get(var):
                 kind = type(getattr(cls, name))

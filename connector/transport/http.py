@@ -5,12 +5,9 @@ The retry loop is our own, not urllib3's ``Retry`` (``connector.transport.backof
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import random as _random
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -21,9 +18,10 @@ import requests
 from connector import errors
 from connector.errors import ConnectorError, InvalidInput, InvalidResponse, TemporaryFailure
 from connector.redaction import REDACTED
-from connector.transport import backoff, bodies, providers, replies, session
+from connector.transport import backoff, bodies, pacing, providers, replies, session
 from connector.transport.connection import Connection
 from connector.transport.policy import request_url_problem
+from connector.transport.request import Request
 from connector.version import __version__
 
 log = logging.getLogger("connector")
@@ -42,41 +40,6 @@ class Reply(NamedTuple):
     attempts: int
 
 
-# A NamedTuple and a slotted class, not dataclasses: importing dataclasses (and inspect with it)
-# would cost every cold start about 4 ms (benchmarks/bench.py).
-class _Request:
-    __slots__ = ("aggregator", "body", "deadline", "headers", "method", "settings", "stream", "url")
-
-    def __init__(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        body: dict[str, Any] | None,
-        stream: bool,
-        settings: dict[str, Any],  # proxies and CA bundle for the URL, from the environment
-    ) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.stream = stream
-        self.settings = settings
-        self.deadline = math.inf  # the end of max_duration, on the monotonic clock
-        self.aggregator: Callable[..., Any] | None = None  # collects a stream's events
-
-    @property
-    def data(self) -> bytes | None:
-        if self.body is None:
-            return None
-        try:
-            return json.dumps(self.body, allow_nan=False).encode()
-        except ValueError:
-            raise InvalidInput(
-                "The request contains NaN or Infinity, which JSON cannot carry; use a number."
-            ) from None
-
-
 class Transport:
     """Send API requests for one connection over its own pooled ``requests.Session``."""
 
@@ -87,6 +50,7 @@ class Transport:
         sleep: Callable[[float], Any] = time.sleep,
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.time,
+        pacer: pacing.Pacer | None = None,
     ) -> None:
         self.connection = connection
         self.provider = providers.provider_for(connection.provider)
@@ -94,6 +58,8 @@ class Transport:
         self._random = random
         self._clock = clock
         self._key = (connection.api_key or "").strip() or None
+        # Every call of the process to this upstream with this key takes its turns from one pacer.
+        self.pacer = pacer or pacing.pacer_for(connection.base_url, self._key)
         self._session = session.new_session()
         # The checked URL and its environment settings by API path: the connection never changes.
         self._targets: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -138,10 +104,16 @@ class Transport:
         data = req.data  # encoded once for every attempt
         self.provider.check_key(self._key)
         max_retries = max(0, int(self.connection.max_retries))
-        attempt = 0
+        tokens = pacing.token_cost(data, req.body)
+        attempt, refused = 0, False
         while True:
             attempt += 1
-            outcome = self._attempt(req, data, on_token)
+            try:
+                # A call refused with 429 has waited its Retry-After below: it goes first.
+                turn = self.pacer.acquire(tokens, req.deadline, first=refused)
+            except ConnectorError as exc:
+                raise exc.replace(attempts=attempt - 1) from None
+            outcome = self._paced_attempt(turn, req, data, on_token)
             if isinstance(outcome, Reply):
                 return outcome._replace(attempts=attempt)
             dead = self.peer_check(outcome.error) if self.peer_check else None
@@ -154,6 +126,9 @@ class Transport:
                 if attempt > 1:
                     error = replies.noted(error, f"Gave up after {attempt} attempts.")
                 raise error.replace(attempts=attempt)
+            refused = outcome.error.status == 429
+            if refused and replies.retry_after_of(outcome.headers, self._clock()) is None:
+                self.pacer.pause(delay)  # the upstream named no wait: the others wait too
             log.warning(
                 "retrying after %.1f s: %s (attempt %d of %d)",
                 delay,
@@ -164,15 +139,31 @@ class Transport:
             self._sleep(delay)
 
     def close(self) -> None:
-        """Close the pooled connections and forget this transport."""
-        with _LOCK:
-            if _TRANSPORTS.get(self.connection.key()) is self:
-                del _TRANSPORTS[self.connection.key()]
+        """Close the pooled connections (a call still running keeps its own until it ends)."""
         self._session.close()
 
     # -- one request --------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: dict | None, stream: bool) -> _Request:
+    def _paced_attempt(
+        self,
+        turn: pacing.Turn,
+        req: Request,
+        data: bytes | None,
+        on_token: Callable[[str], None] | None,
+    ) -> Reply | replies.Failure:
+        """Make one attempt in ``turn``, and end the turn with what the reply said."""
+        try:
+            outcome = self._attempt(req, data, on_token)
+        except BaseException:
+            turn.done()
+            raise
+        if isinstance(outcome, Reply):
+            turn.done(outcome.status, outcome.headers)
+        else:
+            turn.done(outcome.error.status, outcome.headers, outcome.error.type)
+        return outcome
+
+    def _request(self, method: str, path: str, body: dict | None, stream: bool) -> Request:
         stream = stream or bool(body and body.get("stream"))
         target = self._targets.get(path)
         if target is None:
@@ -201,7 +192,7 @@ class Transport:
                 )
         headers.update(self.provider.headers(self._key, self.connection))
         sent = self.provider.body(body, stream=stream) if body is not None else None
-        return _Request(method.upper(), url, headers, sent, stream, settings)
+        return Request(method.upper(), url, headers, sent, stream, settings)
 
     def _check_url(self, url: str) -> None:
         """Refuse URLs the key must not travel to (policy.request_url_problem)."""
@@ -210,7 +201,7 @@ class Transport:
             raise _base_url_error(problem)
 
     def _attempt(
-        self, req: _Request, data: bytes | None, on_token: Callable[[str], None] | None
+        self, req: Request, data: bytes | None, on_token: Callable[[str], None] | None
     ) -> Reply | replies.Failure:
         host = urlsplit(req.url).hostname or "the server"
         left = req.deadline - time.monotonic()
@@ -235,7 +226,7 @@ class Transport:
         finally:
             resp.close()
 
-    def _post(self, req: _Request, data: bytes | None, timeout: tuple) -> requests.Response:
+    def _post(self, req: Request, data: bytes | None, timeout: tuple) -> requests.Response:
         """Send one request through the session's adapter, past ``Session.request`` and ``send``.
 
         ``Session.request`` merges settings, hooks and auth this transport never uses (about a
@@ -263,7 +254,7 @@ class Transport:
     def _read(
         self,
         resp: requests.Response,
-        req: _Request,
+        req: Request,
         host: str,
         on_token: Callable[[str], None] | None,
     ) -> Reply | replies.Failure:
@@ -370,22 +361,6 @@ class Transport:
             type="timeout",
             partial=partial,
         )
-
-
-# -- the process-wide transports ---------------------------------------------------------------
-
-_TRANSPORTS: dict[tuple, Transport] = {}
-_LOCK = threading.Lock()
-
-
-def transport_for(connection: Connection) -> Transport:
-    """Return the process-wide Transport for this connection (one requests.Session each, reused)."""
-    key = connection.key()
-    with _LOCK:  # held for the lookup only, never during I/O
-        transport = _TRANSPORTS.get(key)
-        if transport is None:
-            transport = _TRANSPORTS[key] = Transport(connection)
-    return transport
 
 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]*").fullmatch  # one C-level pass: keys are ~164 chars
