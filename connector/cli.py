@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node``.
+"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node|zapier``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 The exit code is the error's (``connector.errors.ERROR_TYPES``), 0 on success.
@@ -267,6 +267,24 @@ def _n8n_node_args(n: argparse.ArgumentParser) -> None:
     n.set_defaults(func=cmd_n8n_node)
 
 
+def cmd_zapier(args: argparse.Namespace) -> int:
+    from connector.views.zapierapp import write_all  # a view loads only for its own command
+
+    out = Path(args.out or _needs_checkout("zapier") / "hosts" / "zapier")
+    stale = write_all(out, check=args.check)
+    if args.check and stale:
+        _err("stale: " + ", ".join(stale) + " (run: python -m connector zapier)")
+        return 1
+    _err("the Zapier app is up to date" if args.check else f"wrote the Zapier app to {out}")
+    return 0
+
+
+def _zapier_args(z: argparse.ArgumentParser) -> None:
+    z.add_argument("--out", help="folder to write (default: the checkout's hosts/zapier/)")
+    z.add_argument("--check", action="store_true", help="fail if the integration is stale")
+    z.set_defaults(func=cmd_zapier)
+
+
 def _check_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("--manifest", metavar="FILE", help="another manifest file to validate")
     c.set_defaults(func=cmd_check)
@@ -347,6 +365,7 @@ COMMANDS = {
     "worker": ("run queued async runs (CONNECTOR_RUNS_URL)", _lazy("server.worker")),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
     "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _n8n_node_args),
+    "zapier": ("write the Zapier integration to hosts/zapier/ (checkout)", _zapier_args),
 }
 
 
