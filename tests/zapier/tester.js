@@ -1,9 +1,13 @@
 'use strict';
 // Runs the Zapier app in zapier-platform-core, for tests/test_zapier_host.py:
 //   node tester.js validate APP_DIR         the schema errors, as `zapier validate` finds them locally
-//   node tester.js run APP_DIR METHOD       createAppTester(app)(METHOD, bundle from stdin)
+//   node tester.js run APP_DIR PATH         createAppTester(app)(the app's function at PATH, such as
+//                                           creates.KEY.operation.perform; the bundle from stdin)
 // Prints one JSON document: {"errors": [...]}, {"results": ...} or {"error": {name, message}}.
 const path = require('path');
+
+// As under `zapier test`: the core runs its checks of each result, and logs nothing on stdout.
+process.env.NODE_ENV = 'test';
 const zapier = require('zapier-platform-core');
 const { compileApp, validateApp } = require('zapier-platform-core/src/tools/schema');
 
@@ -18,7 +22,8 @@ async function run() {
 	const bundle = JSON.parse(require('fs').readFileSync(0, 'utf8') || '{}');
 	const appTester = zapier.createAppTester(app);
 	try {
-		print({ results: await appTester(method, bundle) });
+		const func = method.split('.').reduce((part, key) => part[key], app);
+		print({ results: await appTester(func, bundle) });
 	} catch (error) {
 		print({ error: { name: error.name, message: error.message } });
 	}

@@ -11,16 +11,18 @@ function baseUrl(bundle) {
 	return String((bundle.authData || {}).url || '').trim().replace(/\/+$/, '');
 }
 
-// One call of the server, answered whatever its status. merge: false keeps Zapier from reading
-// {{curly}} text in a form value as its own template: the text is sent as it was typed.
+// One call of the server, answered whatever its status. The body goes as JSON text, and with
+// merge: false, because Zapier reads {{curly}} text in a request as its own template (it drops
+// it from an object body's strings): a form value is sent exactly as it was typed or mapped.
 async function call(z, bundle, method, path, { body, headers, timeout } = {}) {
 	const base = baseUrl(bundle);
+	const json = body === undefined ? {} : { 'Content-Type': 'application/json' };
 	try {
 		return await z.request({
 			method,
 			url: `${base}${path}`,
-			headers: { Accept: 'application/json', Authorization: `Bearer ${bundle.authData.token}`, ...headers },
-			body,
+			headers: { Accept: 'application/json', Authorization: `Bearer ${bundle.authData.token}`, ...json, ...headers },
+			body: body === undefined ? undefined : JSON.stringify(body),
 			timeout: (timeout || 0) * 1000,
 			merge: false,
 			skipThrowForStatus: true,
