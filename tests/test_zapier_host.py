@@ -203,7 +203,9 @@ def test_wait_for_callback_is_refused_by_a_server_without_callbacks(ok):
 )
 def test_the_callback_resumes_the_step(status, result):
     # The body a scale-out server's worker POSTs (connector/server/callbacks.py).
-    run = SimpleNamespace(id="0" * 32, action="create_chat_completion", status=status, result=result)
+    run = SimpleNamespace(
+        id="0" * 32, action="create_chat_completion", status=status, result=result
+    )
     done = json.loads(payload(run))
     doc = zap("run", f"{CREATE}.performResume", {"cleanedRequest": done, "outputData": {}})
     if status == 200:
