@@ -80,7 +80,7 @@ def ok(upstream, tmp_path_factory):
     """The action server, its upstream the fault server's ``ok`` scenario."""
     scenario = upstream.scenario("ok")
     with _server(scenario.base_url, tmp_path_factory.mktemp("ok")) as server:
-        yield SimpleNamespace(url=server.url, upstream=scenario)
+        yield SimpleNamespace(url=server.url, upstream=scenario, server=server)
     assert TOKEN not in server.logs() and KEY not in server.logs()
 
 
@@ -127,11 +127,13 @@ def test_the_connection_test_fails_with_the_reason(ok, where, token, code, words
 def test_the_model_trigger_lists_the_servers_models(ok):
     before = ok.upstream.count
     items = zap("run", "triggers.list_models.operation.perform", auth(ok.url))["results"]
-    ids = [item["id"] for item in items]
-    assert "gpt-4o-mini" in ids
-    assert all(item["name"].startswith(item["id"]) for item in items)
     (sent,) = ok.upstream.requests[before:]
     assert sent.method == "GET" and sent.path.endswith("/models")
+    assert "gpt-4o-mini" in [item["id"] for item in items]
+    # Each item is an option of the server's options route: id its value, name its label.
+    route = "/actions/create_chat_completion/options/model"
+    options = ok.server.call("GET", route).json()
+    assert items == [{"id": o["value"], "name": o["label"]} for o in options]
 
 
 def test_the_create_sends_the_form_text_and_returns_the_output(ok):
