@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from urllib.parse import quote
 import pytest
 from actionserver import TOKEN, ActionServer
 from faultserver import FaultServer
+from scaleout import SECRET, Receiver, WorkerProcess
 
 from connector.engine.loader import load_manifest
 from connector.server.callbacks import payload
@@ -215,3 +217,72 @@ def test_the_callback_resumes_the_step(status, result):
     else:
         message = result["error"]["message"]
         assert zap_error(doc) == {"message": message, "code": "bad_request", "status": 400}
+
+
+# -- Wait for Callback against a scale-out server: the run's result comes back by callback ---------
+
+
+@pytest.fixture(scope="module")
+def scaled(pg_cluster, upstream):
+    """A scale-out server and worker on a real PostgreSQL, and a callback receiver on loopback
+    (standing in for Zapier's callback URL; allowed by CONNECTOR_CALLBACK_ALLOWED_HOSTS)."""
+    scenario = upstream.scenario("ok")
+    common = {
+        "CONNECTOR_RUNS_URL": pg_cluster.database(),
+        "CONNECTOR_CALLBACK_SECRET": SECRET,
+        "CONNECTOR_CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+    }
+    worker = WorkerProcess(
+        common | {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": scenario.base_url}
+        | {"OPENAI_MAX_RETRIES": "0", "CONNECTOR_WORKER_POLL": "0.5"}
+    )  # fmt: skip
+    server = ActionServer(env=common)
+    receiver = Receiver()
+    worker.start(wait=False)
+    server.start()
+    worker.wait_ready()
+    yield SimpleNamespace(url=server.url, upstream=scenario, receiver=receiver)
+    receiver.close()
+    server.stop()
+    worker.stop()
+    for log in (server.logs(), worker.logs()):
+        assert TOKEN not in log and KEY not in log
+
+
+def callback_run(url: str, callback: str, form: dict) -> dict:
+    """Run the create with Wait for Callback on, Zapier's callback URL being ``callback``."""
+    bundle = auth(url) | {"inputData": form | {zapierapp.CALLBACK_FIELD: True}}
+    proc = subprocess.run(
+        ["node", str(TESTER), "callback", str(APP), f"{CREATE}.perform", callback],
+        input=json.dumps(bundle), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert TOKEN not in proc.stdout and KEY not in proc.stdout
+    return json.loads(proc.stdout)
+
+
+def test_wait_for_callback_pauses_the_step_and_the_callback_resumes_it(scaled):
+    before = scaled.upstream.count
+    started = callback_run(scaled.url, scaled.receiver.url, FORM)
+    assert started["status"] == "CALLBACK", started  # Zapier holds the step until the callback
+    assert started["results"]["state"] == "queued"
+    deadline = time.monotonic() + 30
+    while not scaled.receiver.calls and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ((headers, body, _),) = scaled.receiver.calls
+    assert headers["X-Connector-Run-Id"] == started["results"]["id"]
+    (sent,) = scaled.upstream.requests[before:]
+    assert sent.json["stop"] == ["END", "STOP"] and sent.json["temperature"] == 0.2
+    bundle = {"cleanedRequest": json.loads(body), "outputData": started["results"]}
+    out = zap("run", f"{CREATE}.performResume", bundle)["results"]
+    assert out["choices"][0]["message"]["content"] == "echo: Hello!"
+
+
+def test_wait_for_callback_refuses_a_bad_form_at_once_and_queues_nothing(scaled):
+    before, calls = scaled.upstream.count, len(scaled.receiver.calls)
+    doc = callback_run(scaled.url, scaled.receiver.url, FORM | {"temperature": "hot"})
+    error = zap_error(doc)
+    assert (error["code"], error["status"]) == ("invalid_input", 422)
+    assert "Temperature" in error["message"]
+    time.sleep(1)  # a queued run would have reached the stub by now (the worker polls every 0.5 s)
+    assert scaled.upstream.count == before and len(scaled.receiver.calls) == calls

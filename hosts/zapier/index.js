@@ -648,7 +648,12 @@ async function startWithCallback(z, bundle, action, body) {
 function resume(z, bundle) {
 	const done = bundle.cleanedRequest || {};
 	if (done.output && typeof done.output === 'object') return done.output;
-	return answer(z, { status: done.status || 502, data: done, content: JSON.stringify(done) });
+	if (done.error && typeof done.error === 'object') throw failure(z, { status: done.status, data: done });
+	throw new z.errors.Error(
+		`The run's callback carried neither an output nor an error: ${JSON.stringify(done).slice(0, 500)}`,
+		'invalid_response',
+		502,
+	);
 }
 
 function makeCreate(create) {
