@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node``.
+"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node|zapier``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 The exit code is the error's (``connector.errors.ERROR_TYPES``), 0 on success.
@@ -249,22 +249,30 @@ def _run_args(r: argparse.ArgumentParser) -> None:
     r.set_defaults(func=cmd_run)
 
 
-def cmd_n8n_node(args: argparse.Namespace) -> int:
-    from connector.views.n8nnode import write_all  # a view loads only for its own command
+# The generated host packages: command -> (its view module, its folder under hosts/, what it is).
+HOSTS = {
+    "n8n-node": ("n8nnode", "n8n", "the n8n node"),  # the community-node package
+    "zapier": ("zapierapp", "zapier", "the Zapier app"),  # a Zapier Platform CLI integration
+}
 
-    out = Path(args.out or _needs_checkout("n8n-node") / "hosts" / "n8n")
+
+def cmd_host(args: argparse.Namespace) -> int:
+    module, folder, what = HOSTS[args.command]
+    # A view loads only for its own command.
+    write_all = __import__(f"connector.views.{module}", fromlist=["_"]).write_all
+    out = Path(args.out or _needs_checkout(args.command) / "hosts" / folder)
     stale = write_all(out, check=args.check)
     if args.check and stale:
-        _err("stale: " + ", ".join(stale) + " (run: python -m connector n8n-node)")
+        _err("stale: " + ", ".join(stale) + f" (run: python -m connector {args.command})")
         return 1
-    _err("the n8n node is up to date" if args.check else f"wrote the n8n node to {out}")
+    _err(f"{what} is up to date" if args.check else f"wrote {what} to {out}")
     return 0
 
 
-def _n8n_node_args(n: argparse.ArgumentParser) -> None:
-    n.add_argument("--out", help="folder to write (default: the checkout's hosts/n8n/)")
-    n.add_argument("--check", action="store_true", help="fail if the package is stale")
-    n.set_defaults(func=cmd_n8n_node)
+def _host_args(h: argparse.ArgumentParser) -> None:
+    h.add_argument("--out", help="folder to write (default: the checkout's one under hosts/)")
+    h.add_argument("--check", action="store_true", help="fail if the package is stale")
+    h.set_defaults(func=cmd_host)
 
 
 def _check_args(c: argparse.ArgumentParser) -> None:
@@ -346,7 +354,8 @@ COMMANDS = {
     "serve": ("run the action server (HTTP, JSON; see docs/server.md)", _serve_args),
     "worker": ("run queued async runs (CONNECTOR_RUNS_URL)", _lazy("server.worker")),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
-    "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _n8n_node_args),
+    "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _host_args),
+    "zapier": ("write the Zapier integration to hosts/zapier/ (checkout)", _host_args),
 }
 
 
