@@ -185,6 +185,7 @@ def test_a_body_over_the_cap_is_refused_at_once_by_its_length(slow, tmp_path):
         )
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert b"CONNECTOR_SERVER_MAX_BODY_BYTES" in answer
+    assert b"connection: close" in answer.lower()  # the rest is never read: not kept alive
     assert seconds < 5
 
 

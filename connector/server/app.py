@@ -70,6 +70,16 @@ class App(falcon.App):
 
     scheduler: Scheduler
 
+    def __call__(self, env: dict, start_response):
+        result = super().__call__(env, start_response)
+        if env.get(intake.CLOSE):
+            # A body left unread: the answer says "Connection: close", and the server closes
+            # (gunicorn's response, whose start_response this is, before it sends the headers).
+            close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+            if close is not None:
+                close()
+        return result
+
 
 def create_app(settings: Settings | None = None, routes: Sequence[str] = ROUTE_MODULES) -> App:
     """Return the WSGI app with every route, those of the ``routes`` contributors included."""

@@ -26,6 +26,7 @@ from connector.server.settings import Settings
 from connector.transport.connection import env_values
 from connector.views.shapes import BASE_URL_HEADER, KEY_HEADER
 
+CLOSE = "connector.close"  # in a request's environ: close the connection after the answer
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -70,12 +71,13 @@ def read_form(req, settings: Settings) -> dict:
 def _read_body(req, settings: Settings) -> bytes:
     """Read the body, a chunked one too, refusing one over the cap as soon as that is known.
 
-    A refused body is not read on: gunicorn drains what is left (briefly, within its own caps)
-    or closes the connection, so the 413 goes out at once.
+    A refused body is not read on: the 413 goes out at once, and says the connection closes
+    (``CLOSE``), as the rest of the body is never read.
     """
     cap = settings.max_body_bytes
     length = req.content_length
     if length is not None and length > cap:
+        req.env[CLOSE] = True
         raise _too_large(f"The body has {length} bytes", cap)
     # Without Content-Length, a chunked body (Transfer-Encoding) is read from the stream the
     # server de-chunks, through the same cap; Falcon's bounded stream would read it as empty.
@@ -83,12 +85,14 @@ def _read_body(req, settings: Settings) -> bytes:
     try:
         raw = stream.read(cap + 1)
     except ReadTimedOut:
+        req.env[CLOSE] = True
         raise Refused(
             f"The request's body did not arrive within {frontdoor.READ_TIMEOUT:g} s"
             " (CONNECTOR_SERVER_READ_TIMEOUT); send it whole, at once.",
             type="request_timeout",
         ) from None
     if len(raw) > cap:
+        req.env[CLOSE] = True
         raise _too_large("The body is larger than that", cap)
     return raw
 
