@@ -1,20 +1,24 @@
-"""The n8n community-node package (package.json, node, credential, icon), generated from the manifest.
+"""The n8n community-node package, generated from the manifest, as n8n's starter lays it out.
 
-The node is plain JavaScript that n8n loads as it is (no build, no install): the runtime is the
-template ``connector/views/templates/n8n.node.js``, and what the manifest says (the actions, each
-parameter's label, description, placeholder and required flag) is written into it as JSON.
-``hosts/n8n/`` holds the generated copy; ``python -m connector n8n-node --check`` finds it stale.
+``hosts/n8n/`` is a TypeScript package that n8n's own tooling (``@n8n/node-cli``: ``n8n-node lint``
+and ``n8n-node build``) checks and compiles to ``dist/``, which n8n loads. The runtime is the
+template ``connector/views/templates/n8n.node.ts``; what the manifest says (the actions, each
+parameter's label, description, placeholder and required flag; the publisher) is written into
+it and into package.json, the credential and the package's README.
+``python -m connector n8n-node --check`` finds any of these files stale (not ``dist/``, which the
+build makes, nor ``package-lock.json``, which npm makes from package.json).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
 from connector.engine.loader import load_manifest
-from connector.manifest.spec import Action, Manifest, Param
+from connector.manifest.spec import Action, Manifest, ManifestError, Param, Publisher
 from connector.version import __version__
 
 PACKAGE = "n8n-nodes-openai-chat-connector"
@@ -23,22 +27,88 @@ NODE_CLASS = "OpenAiChatConnector"
 DISPLAY_NAME = "OpenAI Chat Connector"
 CREDENTIAL = "openAiChatConnectorApi"
 CREDENTIAL_CLASS = "OpenAiChatConnectorApi"
-ICON = "openAiChatConnector.svg"
-NODE_FILE = f"nodes/{NODE_CLASS}/{NODE_CLASS}.node.js"
-ICON_FILE = f"nodes/{NODE_CLASS}/{ICON}"
-CREDENTIAL_FILE = f"credentials/{CREDENTIAL_CLASS}.credentials.js"
-# The JSON a template gets, and the class name it exports (n8n loads the class named as the file).
-SPEC_MARK, CLASS_MARK = "/*@SPEC@*/", "/*@CLASS@*/"
+ICONS = {"light": f"{NODE}.svg", "dark": f"{NODE}.dark.svg"}
+NODE_DIR = f"nodes/{NODE_CLASS}"
+NODE_FILE = f"{NODE_DIR}/{NODE_CLASS}.node.ts"
+CODEX_FILE = f"{NODE_DIR}/{NODE_CLASS}.node.json"
+CREDENTIAL_FILE = f"credentials/{CREDENTIAL_CLASS}.credentials.ts"
+# The folder of the package in the repository (package.json's repository.directory).
+PACKAGE_DIR = "hosts/n8n"
+# What n8n loads: the build's output, named as the sources are.
+BUILT_NODE = f"dist/{NODE_DIR}/{NODE_CLASS}.node.js"
+BUILT_CREDENTIAL = f"dist/credentials/{CREDENTIAL_CLASS}.credentials.js"
+# The tools the package is built and checked with, pinned: package-lock.json pins the rest.
+DEV_DEPENDENCIES = {
+    "@n8n/node-cli": "0.48.3",
+    "eslint": "9.29.0",
+    "prettier": "3.6.2",
+    "release-it": "19.2.4",
+    "typescript": "5.9.3",
+}
 TIMEOUT_SECONDS = 600  # the default of the node's Timeout option; a local model can be slow
 JSON_ROWS = 4  # height of a JSON field's text box
+# n8n's conventions that its lint checks (eslint-plugin-n8n-nodes-base).
+DYNAMIC_LABEL = "Name or ID"
+DYNAMIC_DESCRIPTION = (
+    "Choose from the list, or specify an ID using an"
+    ' <a href="https://docs.n8n.io/code/expressions/">expression</a>'
+)
+SECRET_WORDS = ("secret", "password", "token", "apikey")
+PASSWORD_RULE = "n8n-nodes-base/node-param-type-options-password-missing"
+_MARK = re.compile(r"/\*@(\w+)@\*/")
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+class Code(str):
+    """TypeScript source written into a literal as it is (an enum member, a call)."""
+
+
+class Annotated(dict):
+    """An object literal with a comment line above some of its keys (``comments``)."""
+
+    def __init__(self, **items: Any) -> None:
+        super().__init__(**items)
+        self.comments: dict[str, str] = {}
 
 
 def _template(name: str) -> str:
     return package_files("connector.views.templates").joinpath(name).read_text(encoding="utf-8")
 
 
-def _js(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, indent="\t", ensure_ascii=False)
+def _fill(template: str, **parts: str) -> str:
+    """Return a template with each ``/*@NAME@*/`` mark replaced (every mark must be given)."""
+    return _MARK.sub(lambda m: parts[m.group(1).lower()], _template(template))
+
+
+def _string(text: str) -> str:
+    """Return a string literal, quoted as prettier quotes it (single unless that needs escapes)."""
+    quote = '"' if "'" in text and '"' not in text else "'"
+    escaped = text.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("\n", "\\n")
+    return f"{quote}{escaped}{quote}"
+
+
+def ts(value: Any, depth: int = 0) -> str:
+    """Return a TypeScript literal of JSON-like data, tab-indented as n8n's sources are."""
+    if isinstance(value, Code):
+        return str(value)
+    if isinstance(value, str):
+        return _string(value)
+    inner, outer = "\t" * (depth + 1), "\t" * depth
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        notes = getattr(value, "comments", {})
+        rows = []
+        for k, v in value.items():
+            if k in notes:
+                rows.append(f"{inner}// {notes[k]}")
+            rows.append(f"{inner}{k if _IDENTIFIER.match(k) else _string(k)}: {ts(v, depth + 1)},")
+        return "{\n" + "\n".join(rows) + f"\n{outer}}}"
+    if isinstance(value, list):
+        if all(isinstance(v, str | int | float | bool) for v in value):
+            return "[" + ", ".join(ts(v) for v in value) + "]"
+        return "[\n" + "\n".join(f"{inner}{ts(v, depth + 1)}," for v in value) + f"\n{outer}]"
+    return json.dumps(value)
 
 
 def placeholder(p: Param) -> str | None:
@@ -58,21 +128,45 @@ def load_options_method(action: Action, p: Param) -> str:
     return "options" + "".join(w.capitalize() for w in words)
 
 
+def n8n_description(text: str) -> str:
+    """Return a description as n8n's lint wants it: one sentence ends with no period."""
+    text = text.strip()
+    one_sentence = len(text.replace("e.g.", "").split(". ")) == 1
+    return text[:-1] if one_sentence and text.endswith(".") else text
+
+
+def sentence_case(title: str) -> str:
+    """Return a title in sentence case, as n8n writes an option's action (all-caps words kept)."""
+    first, *rest = title.split(" ")
+    return " ".join([first, *(w if w.isupper() else w.lower() for w in rest)])
+
+
+def looks_secret(name: str) -> bool:
+    """Return True if n8n's lint takes a field of this name for a secret (a password field)."""
+    return any(word in name.lower() for word in SECRET_WORDS)
+
+
 def field(action: Action, p: Param, *, top: bool) -> dict[str, Any]:
     """Return the n8n property of one manifest parameter: form text, sent as typed."""
-    prop: dict[str, Any] = {
-        "displayName": p.label,
-        "name": p.name,
-        "type": "string",
-        "default": "",
-        "description": p.description.strip(),
-    }
+    prop: dict[str, Any] = Annotated(
+        displayName=p.label,
+        name=p.name,
+        type="string",
+        default="",
+        description=n8n_description(p.description),
+    )
+    if looks_secret(p.name):
+        # A token count (max_completion_tokens), not a secret: the lint's name test is a guess.
+        prop.comments["type"] = f"eslint-disable-next-line {PASSWORD_RULE} -- not a secret"
     if top:
         prop["required"] = p.required
         prop["displayOptions"] = _shown_for(action)
     if p.options is not None:
         # A dropdown over the server's options route. An n8n options field also keeps a value
         # typed in or an expression: the workflow JSON holds it as a plain string either way.
+        # n8n names and describes every such field so (its lint checks both).
+        prop["displayName"] = f"{p.label} {DYNAMIC_LABEL}"
+        prop["description"] = f"{p.description.strip()} {DYNAMIC_DESCRIPTION}."
         prop["type"] = "options"
         prop["typeOptions"] = {"loadOptionsMethod": load_options_method(action, p)}
     elif p.input == "json":
@@ -96,8 +190,8 @@ def properties(manifest: Manifest) -> list[dict[str, Any]]:
                 {
                     "name": a.title,
                     "value": a.id,
-                    "description": a.description.strip(),
-                    "action": a.title,
+                    "description": n8n_description(a.description),
+                    "action": sentence_case(a.title),
                 }
                 for a in manifest.actions
             ],
@@ -116,7 +210,11 @@ def properties(manifest: Manifest) -> list[dict[str, Any]]:
                     "placeholder": "Add Advanced Parameter",
                     "default": {},
                     "displayOptions": _shown_for(action),
-                    "options": [field(action, p, top=False) for p in advanced],
+                    # In the order n8n's lint wants: by label.
+                    "options": sorted(
+                        (field(action, p, top=False) for p in advanced),
+                        key=lambda prop: prop["displayName"],
+                    ),
                 }
             )
     props.append(
@@ -156,14 +254,15 @@ def node_spec(manifest: Manifest) -> dict[str, Any]:
     description = {
         "displayName": DISPLAY_NAME,
         "name": NODE,
-        "icon": f"file:{ICON}",
+        "icon": {side: f"file:{name}" for side, name in ICONS.items()},
         "group": ["transform"],
         "version": 1,
         "subtitle": '={{$parameter["action"]}}',
         "description": manifest.connector.description.strip(),
         "defaults": {"name": DISPLAY_NAME},
-        "inputs": ["main"],
-        "outputs": ["main"],
+        "usableAsTool": True,
+        "inputs": [Code("NodeConnectionTypes.Main")],
+        "outputs": [Code("NodeConnectionTypes.Main")],
         "credentials": [{"name": CREDENTIAL, "required": True}],
         "properties": properties(manifest),
     }
@@ -179,12 +278,24 @@ def node_spec(manifest: Manifest) -> dict[str, Any]:
     return {"description": description, "actions": actions, "loadOptions": sources}
 
 
-def credential_spec() -> dict[str, Any]:
+def publisher(manifest: Manifest) -> Publisher:
+    """Return the manifest's publisher: the package's author, homepage and repository."""
+    pub = manifest.connector.publisher
+    if pub is None or pub.repository is None:
+        raise ManifestError(
+            "The n8n package needs connector.publisher with its repository in the manifest"
+            " (the package's author, homepage and repository)"
+        )
+    return pub
+
+
+def credential_spec(manifest: Manifest) -> dict[str, Any]:
     """Return the credential type: the server's URL and token, sent as a bearer header."""
     return {
         "name": CREDENTIAL,
         "displayName": f"{DISPLAY_NAME} API",
-        "icon": f"file:../nodes/{NODE_CLASS}/{ICON}",
+        "icon": {side: f"file:../{NODE_DIR}/{name}" for side, name in ICONS.items()},
+        "documentationUrl": f"{publisher(manifest).repository}/tree/main/{PACKAGE_DIR}#credentials",
         "properties": [
             {
                 "displayName": "Server URL",
@@ -214,28 +325,114 @@ def credential_spec() -> dict[str, Any]:
     }
 
 
+# Each member of the credential class, and its type where TypeScript needs one.
+CREDENTIAL_TYPES = {
+    "icon": "Icon",
+    "properties": "INodeProperties[]",
+    "authenticate": "IAuthenticateGeneric",
+    "test": "ICredentialTestRequest",
+}
+
+
+def _credential_members(spec: dict[str, Any]) -> str:
+    rows = []
+    for key, value in spec.items():
+        typed = f": {CREDENTIAL_TYPES[key]}" if key in CREDENTIAL_TYPES else ""
+        rows.append(f"\t{key}{typed} = {ts(value, 1)};\n")
+    return "\n".join(rows)
+
+
+def codex(manifest: Manifest) -> dict[str, Any]:
+    """Return the node's codex file: its categories and documentation links in the editor."""
+    docs = f"{publisher(manifest).repository}/tree/main/{PACKAGE_DIR}"
+    return {
+        "node": f"{PACKAGE}.{NODE}",
+        "nodeVersion": "1.0",
+        "codexVersion": "1.0",
+        "categories": ["AI", "Development"],
+        "resources": {
+            "credentialDocumentation": [{"url": f"{docs}#credentials"}],
+            "primaryDocumentation": [{"url": docs}],
+        },
+    }
+
+
 def package_json(manifest: Manifest) -> dict[str, Any]:
-    """Return the package's package.json: what n8n's community-node loader reads."""
+    """Return the package's package.json: what n8n's tooling and its package loader read."""
+    pub = publisher(manifest)
     return {
         "name": PACKAGE,
         "version": __version__,
-        "description": f"{DISPLAY_NAME}: {manifest.connector.title} actions of the connector's"
-        " action server, as an n8n node.",
-        "keywords": ["n8n-community-node-package", "n8n", "openai", "chat-completion"],
+        "description": f"{DISPLAY_NAME}: the {manifest.connector.title} actions of the"
+        " connector's action server (Create Chat Completion, List Models), as an n8n node.",
         "license": "MIT",
-        "main": NODE_FILE,
-        "files": ["nodes", "credentials"],
+        "homepage": pub.website,
+        "keywords": ["n8n-community-node-package", "n8n", "openai", "chat-completion"],
+        "author": {"name": pub.name, "email": pub.email, "url": pub.url},
+        "repository": {"type": "git", "url": f"git+{pub.repository}.git", "directory": PACKAGE_DIR},
+        "scripts": {
+            "build": "n8n-node build",
+            "build:watch": "tsc --watch",
+            "dev": "n8n-node dev",
+            "lint": "n8n-node lint",
+            "lint:fix": "n8n-node lint --fix",
+            "release": "n8n-node release",
+            "prepublishOnly": "n8n-node prerelease",
+        },
+        "files": ["dist"],
         "n8n": {
             "n8nNodesApiVersion": 1,
-            "credentials": [CREDENTIAL_FILE],
-            "nodes": [NODE_FILE],
+            "strict": True,
+            "credentials": [BUILT_CREDENTIAL],
+            "nodes": [BUILT_NODE],
         },
+        "devDependencies": DEV_DEPENDENCIES,
         "peerDependencies": {"n8n-workflow": "*"},
     }
 
 
-def _fill(template: str, cls: str, spec: dict[str, Any]) -> str:
-    return _template(template).replace(CLASS_MARK, cls).replace(SPEC_MARK, _js(spec))
+def _node_ts(manifest: Manifest) -> str:
+    spec = node_spec(manifest)
+    methods = {
+        name: Code(f"optionsOf({_string(action)}, {_string(field)})")
+        for name, (action, field) in spec["loadOptions"].items()
+    }
+    return _fill(
+        "n8n.node.ts",
+        credential=_string(CREDENTIAL),
+        timeout=str(TIMEOUT_SECONDS),
+        actions=ts(spec["actions"]),
+        description=ts(spec["description"], 1),
+        load_options=ts(methods, 2),
+        name=NODE_CLASS,
+    )
+
+
+def _field_rows(params: list[Param]) -> str:
+    return "\n".join(f"- **{p.label}** (`{p.name}`): {p.description.strip()}" for p in params)
+
+
+def readme(manifest: Manifest) -> str:
+    """Return the package's README: install, the credential, each action's fields, an example."""
+    sections = []
+    for a in manifest.actions:
+        basic = [p for p in a.parameters if p.visibility == "basic"]
+        advanced = [p for p in a.parameters if p.visibility == "advanced"]
+        text = f"### {a.title} (`{a.id}`)\n{a.description.strip()}\n\n{_field_rows(basic)}\n"
+        if advanced:
+            text += f"\nUnder **Advanced Parameters**:\n\n{_field_rows(advanced)}\n"
+        sections.append(text)
+    pub = publisher(manifest)
+    return _fill(
+        "n8n.README.md",
+        package=PACKAGE,
+        display_name=DISPLAY_NAME,
+        description=manifest.connector.description.strip(),
+        actions="\n".join(sections),
+        timeout=str(TIMEOUT_SECONDS),
+        homepage=pub.website,
+        repository=pub.repository or "",
+    )
 
 
 def render(manifest: Manifest | None = None) -> dict[str, str]:
@@ -243,9 +440,20 @@ def render(manifest: Manifest | None = None) -> dict[str, str]:
     manifest = manifest or load_manifest()
     return {
         "package.json": json.dumps(package_json(manifest), indent=2) + "\n",
-        NODE_FILE: _fill("n8n.node.js", NODE_CLASS, node_spec(manifest)),
-        ICON_FILE: _template("n8n.svg"),
-        CREDENTIAL_FILE: _fill("n8n.credentials.js", CREDENTIAL_CLASS, credential_spec()),
+        "tsconfig.json": _template("n8n.tsconfig.json"),
+        "eslint.config.mjs": _template("n8n.eslint.config.mjs"),
+        ".gitignore": "dist\nnode_modules\n",
+        "README.md": readme(manifest),
+        "LICENSE.md": _fill("n8n.LICENSE.md", holder=publisher(manifest).name),
+        NODE_FILE: _node_ts(manifest),
+        CODEX_FILE: json.dumps(codex(manifest), indent="\t") + "\n",
+        f"{NODE_DIR}/{ICONS['light']}": _template("n8n.light.svg"),
+        f"{NODE_DIR}/{ICONS['dark']}": _template("n8n.dark.svg"),
+        CREDENTIAL_FILE: _fill(
+            "n8n.credentials.ts",
+            name=CREDENTIAL_CLASS,
+            members=_credential_members(credential_spec(manifest)),
+        ),
     }
 
 

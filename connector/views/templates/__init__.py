@@ -1,1 +1,1 @@
-"""Templates of generated host packages (the n8n node's JavaScript and icon), kept as package data."""
+"""Templates of generated host packages (the n8n node's TypeScript, configuration and icons), kept as package data."""
