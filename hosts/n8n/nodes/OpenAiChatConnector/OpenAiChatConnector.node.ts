@@ -287,20 +287,22 @@ export class OpenAiChatConnector implements INodeType {
 					{
 						displayName: 'Max Completion Tokens',
 						name: 'max_completion_tokens',
-						// eslint-disable-next-line n8n-nodes-base/node-param-type-options-password-missing -- not a secret
-						type: 'string',
-						default: '',
+						type: 'number',
+						default: 1024,
 						description: 'The maximum number of tokens that can be generated for a completion, including reasoning tokens. A higher token limit will result in a longer response.',
-						placeholder: 'e.g. 1024',
+						typeOptions: {
+							minValue: 1,
+						},
 					},
 					{
 						displayName: 'Max Tokens',
 						name: 'max_tokens',
-						// eslint-disable-next-line n8n-nodes-base/node-param-type-options-password-missing -- not a secret
-						type: 'string',
-						default: '',
+						type: 'number',
+						default: 1024,
 						description: 'The maximum number of tokens to generate. Not accepted by reasoning models, so the step sends it as Max Completion Tokens.',
-						placeholder: 'e.g. 1024',
+						typeOptions: {
+							minValue: 1,
+						},
 					},
 					{
 						displayName: 'Metadata',
