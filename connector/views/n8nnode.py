@@ -78,6 +78,10 @@ def _string(text: str) -> str:
     return f"{quote}{escaped}{quote}"
 
 
+def _key(name: str) -> str:
+    return name if _IDENTIFIER.match(name) else _string(name)
+
+
 def ts(value: Any, depth: int = 0) -> str:
     """Return a TypeScript literal of JSON-like data, tab-indented as n8n's sources are."""
     if isinstance(value, Code):
@@ -88,8 +92,7 @@ def ts(value: Any, depth: int = 0) -> str:
     if isinstance(value, dict):
         if not value:
             return "{}"
-        keys = [k if _IDENTIFIER.match(k) else _string(k) for k in value]
-        rows = [f"{inner}{k}: {ts(v, depth + 1)}," for k, v in zip(keys, value.values())]
+        rows = [f"{inner}{_key(k)}: {ts(v, depth + 1)}," for k, v in value.items()]
         return "{\n" + "\n".join(rows) + f"\n{outer}}}"
     if isinstance(value, list):
         if all(isinstance(v, str | int | float | bool) for v in value):
