@@ -13,7 +13,7 @@ import yaml
 
 from connector import __version__, cli
 from connector.engine.loader import load_manifest
-from connector.views import n8nnode
+from connector.views import n8nform, n8nnode, typescript
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = load_manifest()
@@ -53,11 +53,11 @@ def test_every_manifest_field_is_a_node_field_as_the_manifest_says(action, param
         assert SPEC["loadOptions"][method] == [action.id, param.name]
         assert prop["displayName"] == f"{param.label} Name or ID"
         assert prop["description"].startswith(param.description.strip())
-        assert prop["description"].endswith(f"{n8nnode.DYNAMIC_DESCRIPTION}.")
+        assert prop["description"].endswith(f"{n8nform.DYNAMIC_DESCRIPTION}.")
         return
     assert prop["displayName"] == param.label
-    assert prop["description"] == n8nnode.n8n_description(param.description)
-    if n8nnode.looks_secret(param.name):
+    assert prop["description"] == n8nform.n8n_description(param.description)
+    if n8nform.looks_secret(param.name):
         # A token count: a number field, as n8n's lint allows no text field so named.
         assert (prop["type"], param.input) == ("number", "integer")
         assert prop["default"] == param.example and "placeholder" not in prop
@@ -65,7 +65,7 @@ def test_every_manifest_field_is_a_node_field_as_the_manifest_says(action, param
     # Form text, sent as typed: the connector's input rules apply to it.
     assert (prop["type"], prop["default"]) == ("string", "")
     assert prop.get("typeOptions", {}).get("password", False) is param.secret
-    expected = n8nnode.placeholder(param)
+    expected = n8nform.placeholder(param)
     assert prop.get("placeholder") == (None if expected is None else f"e.g. {expected}")
 
 
@@ -265,12 +265,12 @@ def test_errors_carry_the_item_and_items_are_paired():
         ([], "[]"),
         ({}, "{}"),
         (["a", 1], "['a', 1]"),
-        ({"a-b": 1, "c": n8nnode.Code("X.Y")}, "{\n\t'a-b': 1,\n\tc: X.Y,\n}"),
+        ({"a-b": 1, "c": typescript.Code("X.Y")}, "{\n\t'a-b': 1,\n\tc: X.Y,\n}"),
         ([{"a": None}], "[\n\t{\n\t\ta: null,\n\t},\n]"),
     ],
 )
 def test_ts_literal(value, literal):
-    assert n8nnode.ts(value) == literal
+    assert typescript.ts(value) == literal
 
 
 @pytest.mark.parametrize(
@@ -283,7 +283,7 @@ def test_ts_literal(value, literal):
     ],
 )
 def test_n8n_description(text, expected):
-    assert n8nnode.n8n_description(text) == expected
+    assert n8nform.n8n_description(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -291,7 +291,7 @@ def test_n8n_description(text, expected):
     [("Create Chat Completion", "Create chat completion"), ("List Models", "List models")],
 )
 def test_sentence_case(title, expected):
-    assert n8nnode.sentence_case(title) == expected
+    assert n8nform.sentence_case(title) == expected
 
 
 def test_advanced_parameters_are_listed_by_label():
