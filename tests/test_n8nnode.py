@@ -404,3 +404,15 @@ def test_the_publishing_workflow_publishes_hosts_n8n_with_provenance_from_a_tag(
     # In GitHub Actions, `n8n-node release` lints, builds and runs npm publish with provenance.
     assert runs[-1].rstrip().endswith("npm run release")
     assert n8nnode.package_json(MANIFEST)["scripts"]["release"] == "n8n-node release"
+
+
+@pytest.mark.parametrize(
+    "name", ["nodes/OpenAiChatConnector/OpenAiChatConnector.node.js", "credentials/Old.ts"]
+)
+def test_a_file_left_over_in_a_source_folder_is_stale_and_removed(tmp_path, name):
+    n8nnode.write_all(tmp_path)
+    (tmp_path / name).write_text("// an older generator's file\n")
+    assert n8nnode.write_all(tmp_path, check=True) == [name]
+    assert n8nnode.write_all(tmp_path) == [name]
+    assert not (tmp_path / name).exists()
+    assert n8nnode.write_all(tmp_path, check=True) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ CODEX_FILE = f"{NODE_DIR}/{NODE_CLASS}.node.json"
 CREDENTIAL_FILE = f"credentials/{CREDENTIAL_CLASS}.credentials.ts"
 # The folder of the package in the repository (package.json's repository.directory).
 PACKAGE_DIR = "hosts/n8n"
+# The folders whose every file is generated (tsc compiles them; the build copies their icons).
+SOURCE_DIRS = ("nodes", "credentials")
 # What n8n loads: the build's output, named as the sources are.
 BUILT_NODE = f"dist/{NODE_DIR}/{NODE_CLASS}.node.js"
 BUILT_CREDENTIAL = f"dist/credentials/{CREDENTIAL_CLASS}.credentials.js"
@@ -267,14 +270,31 @@ def render(manifest: Manifest | None = None) -> dict[str, str]:
     }
 
 
+def leftovers(out_dir: Path, names: Iterable[str]) -> list[str]:
+    """Return the files under the source folders that the generator no longer makes."""
+    made = set(names)
+    found = sorted(p for folder in SOURCE_DIRS for p in (out_dir / folder).rglob("*"))
+    return [
+        str(p.relative_to(out_dir))
+        for p in found
+        if p.is_file() and str(p.relative_to(out_dir)) not in made
+    ]
+
+
 def write_all(out_dir: Path, *, check: bool = False) -> list[str]:
-    """Write (or compare) the package under ``out_dir``; return the stale files."""
+    """Write (or compare) the package under ``out_dir``; return the stale files (a file left
+    over in nodes/ or credentials/, which the build would compile, is removed or reported)."""
+    files = render()
     stale = []
-    for name, text in render().items():
+    for name, text in files.items():
         path = out_dir / name
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             stale.append(name)
             if not check:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
+    for name in leftovers(out_dir, files):
+        stale.append(name)
+        if not check:
+            (out_dir / name).unlink()
     return stale
