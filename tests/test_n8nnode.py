@@ -302,8 +302,9 @@ def test_advanced_parameters_are_listed_by_label():
 
 def test_the_package_readme_lists_every_field_by_its_label():
     readme = n8nnode.render()["README.md"]
-    for _, param in PARAMS:
-        assert f"- **{param.label}** (`{param.name}`)" in readme
+    for action, param in PARAMS:
+        label = n8nform.field(action, param, top=False)["displayName"]  # as the node shows it
+        assert f"- **{label}** (`{param.name}`)" in readme
     for fact in ["npm install n8n-nodes-openai-chat-connector", "~/.n8n/nodes", "Community Nodes"]:
         assert fact in readme
 

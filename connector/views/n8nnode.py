@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from connector.engine.loader import load_manifest
-from connector.manifest.spec import Manifest, ManifestError, Param, Publisher
+from connector.manifest.spec import Action, Manifest, ManifestError, Param, Publisher
 from connector.version import __version__
-from connector.views.n8nform import TIMEOUT_SECONDS, load_options_method, properties
+from connector.views.n8nform import TIMEOUT_SECONDS, field, load_options_method, properties
 from connector.views.typescript import Code, string_literal, ts
 
 PACKAGE = "n8n-nodes-openai-chat-connector"
@@ -177,7 +177,8 @@ def package_json(manifest: Manifest) -> dict[str, Any]:
         "name": PACKAGE,
         "version": __version__,
         "description": f"{DISPLAY_NAME}: the {manifest.connector.title} actions of the"
-        " connector's action server (Create Chat Completion, List Models), as an n8n node.",
+        f" connector's action server ({', '.join(a.title for a in manifest.actions)}), as an"
+        " n8n node.",
         "license": "MIT",
         "homepage": pub.website,
         "keywords": ["n8n-community-node-package", "n8n", "openai", "chat-completion"],
@@ -221,8 +222,12 @@ def _node_ts(manifest: Manifest) -> str:
     )
 
 
-def _field_rows(params: list[Param]) -> str:
-    return "\n".join(f"- **{p.label}** (`{p.name}`): {p.description.strip()}" for p in params)
+def _field_rows(action: Action, params: list[Param]) -> str:
+    """Return a README list of fields, each by the label the node shows."""
+    return "\n".join(
+        f"- **{field(action, p, top=False)['displayName']}** (`{p.name}`): {p.description.strip()}"
+        for p in params
+    )
 
 
 def readme(manifest: Manifest) -> str:
@@ -231,9 +236,9 @@ def readme(manifest: Manifest) -> str:
     for a in manifest.actions:
         basic = [p for p in a.parameters if p.visibility == "basic"]
         advanced = [p for p in a.parameters if p.visibility == "advanced"]
-        text = f"### {a.title} (`{a.id}`)\n{a.description.strip()}\n\n{_field_rows(basic)}\n"
+        text = f"### {a.title} (`{a.id}`)\n{a.description.strip()}\n\n{_field_rows(a, basic)}\n"
         if advanced:
-            text += f"\nUnder **Advanced Parameters**:\n\n{_field_rows(advanced)}\n"
+            text += f"\nUnder **Advanced Parameters**:\n\n{_field_rows(a, advanced)}\n"
         sections.append(text)
     pub = publisher(manifest)
     return _fill(
