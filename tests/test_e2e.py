@@ -95,12 +95,8 @@ def n8n_package(tmp_path_factory) -> Path:
     return folder / "package"
 
 
-@pytest.fixture(scope="session")
-def n8n(tmp_path_factory, smtp, action_server, n8n_package):
-    """n8n with its own user folder, the connector's generated node (the built dist/ of its
-    package, loaded as a custom extension) and the example credentials filled in for here."""
-    host = N8n(tmp_path_factory.mktemp("n8n"))
-    host.env["N8N_CUSTOM_EXTENSIONS"] = str(n8n_package / "dist")
+def with_credentials(host: N8n, smtp: MailServer, action_server: str) -> N8n:
+    """Import the example credentials into an n8n, filled in for here."""
     credentials = json.loads((EXAMPLES / "n8n" / "credentials.json").read_text())
     filled = {
         "httpBearerAuth": {"token": TOKEN},
@@ -111,6 +107,33 @@ def n8n(tmp_path_factory, smtp, action_server, n8n_package):
         credential["data"] |= filled[credential["type"]]
     host.import_credentials(credentials)
     return host
+
+
+@pytest.fixture(scope="session")
+def n8n(tmp_path_factory, smtp, action_server, n8n_package):
+    """n8n with its own user folder, the connector's generated node (the built dist/ of its
+    package, loaded as a custom extension) and the example credentials filled in for here."""
+    host = N8n(tmp_path_factory.mktemp("n8n"))
+    host.env["N8N_CUSTOM_EXTENSIONS"] = str(n8n_package / "dist")
+    return with_credentials(host, smtp, action_server)
+
+
+@pytest.fixture(scope="session")
+def n8n_installed(tmp_path_factory, smtp, action_server, n8n_package):
+    """n8n with the node installed as docs/n8n.md says, with `npm install` of the package in
+    n8n's nodes folder (here the packed tarball: the package is not published)."""
+    host = N8n(tmp_path_factory.mktemp("n8n-installed"))
+    nodes = host.folder / ".n8n" / "nodes"
+    nodes.mkdir(parents=True)
+    (tarball,) = n8n_package.parent.glob("*.tgz")
+    # n8n-workflow, the peer dependency, is n8n's own: npm need not (and, offline, cannot) add it.
+    install = ["npm", "install", "--offline", "--ignore-scripts", "--legacy-peer-deps"]
+    proc = subprocess.run(
+        [*install, "--no-audit", "--no-fund", str(tarball)],
+        cwd=nodes, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return with_credentials(host, smtp, action_server)
 
 
 def workflow(name: str, workflow_id: str | None = None, **settings) -> dict:
@@ -371,6 +394,15 @@ def test_n8n_node_failure_fails_the_node_and_sends_no_mail(
     assert after.get(outcome, 0) == before.get(outcome, 0) + 1
     attempts = "connector_upstream_attempts_total"
     assert (after.get(attempts, 0) - before.get(attempts, 0) >= 1) == bool(upstream)
+
+
+def test_n8n_runs_the_node_installed_with_npm_in_its_nodes_folder(n8n_installed, mail):
+    doc = node_workflow("NodeInstalled", **node_form())
+    node = next(n for n in doc["nodes"] if n["name"] == NODE)
+    node["type"] = f"{n8nnode.PACKAGE}.{n8nnode.NODE}"  # as n8n names an installed package's
+    result = run_workflow(n8n_installed, doc)
+    assert result.ok, result.stdout[-3000:]
+    assert_one_mail(mail, content(result.output(NODE)[0]))
 
 
 def test_n8n_node_continue_on_fail_gives_the_error_document(n8n, action_server):
