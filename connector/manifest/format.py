@@ -202,6 +202,12 @@ class Publisher(Strict):
     website: str = Field(pattern=_URL, description="The connector's website.")
     privacy_policy: str = Field(pattern=_URL, description="The privacy policy's page.")
     categories: list[Category] = Field(min_length=1, max_length=2)
+    repository: str | None = Field(
+        None,
+        pattern=r"^https://\S+[^/]$",
+        description="The source repository's https URL (the n8n package's repository, which"
+        " its npm provenance names).",
+    )
 
 
 class ConnectorInfo(Strict):
@@ -211,7 +217,7 @@ class ConnectorInfo(Strict):
     title: str
     description: str
     publisher: Publisher | None = Field(
-        None, description="For connector listings (Power Automate)."
+        None, description="For connector listings (Power Automate) and the n8n package."
     )
 
 

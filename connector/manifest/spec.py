@@ -163,6 +163,7 @@ class Publisher(Compiled):
     website: str
     privacy_policy: str
     categories: list[str]
+    repository: str | None
 
 
 class ConnectorInfo(Compiled):

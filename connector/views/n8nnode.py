@@ -1,21 +1,28 @@
-"""The n8n community-node package (package.json, node, credential, icon), generated from the manifest.
+"""The n8n community-node package, generated from the manifest, as n8n's starter lays it out.
 
-The node is plain JavaScript that n8n loads as it is (no build, no install): the runtime is the
-template ``connector/views/templates/n8n.node.js``, and what the manifest says (the actions, each
-parameter's label, description, placeholder and required flag) is written into it as JSON.
-``hosts/n8n/`` holds the generated copy; ``python -m connector n8n-node --check`` finds it stale.
+``hosts/n8n/`` is a TypeScript package that n8n's own tooling (``@n8n/node-cli``: ``n8n-node lint``
+and ``n8n-node build``) checks and compiles to ``dist/``, which n8n loads. The runtime is the
+template ``connector/views/templates/n8n.node.ts``; what the manifest says (the actions, each
+parameter's label, description, placeholder and required flag; the publisher) is written into
+it and into package.json, the credential and the package's README.
+``python -m connector n8n-node --check`` finds any of these files stale (not ``dist/``, which the
+build makes, nor ``package-lock.json``, which npm makes from package.json).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
 from connector.engine.loader import load_manifest
-from connector.manifest.spec import Action, Manifest, Param
+from connector.manifest.spec import Action, Manifest, ManifestError, Param, Publisher
 from connector.version import __version__
+from connector.views.n8nform import TIMEOUT_SECONDS, field, load_options_method, properties
+from connector.views.typescript import Code, string_literal, ts
 
 PACKAGE = "n8n-nodes-openai-chat-connector"
 NODE = "openAiChatConnector"
@@ -23,132 +30,36 @@ NODE_CLASS = "OpenAiChatConnector"
 DISPLAY_NAME = "OpenAI Chat Connector"
 CREDENTIAL = "openAiChatConnectorApi"
 CREDENTIAL_CLASS = "OpenAiChatConnectorApi"
-ICON = "openAiChatConnector.svg"
-NODE_FILE = f"nodes/{NODE_CLASS}/{NODE_CLASS}.node.js"
-ICON_FILE = f"nodes/{NODE_CLASS}/{ICON}"
-CREDENTIAL_FILE = f"credentials/{CREDENTIAL_CLASS}.credentials.js"
-# The JSON a template gets, and the class name it exports (n8n loads the class named as the file).
-SPEC_MARK, CLASS_MARK = "/*@SPEC@*/", "/*@CLASS@*/"
-TIMEOUT_SECONDS = 600  # the default of the node's Timeout option; a local model can be slow
-JSON_ROWS = 4  # height of a JSON field's text box
+ICONS = {"light": f"{NODE}.svg", "dark": f"{NODE}.dark.svg"}
+NODE_DIR = f"nodes/{NODE_CLASS}"
+NODE_FILE = f"{NODE_DIR}/{NODE_CLASS}.node.ts"
+CODEX_FILE = f"{NODE_DIR}/{NODE_CLASS}.node.json"
+CREDENTIAL_FILE = f"credentials/{CREDENTIAL_CLASS}.credentials.ts"
+# The folder of the package in the repository (package.json's repository.directory).
+PACKAGE_DIR = "hosts/n8n"
+# The folders whose every file is generated (tsc compiles them; the build copies their icons).
+SOURCE_DIRS = ("nodes", "credentials")
+# What n8n loads: the build's output, named as the sources are.
+BUILT_NODE = f"dist/{NODE_DIR}/{NODE_CLASS}.node.js"
+BUILT_CREDENTIAL = f"dist/credentials/{CREDENTIAL_CLASS}.credentials.js"
+# The tools the package is built and checked with, pinned: package-lock.json pins the rest.
+DEV_DEPENDENCIES = {
+    "@n8n/node-cli": "0.48.3",
+    "eslint": "9.29.0",
+    "prettier": "3.6.2",
+    "release-it": "19.2.4",
+    "typescript": "5.9.3",
+}
+_MARK = re.compile(r"/\*@(\w+)@\*/")
 
 
 def _template(name: str) -> str:
     return package_files("connector.views.templates").joinpath(name).read_text(encoding="utf-8")
 
 
-def _js(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, indent="\t", ensure_ascii=False)
-
-
-def placeholder(p: Param) -> str | None:
-    """Return the field's placeholder: its manifest example as form text (JSON when not text)."""
-    if p.example is None:
-        return None
-    return p.example if isinstance(p.example, str) else json.dumps(p.example)
-
-
-def _shown_for(action: Action) -> dict[str, Any]:
-    return {"show": {"action": [action.id]}}
-
-
-def load_options_method(action: Action, p: Param) -> str:
-    """Return the name of the node's loadOptions method for a field with options."""
-    words = f"{action.id}_{p.name}".split("_")
-    return "options" + "".join(w.capitalize() for w in words)
-
-
-def field(action: Action, p: Param, *, top: bool) -> dict[str, Any]:
-    """Return the n8n property of one manifest parameter: form text, sent as typed."""
-    prop: dict[str, Any] = {
-        "displayName": p.label,
-        "name": p.name,
-        "type": "string",
-        "default": "",
-        "description": p.description.strip(),
-    }
-    if top:
-        prop["required"] = p.required
-        prop["displayOptions"] = _shown_for(action)
-    if p.options is not None:
-        # A dropdown over the server's options route. An n8n options field also keeps a value
-        # typed in or an expression: the workflow JSON holds it as a plain string either way.
-        prop["type"] = "options"
-        prop["typeOptions"] = {"loadOptionsMethod": load_options_method(action, p)}
-    elif p.input == "json":
-        prop["typeOptions"] = {"rows": JSON_ROWS}
-    text = placeholder(p)
-    if text is not None and p.options is None:
-        prop["placeholder"] = f"e.g. {text}"
-    return prop
-
-
-def properties(manifest: Manifest) -> list[dict[str, Any]]:
-    """Return the node's parameters: the action, each action's Basic and Advanced, the options."""
-    props: list[dict[str, Any]] = [
-        {
-            "displayName": "Action",
-            "name": "action",
-            "type": "options",
-            "noDataExpression": True,
-            "default": manifest.actions[0].id,
-            "options": [
-                {
-                    "name": a.title,
-                    "value": a.id,
-                    "description": a.description.strip(),
-                    "action": a.title,
-                }
-                for a in manifest.actions
-            ],
-        }
-    ]
-    for action in manifest.actions:
-        basic = [p for p in action.parameters if p.visibility == "basic"]
-        advanced = [p for p in action.parameters if p.visibility == "advanced"]
-        props += [field(action, p, top=True) for p in basic]
-        if advanced:
-            props.append(
-                {
-                    "displayName": "Advanced Parameters",
-                    "name": "advanced",
-                    "type": "collection",
-                    "placeholder": "Add Advanced Parameter",
-                    "default": {},
-                    "displayOptions": _shown_for(action),
-                    "options": [field(action, p, top=False) for p in advanced],
-                }
-            )
-    props.append(
-        {
-            "displayName": "Options",
-            "name": "options",
-            "type": "collection",
-            "placeholder": "Add Option",
-            "default": {},
-            "options": [
-                {
-                    "displayName": "Wait for Async Run",
-                    "name": "waitForAsyncRun",
-                    "type": "boolean",
-                    "default": False,
-                    "description": "Whether to start the action on the server's runs route and"
-                    " poll the run, as each Retry-After says, until it is done (for runs longer"
-                    " than a proxy lets one request last)",
-                },
-                {
-                    "displayName": "Timeout (Seconds)",
-                    "name": "timeout",
-                    "type": "number",
-                    "typeOptions": {"minValue": 1},
-                    "default": TIMEOUT_SECONDS,
-                    "description": "How long to wait for the action server, per request (and"
-                    " in all, when waiting for an async run)",
-                },
-            ],
-        }
-    )
-    return props
+def _fill(template: str, **parts: str) -> str:
+    """Return a template with each ``/*@NAME@*/`` mark replaced (every mark must be given)."""
+    return _MARK.sub(lambda m: parts[m.group(1).lower()], _template(template))
 
 
 def node_spec(manifest: Manifest) -> dict[str, Any]:
@@ -156,14 +67,15 @@ def node_spec(manifest: Manifest) -> dict[str, Any]:
     description = {
         "displayName": DISPLAY_NAME,
         "name": NODE,
-        "icon": f"file:{ICON}",
+        "icon": {side: f"file:{name}" for side, name in ICONS.items()},
         "group": ["transform"],
         "version": 1,
         "subtitle": '={{$parameter["action"]}}',
         "description": manifest.connector.description.strip(),
         "defaults": {"name": DISPLAY_NAME},
-        "inputs": ["main"],
-        "outputs": ["main"],
+        "usableAsTool": True,
+        "inputs": [Code("NodeConnectionTypes.Main")],
+        "outputs": [Code("NodeConnectionTypes.Main")],
         "credentials": [{"name": CREDENTIAL, "required": True}],
         "properties": properties(manifest),
     }
@@ -179,12 +91,24 @@ def node_spec(manifest: Manifest) -> dict[str, Any]:
     return {"description": description, "actions": actions, "loadOptions": sources}
 
 
-def credential_spec() -> dict[str, Any]:
+def publisher(manifest: Manifest) -> Publisher:
+    """Return the manifest's publisher: the package's author, homepage and repository."""
+    pub = manifest.connector.publisher
+    if pub is None or pub.repository is None:
+        raise ManifestError(
+            "The n8n package needs connector.publisher with its repository in the manifest"
+            " (the package's author, homepage and repository)"
+        )
+    return pub
+
+
+def credential_spec(manifest: Manifest) -> dict[str, Any]:
     """Return the credential type: the server's URL and token, sent as a bearer header."""
     return {
         "name": CREDENTIAL,
         "displayName": f"{DISPLAY_NAME} API",
-        "icon": f"file:../nodes/{NODE_CLASS}/{ICON}",
+        "icon": {side: f"file:../{NODE_DIR}/{name}" for side, name in ICONS.items()},
+        "documentationUrl": f"{publisher(manifest).repository}/tree/main/{PACKAGE_DIR}#credentials",
         "properties": [
             {
                 "displayName": "Server URL",
@@ -214,28 +138,119 @@ def credential_spec() -> dict[str, Any]:
     }
 
 
+# Each member of the credential class, and its type where TypeScript needs one.
+CREDENTIAL_TYPES = {
+    "icon": "Icon",
+    "properties": "INodeProperties[]",
+    "authenticate": "IAuthenticateGeneric",
+    "test": "ICredentialTestRequest",
+}
+
+
+def _credential_members(spec: dict[str, Any]) -> str:
+    rows = []
+    for key, value in spec.items():
+        typed = f": {CREDENTIAL_TYPES[key]}" if key in CREDENTIAL_TYPES else ""
+        rows.append(f"\t{key}{typed} = {ts(value, 1)};\n")
+    return "\n".join(rows)
+
+
+def codex(manifest: Manifest) -> dict[str, Any]:
+    """Return the node's codex file: its categories and documentation links in the editor."""
+    docs = f"{publisher(manifest).repository}/tree/main/{PACKAGE_DIR}"
+    return {
+        "node": f"{PACKAGE}.{NODE}",
+        "nodeVersion": "1.0",
+        "codexVersion": "1.0",
+        "categories": ["AI", "Development"],
+        "resources": {
+            "credentialDocumentation": [{"url": f"{docs}#credentials"}],
+            "primaryDocumentation": [{"url": docs}],
+        },
+    }
+
+
 def package_json(manifest: Manifest) -> dict[str, Any]:
-    """Return the package's package.json: what n8n's community-node loader reads."""
+    """Return the package's package.json: what n8n's tooling and its package loader read."""
+    pub = publisher(manifest)
     return {
         "name": PACKAGE,
         "version": __version__,
-        "description": f"{DISPLAY_NAME}: {manifest.connector.title} actions of the connector's"
-        " action server, as an n8n node.",
-        "keywords": ["n8n-community-node-package", "n8n", "openai", "chat-completion"],
+        "description": f"{DISPLAY_NAME}: the {manifest.connector.title} actions of the"
+        f" connector's action server ({', '.join(a.title for a in manifest.actions)}), as an"
+        " n8n node.",
         "license": "MIT",
-        "main": NODE_FILE,
-        "files": ["nodes", "credentials"],
+        "homepage": pub.website,
+        "keywords": ["n8n-community-node-package", "n8n", "openai", "chat-completion"],
+        "author": {"name": pub.name, "email": pub.email, "url": pub.url},
+        "repository": {"type": "git", "url": f"git+{pub.repository}.git", "directory": PACKAGE_DIR},
+        "scripts": {
+            "build": "n8n-node build",
+            "build:watch": "tsc --watch",
+            "dev": "n8n-node dev",
+            "lint": "n8n-node lint",
+            "lint:fix": "n8n-node lint --fix",
+            "release": "n8n-node release",
+            "prepublishOnly": "n8n-node prerelease",
+        },
+        "files": ["dist"],
         "n8n": {
             "n8nNodesApiVersion": 1,
-            "credentials": [CREDENTIAL_FILE],
-            "nodes": [NODE_FILE],
+            "strict": True,
+            "credentials": [BUILT_CREDENTIAL],
+            "nodes": [BUILT_NODE],
         },
+        "devDependencies": DEV_DEPENDENCIES,
         "peerDependencies": {"n8n-workflow": "*"},
     }
 
 
-def _fill(template: str, cls: str, spec: dict[str, Any]) -> str:
-    return _template(template).replace(CLASS_MARK, cls).replace(SPEC_MARK, _js(spec))
+def _node_ts(manifest: Manifest) -> str:
+    spec = node_spec(manifest)
+    methods = {
+        name: Code(f"optionsOf({string_literal(action)}, {string_literal(field)})")
+        for name, (action, field) in spec["loadOptions"].items()
+    }
+    return _fill(
+        "n8n.node.ts",
+        credential=string_literal(CREDENTIAL),
+        timeout=str(TIMEOUT_SECONDS),
+        actions=ts(spec["actions"]),
+        description=ts(spec["description"], 1),
+        load_options=ts(methods, 2),
+        name=NODE_CLASS,
+    )
+
+
+def _field_rows(action: Action, params: list[Param]) -> str:
+    """Return a README list of fields, each by the label the node shows."""
+    return "\n".join(
+        f"- **{field(action, p, top=False)['displayName']}** (`{p.name}`): {p.description.strip()}"
+        for p in params
+    )
+
+
+def readme(manifest: Manifest) -> str:
+    """Return the package's README: install, the credential, each action's fields, an example."""
+    sections = []
+    for a in manifest.actions:
+        basic = [p for p in a.parameters if p.visibility == "basic"]
+        advanced = [p for p in a.parameters if p.visibility == "advanced"]
+        text = f"### {a.title} (`{a.id}`)\n{a.description.strip()}\n\n{_field_rows(a, basic)}\n"
+        if advanced:
+            text += f"\nUnder **Advanced Parameters**:\n\n{_field_rows(a, advanced)}\n"
+        sections.append(text)
+    pub = publisher(manifest)
+    return _fill(
+        "n8n.README.md",
+        package=PACKAGE,
+        display_name=DISPLAY_NAME,
+        description=manifest.connector.description.strip(),
+        actions="\n".join(sections),
+        timeout=str(TIMEOUT_SECONDS),
+        homepage=pub.website,
+        repository=pub.repository or "",
+    )
 
 
 def render(manifest: Manifest | None = None) -> dict[str, str]:
@@ -243,20 +258,48 @@ def render(manifest: Manifest | None = None) -> dict[str, str]:
     manifest = manifest or load_manifest()
     return {
         "package.json": json.dumps(package_json(manifest), indent=2) + "\n",
-        NODE_FILE: _fill("n8n.node.js", NODE_CLASS, node_spec(manifest)),
-        ICON_FILE: _template("n8n.svg"),
-        CREDENTIAL_FILE: _fill("n8n.credentials.js", CREDENTIAL_CLASS, credential_spec()),
+        "tsconfig.json": _template("n8n.tsconfig.json"),
+        "eslint.config.mjs": _template("n8n.eslint.config.mjs"),
+        ".gitignore": "dist\nnode_modules\n",
+        "README.md": readme(manifest),
+        "LICENSE.md": _fill("n8n.LICENSE.md", holder=publisher(manifest).name),
+        NODE_FILE: _node_ts(manifest),
+        CODEX_FILE: json.dumps(codex(manifest), indent="\t") + "\n",
+        f"{NODE_DIR}/{ICONS['light']}": _template("n8n.light.svg"),
+        f"{NODE_DIR}/{ICONS['dark']}": _template("n8n.dark.svg"),
+        CREDENTIAL_FILE: _fill(
+            "n8n.credentials.ts",
+            name=CREDENTIAL_CLASS,
+            members=_credential_members(credential_spec(manifest)),
+        ),
     }
 
 
+def leftovers(out_dir: Path, names: Iterable[str]) -> list[str]:
+    """Return the files under the source folders that the generator no longer makes."""
+    made = set(names)
+    found = sorted(p for folder in SOURCE_DIRS for p in (out_dir / folder).rglob("*"))
+    return [
+        str(p.relative_to(out_dir))
+        for p in found
+        if p.is_file() and str(p.relative_to(out_dir)) not in made
+    ]
+
+
 def write_all(out_dir: Path, *, check: bool = False) -> list[str]:
-    """Write (or compare) the package under ``out_dir``; return the stale files."""
+    """Write (or compare) the package under ``out_dir``; return the stale files (a file left
+    over in nodes/ or credentials/, which the build would compile, is removed or reported)."""
+    files = render()
     stale = []
-    for name, text in render().items():
+    for name, text in files.items():
         path = out_dir / name
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             stale.append(name)
             if not check:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
+    for name in leftovers(out_dir, files):
+        stale.append(name)
+        if not check:
+            (out_dir / name).unlink()
     return stale

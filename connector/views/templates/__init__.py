@@ -1,1 +1,2 @@
-"""Templates of generated host packages (the n8n node's JavaScript and icon), kept as package data."""
+"""Templates of the generated host packages (the n8n node: TypeScript, configuration, icons,
+README), kept as package data."""
