@@ -10,6 +10,7 @@ template) is ``connector.engine.plan``'s.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from connector.errors import ConnectorError, InvalidInput
@@ -99,6 +100,16 @@ class Param(Compiled):
     def target(self) -> str:
         """Return the body field this parameter is sent as."""
         return self.send_as or self.name
+
+    def example_text(self, indent: int | None = None) -> str | None:
+        """Return the example as an author would type it: text, or JSON (a placeholder)."""
+        if self.example is None:
+            return None
+        return (
+            self.example
+            if isinstance(self.example, str)
+            else json.dumps(self.example, indent=indent)
+        )
 
 
 class Output(Compiled):

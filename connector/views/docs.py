@@ -97,7 +97,7 @@ def notes(p: Param, manifest: Manifest | None = None) -> list[str]:
 def _row(p: Param, manifest: Manifest) -> str:
     parts = [p.description.strip(), *notes(p, manifest)]
     if p.example is not None:
-        example = p.example if isinstance(p.example, str) else json.dumps(p.example, indent=2)
+        example = p.example_text(indent=2)
         parts.append(
             f"Example:<pre><code>{_cell(example)}</code></pre>"
             if "\n" in example

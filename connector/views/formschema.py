@@ -7,7 +7,6 @@ says how each is entered: ``ui:order`` (Basic first), ``ui:widget``, ``ui:help``
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from connector.engine.loader import load_manifest
@@ -73,7 +72,7 @@ def field_ui(action: Action, p: Param) -> dict[str, Any]:
         options["freeText"] = p.options.free_text
     placeholder = None
     if p.example is not None:
-        placeholder = p.example if isinstance(p.example, str) else json.dumps(p.example, indent=2)
+        placeholder = p.example_text(indent=2)
     if p.input == "json":
         # Tall enough for the example, so an author who types it sees all of it.
         lines = placeholder.count("\n") + 1 if placeholder else 1

@@ -3,7 +3,6 @@ conventions (which its lint checks) want them."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from connector.manifest.spec import Action, Manifest, Param
@@ -17,13 +16,6 @@ DYNAMIC_DESCRIPTION = (
     ' <a href="https://docs.n8n.io/code/expressions/">expression</a>'
 )
 SECRET_WORDS = ("secret", "password", "token", "apikey")
-
-
-def placeholder(p: Param) -> str | None:
-    """Return the field's placeholder: its manifest example as form text (JSON when not text)."""
-    if p.example is None:
-        return None
-    return p.example if isinstance(p.example, str) else json.dumps(p.example)
 
 
 def _shown_for(action: Action) -> dict[str, Any]:
@@ -86,7 +78,7 @@ def field(action: Action, p: Param, *, top: bool) -> dict[str, Any]:
         prop["typeOptions"] = {"loadOptionsMethod": load_options_method(action, p)}
     elif p.input == "json":
         prop["typeOptions"] = {"rows": JSON_ROWS}
-    text = placeholder(p)
+    text = p.example_text()
     if text is not None and prop["type"] == "string":
         prop["placeholder"] = f"e.g. {text}"
     return prop

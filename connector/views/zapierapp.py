@@ -19,7 +19,6 @@ from typing import Any
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
 from connector.version import __version__
-from connector.views.n8nnode import placeholder
 from connector.views.shapes import CALLBACK_HEADER
 
 PACKAGE = "openai-chat-connector-zapier"
@@ -74,7 +73,7 @@ def input_field(p: Param) -> dict[str, Any]:
         field["choices"] = list(p.enum)
     elif p.input == "boolean":
         field["choices"] = ["true", "false"]
-    text = placeholder(p)
+    text = p.example_text()
     if text is not None and p.options is None:
         field["placeholder"] = text
     return field
