@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node``.
+"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node|node-red``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 The exit code is the error's (``connector.errors.ERROR_TYPES``), 0 on success.
@@ -267,6 +267,24 @@ def _n8n_node_args(n: argparse.ArgumentParser) -> None:
     n.set_defaults(func=cmd_n8n_node)
 
 
+def cmd_node_red(args: argparse.Namespace) -> int:
+    from connector.views.nodered import write_all  # a view loads only for its own command
+
+    out = Path(args.out or _needs_checkout("node-red") / "hosts" / "node-red")
+    stale = write_all(out, check=args.check)
+    if args.check and stale:
+        _err("stale: " + ", ".join(stale) + " (run: python -m connector node-red)")
+        return 1
+    _err("the Node-RED nodes are up to date" if args.check else f"wrote the Node-RED nodes to {out}")
+    return 0
+
+
+def _node_red_args(n: argparse.ArgumentParser) -> None:
+    n.add_argument("--out", help="folder to write (default: the checkout's hosts/node-red/)")
+    n.add_argument("--check", action="store_true", help="fail if the package is stale")
+    n.set_defaults(func=cmd_node_red)
+
+
 def _check_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("--manifest", metavar="FILE", help="another manifest file to validate")
     c.set_defaults(func=cmd_check)
@@ -347,6 +365,7 @@ COMMANDS = {
     "worker": ("run queued async runs (CONNECTOR_RUNS_URL)", _lazy("server.worker")),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
     "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _n8n_node_args),
+    "node-red": ("write the Node-RED node package to hosts/node-red/ (checkout)", _node_red_args),
 }
 
 
