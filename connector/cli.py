@@ -275,7 +275,9 @@ def cmd_node_red(args: argparse.Namespace) -> int:
     if args.check and stale:
         _err("stale: " + ", ".join(stale) + " (run: python -m connector node-red)")
         return 1
-    _err("the Node-RED nodes are up to date" if args.check else f"wrote the Node-RED nodes to {out}")
+    _err(
+        "the Node-RED nodes are up to date" if args.check else f"wrote the Node-RED nodes to {out}"
+    )
     return 0
 
 

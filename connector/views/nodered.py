@@ -139,20 +139,20 @@ def form_html(action: Action) -> str:
 def help_html(action: Action) -> str:
     """Return the node's help in the editor's sidebar: inputs, outputs, errors, fields."""
     fields = "\n".join(
-        f"<dt>{escape(p.label)} <span class=\"property-type\">{p.name}</span></dt>\n"
+        f'<dt>{escape(p.label)} <span class="property-type">{p.name}</span></dt>\n'
         f"<dd>{prose(p.description)}"
         f"{' (Advanced)' if p.visibility != 'basic' else ''}</dd>"
         for p in action.parameters
     )
-    fields_part = f"<h3>Fields</h3>\n<dl class=\"message-properties\">\n{fields}\n</dl>\n"
+    fields_part = f'<h3>Fields</h3>\n<dl class="message-properties">\n{fields}\n</dl>\n'
     return (
         f"<p>{prose(action.description)} Runs the action <code>{action.id}</code> on"
         " the connector's action server.</p>\n"
-        "<h3>Inputs</h3>\n<dl class=\"message-properties\">\n"
+        '<h3>Inputs</h3>\n<dl class="message-properties">\n'
         '<dt class="optional">payload <span class="property-type">object</span></dt>\n'
         "<dd>Field values by field name (as below), as text; each one given overrides the"
         " dialog's. Other keys, and a payload that is not an object, are ignored.</dd>\n</dl>\n"
-        "<h3>Outputs</h3>\n<dl class=\"message-properties\">\n"
+        '<h3>Outputs</h3>\n<dl class="message-properties">\n'
         '<dt>payload <span class="property-type">object</span></dt>\n'
         "<dd>The action's output, unchanged (for Create Chat Completion, the API's reply:"
         " <code>msg.payload.choices[0].message.content</code> is the text).</dd>\n</dl>\n"
@@ -214,14 +214,47 @@ def example_flow(manifest: Manifest) -> list[dict[str, Any]]:
     return [
         {"id": "ocr.flow", "type": "tab", "label": "Chat, then e-mail", "info": ""},
         {"id": "ocr.server", "type": SERVER_TYPE, "name": "", "url": DEFAULT_URL},
-        _node("ocr.inject", "inject", 120, [["ocr.chat"]], name="Start",
-              props=[{"p": "payload"}], payload="", payloadType="date", repeat="", once=False),  # fmt: skip
-        _node("ocr.chat", node_type(action), 330, [["ocr.mail"]], name="",
-              server="ocr.server", **seed),  # fmt: skip
-        _node("ocr.mail", "function", 540, [["ocr.send"]], name="Mail the reply", func=mail,
-              outputs=1, noerr=0, initialize="", finalize="", libs=[]),  # fmt: skip
-        _node("ocr.send", "e-mail", 740, [], name="", dname="Send e-mail",
-              server="127.0.0.1", port="25", authtype="NONE", secure=False, tls=False),  # fmt: skip
+        _node(
+            "ocr.inject",
+            "inject",
+            120,
+            [["ocr.chat"]],
+            name="Start",
+            props=[{"p": "payload"}],
+            payload="",
+            payloadType="date",
+            repeat="",
+            once=False,
+        ),
+        _node(
+            "ocr.chat", node_type(action), 330, [["ocr.mail"]], name="", server="ocr.server", **seed
+        ),
+        _node(
+            "ocr.mail",
+            "function",
+            540,
+            [["ocr.send"]],
+            name="Mail the reply",
+            func=mail,
+            outputs=1,
+            noerr=0,
+            initialize="",
+            finalize="",
+            libs=[],
+        ),
+        _node(
+            "ocr.send",
+            "e-mail",
+            740,
+            [],
+            name="",
+            dname="Send e-mail",
+            server="127.0.0.1",
+            port="25",
+            authtype="NONE",
+            secure=False,
+            tls=False,
+        ),
     ]
 
 
