@@ -110,6 +110,9 @@ describe('the package', () => {
 		assert.equal(helper.getNode('n').type, 'create-chat-completion');
 		assert.equal(helper.getNode('s').url, base);
 		assert.deepEqual(helper.getNode('s').credentials, { token: TOKEN });
+		// What the runtime keeps out of the flow file: the type's declared credentials.
+		assert.deepEqual(helper._redNodes.getCredentialDefinition('openai-chat-connector-server'), { token: { type: 'password' } });
+		assert.equal(helper._redNodes.getCredentialDefinition('create-chat-completion'), undefined);
 	});
 });
 
