@@ -90,7 +90,7 @@ def outcome(folder: Path, timeout: float = 180) -> tuple[list, list, list]:
     deadline = time.monotonic() + timeout
     while True:
         out, caught, statuses = (lines(path) for path in files)
-        if (out or caught) and len(statuses) >= 2 or time.monotonic() > deadline:
+        if ((out or caught) and len(statuses) >= 2) or time.monotonic() > deadline:
             return out, caught, statuses
         if len(statuses) >= 2:
             deadline = min(deadline, time.monotonic() + 5)
