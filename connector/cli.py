@@ -249,42 +249,30 @@ def _run_args(r: argparse.ArgumentParser) -> None:
     r.set_defaults(func=cmd_run)
 
 
-def cmd_n8n_node(args: argparse.Namespace) -> int:
-    from connector.views.n8nnode import write_all  # a view loads only for its own command
+# The host generators: command -> view module, folder under hosts/, what it writes.
+HOSTS = {
+    "n8n-node": ("n8nnode", "n8n", "the n8n node is"),
+    "node-red": ("nodered", "node-red", "the Node-RED nodes are"),
+}
 
-    out = Path(args.out or _needs_checkout("n8n-node") / "hosts" / "n8n")
-    stale = write_all(out, check=args.check)
+
+def cmd_host(args: argparse.Namespace) -> int:
+    module, folder, what = HOSTS[args.command]
+    # A view loads only for its own command.
+    view = __import__(f"connector.views.{module}", fromlist=["write_all"])
+    out = Path(args.out or _needs_checkout(args.command) / "hosts" / folder)
+    stale = view.write_all(out, check=args.check)
     if args.check and stale:
-        _err("stale: " + ", ".join(stale) + " (run: python -m connector n8n-node)")
+        _err("stale: " + ", ".join(stale) + f" (run: python -m connector {args.command})")
         return 1
-    _err("the n8n node is up to date" if args.check else f"wrote the n8n node to {out}")
+    _err(f"{what} up to date" if args.check else f"wrote {out}")
     return 0
 
 
-def _n8n_node_args(n: argparse.ArgumentParser) -> None:
-    n.add_argument("--out", help="folder to write (default: the checkout's hosts/n8n/)")
+def _host_args(n: argparse.ArgumentParser) -> None:
+    n.add_argument("--out", help="folder to write (default: the checkout's hosts/ folder)")
     n.add_argument("--check", action="store_true", help="fail if the package is stale")
-    n.set_defaults(func=cmd_n8n_node)
-
-
-def cmd_node_red(args: argparse.Namespace) -> int:
-    from connector.views.nodered import write_all  # a view loads only for its own command
-
-    out = Path(args.out or _needs_checkout("node-red") / "hosts" / "node-red")
-    stale = write_all(out, check=args.check)
-    if args.check and stale:
-        _err("stale: " + ", ".join(stale) + " (run: python -m connector node-red)")
-        return 1
-    _err(
-        "the Node-RED nodes are up to date" if args.check else f"wrote the Node-RED nodes to {out}"
-    )
-    return 0
-
-
-def _node_red_args(n: argparse.ArgumentParser) -> None:
-    n.add_argument("--out", help="folder to write (default: the checkout's hosts/node-red/)")
-    n.add_argument("--check", action="store_true", help="fail if the package is stale")
-    n.set_defaults(func=cmd_node_red)
+    n.set_defaults(func=cmd_host)
 
 
 def _check_args(c: argparse.ArgumentParser) -> None:
@@ -366,8 +354,8 @@ COMMANDS = {
     "serve": ("run the action server (HTTP, JSON; see docs/server.md)", _serve_args),
     "worker": ("run queued async runs (CONNECTOR_RUNS_URL)", _lazy("server.worker")),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
-    "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _n8n_node_args),
-    "node-red": ("write the Node-RED node package to hosts/node-red/ (checkout)", _node_red_args),
+    "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _host_args),
+    "node-red": ("write the Node-RED node package to hosts/node-red/ (checkout)", _host_args),
 }
 
 

@@ -202,6 +202,30 @@ describe('create-chat-completion', () => {
 	});
 });
 
+describe('the admin endpoint', () => {
+	it('asks for the node type\'s read permission, and answers nothing without it', async () => {
+		// The runtime's needsPermission (which checks the editor user's permissions) replaced
+		// by one that records what it was asked for and refuses a request marked so.
+		const asked = [];
+		const guarded = NODES.map((register) => (RED) => {
+			RED.auth = {
+				needsPermission: (permission) => (req, res, next) => {
+					asked.push(permission);
+					if (req.headers['x-refuse']) res.status(401).end();
+					else next();
+				},
+			};
+			return register(RED);
+		});
+		await helper.load(guarded, flow('create-chat-completion'), { s: { token: TOKEN } });
+		const url = '/create-chat-completion/options/model?server=s';
+		assert.equal((await helper.request().get(url).set('x-refuse', '1')).status, 401);
+		assert.equal(stub.requests.length, 0);
+		assert.equal((await helper.request().get(url)).status, 200);
+		assert.deepEqual(asked, ['create-chat-completion.read', 'create-chat-completion.read']);
+	});
+});
+
 describe('list-models', () => {
 	it('runs List Models with an empty form', async () => {
 		const statuses = await start('list-models');
