@@ -5,6 +5,9 @@
 // object, comes back whole. The server's token goes only into the Authorization header: no
 // status, log line or error here holds it.
 
+const http = require('node:http');
+const https = require('node:https');
+
 function baseUrl(server) {
 	return String(server.url || '').trim().replace(/\/+$/, '');
 }
@@ -15,6 +18,24 @@ function failure(type, message, extra) {
 	return error;
 }
 
+// One HTTP exchange with node:http(s), which, unlike fetch, sets no time limit of its own: a
+// slow model's run may take as long as the server's Max Duration allows.
+function exchange(url, method, headers, body, signal) {
+	return new Promise((resolve, reject) => {
+		const target = new URL(url);
+		const client = { 'http:': http, 'https:': https }[target.protocol];
+		if (!client) throw new Error(`the URL must start with http:// or https://`);
+		const request = client.request(target, { method, headers, signal }, (response) => {
+			const chunks = [];
+			response.on('data', (chunk) => chunks.push(chunk));
+			response.on('error', reject);
+			response.on('end', () => resolve({ response, text: Buffer.concat(chunks).toString('utf8') }));
+		});
+		request.on('error', reject);
+		request.end(body);
+	});
+}
+
 // One call: resolves { status, body, requestId }; rejects only when the server cannot be reached
 // or its answer cannot be read.
 async function call(server, method, path, body, signal) {
@@ -23,27 +44,21 @@ async function call(server, method, path, body, signal) {
 	const token = (server.credentials || {}).token;
 	if (token) headers.Authorization = `Bearer ${token}`;
 	if (body !== undefined) headers['Content-Type'] = 'application/json';
+	let answer;
 	try {
-		const response = await fetch(url, {
-			method,
-			headers,
-			body: body === undefined ? undefined : JSON.stringify(body),
-			signal,
-		});
-		const text = await response.text();
-		let parsed = text;
-		try {
-			parsed = JSON.parse(text);
-		} catch (ignored) {
-			// not JSON: errorDocument says what came instead
-		}
-		return { status: response.status, body: parsed, requestId: response.headers.get('x-request-id') };
+		answer = await exchange(url, method, headers, body === undefined ? undefined : JSON.stringify(body), signal);
 	} catch (error) {
-		const reason = (error.cause && error.cause.message) || error.message;
-		return Promise.reject(
-			failure('connection', `The call to the action server at ${url} failed: ${reason}. Check the server's URL, and that it is running.`),
-		);
+		const message = `The call to the action server at ${url} failed: ${error.message}. Check the server's URL, and that it is running.`;
+		throw failure('connection', message);
 	}
+	let parsed = answer.text;
+	try {
+		parsed = JSON.parse(answer.text);
+	} catch (ignored) {
+		// not JSON: errorDocument says what came instead
+	}
+	const requestId = answer.response.headers['x-request-id'];
+	return { status: answer.response.statusCode, body: parsed, requestId };
 }
 
 // The error document the server answered, or one that says what came instead.

@@ -167,15 +167,23 @@ describe('create-chat-completion', () => {
 		});
 	}
 
-	it('says so when the server cannot be reached', async () => {
-		const statuses = await start('create-chat-completion', { model: 'o3' }, 'http://127.0.0.1:9');
-		const [port, msg] = await exchange({ payload: 1 });
-		assert.equal(port, 'caught');
-		assert.equal(msg.error.code, 'connection');
-		assert.match(msg.error.message, /The call to the action server at http:\/\/127\.0\.0\.1:9\/actions\/create_chat_completion\/run failed/);
-		await waitFor(() => statuses.length >= 2);
-		assert.deepEqual(statuses, ['requesting', 'connection']);
-	});
+	const unreachable = [
+		['nothing listens', 'http://127.0.0.1:9', /at http:\/\/127\.0\.0\.1:9\/actions\/create_chat_completion\/run failed: connect ECONNREFUSED/],
+		['not a URL', 'my server', /at my server\/actions\/create_chat_completion\/run failed: Invalid URL/],
+		['not HTTP', 'ftp://127.0.0.1', /failed: the URL must start with http:\/\/ or https:\/\//],
+	];
+	for (const [name, url, message] of unreachable) {
+		it(`says so when the server cannot be reached: ${name}`, async () => {
+			const statuses = await start('create-chat-completion', { model: 'o3' }, url);
+			const [port, msg] = await exchange({ payload: 1 });
+			assert.equal(port, 'caught');
+			assert.equal(msg.error.code, 'connection');
+			assert.match(msg.error.message, message);
+			assert.match(msg.error.message, /Check the server's URL, and that it is running\.$/);
+			await waitFor(() => statuses.length >= 2);
+			assert.deepEqual(statuses, ['requesting', 'connection']);
+		});
+	}
 
 	it('offers the Model options through its admin endpoint', async () => {
 		await start('create-chat-completion');
