@@ -19,7 +19,7 @@ function failure(type, message, extra) {
 }
 
 // One HTTP exchange with node:http(s), which, unlike fetch, sets no time limit of its own: a
-// slow model's run may take as long as the server's Max Duration allows.
+// slow model's run may take as long as the connection's Max Duration allows.
 function exchange(url, method, headers, body, signal) {
 	return new Promise((resolve, reject) => {
 		const target = new URL(url);
