@@ -179,3 +179,25 @@ def test_node_red_loads_the_package_and_lists_its_example(red):
     name = Path(nodered.EXAMPLE_FILE).stem
     answer = red.get(f"/library/examples/flows/{nodered.PACKAGE}/{name}")
     assert answer.json() == json.loads(EXAMPLE.read_text())
+
+
+def test_node_red_lists_the_models(red, action_server, tmp_path):
+    flow = json.loads(EXAMPLE.read_text())
+    server = next(n for n in flow if n["id"] == "ocr.server")
+    server |= {"url": action_server, "credentials": {"token": TOKEN}}
+    node = {"z": "ocr.flow", "x": 0, "y": 0}
+    models = {"id": "models", "type": "list-models", **node, "name": "", "server": "ocr.server"}
+    models["wires"] = [["out.fn"]]
+    inject = {"id": "go", "type": "inject", **node, "props": [], "wires": [["models"]]}
+    flow = [flow[0], server, inject, models]
+    flow += recorder("out", "", "msg.payload", tmp_path / "out.jsonl")[1:]
+    flow += recorder(
+        "status", "status", "msg.status.text", tmp_path / "status.jsonl", scope=["models"]
+    )
+    flow += recorder("caught", "catch", "msg.error", tmp_path / "caught.jsonl", scope=["models"])
+    red.deploy(flow)
+    red.inject("go")
+    out, caught, statuses = outcome(tmp_path)
+    assert (caught, statuses) == ([], ["requesting", "done"])
+    assert out[0]["object"] == "list"
+    assert MODEL in [model["id"] for model in out[0]["data"]]
