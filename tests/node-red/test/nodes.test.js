@@ -185,6 +185,16 @@ describe('create-chat-completion', () => {
 		});
 	}
 
+	it('says so when no server is set, and calls nothing', async () => {
+		const props = flow('create-chat-completion', { model: 'o3' }).map((n) => (n.id === 'n' ? { ...n, server: '' } : n));
+		await helper.load(NODES, props, { s: { token: TOKEN } });
+		const [port, msg] = await exchange({ payload: 1 });
+		assert.equal(port, 'caught');
+		assert.equal(msg.error.code, 'no_server');
+		assert.match(msg.error.message, /Create Chat Completion: no server is set\. Pick one in the node's Server field\./);
+		assert.equal(stub.requests.length, 0);
+	});
+
 	it('offers the Model options through its admin endpoint', async () => {
 		await start('create-chat-completion');
 		const ok = await helper.request().get('/create-chat-completion/options/model?server=s');
