@@ -209,3 +209,15 @@ def test_a_stale_or_missing_file_is_found(tmp_path, name):
 )
 def test_the_docs_page_names_what_the_generator_makes(fact):
     assert fact in (ROOT / "docs" / "node-red.md").read_text()
+
+
+@pytest.mark.parametrize("action", MANIFEST.actions, ids=lambda a: a.id)
+def test_the_help_lists_the_fields_and_the_outputs_keys(action):
+    html = FILES[nodered.node_file(action, "html")]
+    help_part = html.split('data-help-name="')[1]
+    for key, schema in action.output.schema_["properties"].items():
+        assert f"<dt>payload.{key} " in help_part
+        assert nodered.prose(schema["description"]) in help_part
+    for p in action.parameters:
+        assert f'<dt>{p.label} <span class="property-type">{p.name}</span></dt>' in help_part
+    assert ("<h3>Fields</h3>" in help_part) is bool(action.parameters)

@@ -136,32 +136,52 @@ def form_html(action: Action) -> str:
     return "\n".join(parts)
 
 
+def _definitions(rows: list[tuple[str, str, str]]) -> str:
+    """Return an HTML definition list of (name, type, description) rows."""
+    items = "".join(
+        f'<dt>{name} <span class="property-type">{kind}</span></dt>\n<dd>{text}</dd>\n'
+        for name, kind, text in rows
+    )
+    return f'<dl class="message-properties">\n{items}</dl>\n'
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    """Return a JSON Schema's type as the help's property type (``string | null``)."""
+    kind = schema.get("type", "")
+    return " | ".join(kind) if isinstance(kind, list) else kind
+
+
 def help_html(action: Action) -> str:
     """Return the node's help in the editor's sidebar: inputs, outputs, errors, fields."""
-    fields = "\n".join(
-        f'<dt>{escape(p.label)} <span class="property-type">{p.name}</span></dt>\n'
-        f"<dd>{prose(p.description)}"
-        f"{' (Advanced)' if p.visibility != 'basic' else ''}</dd>"
+    if action.parameters:
+        given = (
+            "Field values by field name (as below), as text; each one given overrides the"
+            " dialog's. Other keys, and a payload that is not an object, are ignored."
+        )
+    else:
+        given = "Not used: any message runs the action, which has no fields."
+    keys = (action.output.schema_.get("properties") or {}).items()
+    output = [(f"payload.{k}", _kind(v), prose(v.get("description", ""))) for k, v in keys]
+    fields = [
+        (
+            escape(p.label),
+            p.name,
+            prose(p.description) + (" (Advanced)" * (p.visibility != "basic")),
+        )
         for p in action.parameters
-    )
-    fields_part = f'<h3>Fields</h3>\n<dl class="message-properties">\n{fields}\n</dl>\n'
+    ]
     return (
         f"<p>{prose(action.description)} Runs the action <code>{action.id}</code> on"
-        " the connector's action server.</p>\n"
-        '<h3>Inputs</h3>\n<dl class="message-properties">\n'
-        '<dt class="optional">payload <span class="property-type">object</span></dt>\n'
-        "<dd>Field values by field name (as below), as text; each one given overrides the"
-        " dialog's. Other keys, and a payload that is not an object, are ignored.</dd>\n</dl>\n"
-        '<h3>Outputs</h3>\n<dl class="message-properties">\n'
-        '<dt>payload <span class="property-type">object</span></dt>\n'
-        "<dd>The action's output, unchanged (for Create Chat Completion, the API's reply:"
-        " <code>msg.payload.choices[0].message.content</code> is the text).</dd>\n</dl>\n"
-        "<h3>Errors</h3>\n<p>A refused form or a failed call ends the message with the"
+        " the connector's action server.</p>\n<h3>Inputs</h3>\n"
+        + _definitions([("payload", "object", given)])
+        + "<h3>Outputs</h3>\n"
+        + _definitions([("payload", "object", "The action's output, unchanged:"), *output])
+        + "<h3>Errors</h3>\n<p>A refused form or a failed call ends the message with the"
         " connector's error, which a Catch node receives: <code>msg.error.message</code> names"
         " the field's label and the fix, <code>msg.error.code</code> is the error's type"
         " (<code>invalid_input</code>, ...) and <code>msg.error.cause</code> the server's error"
         " object. The node's status shows requesting, done, or the error's type.</p>\n"
-        + (fields_part if action.parameters else "")
+        + (f"<h3>Fields</h3>\n{_definitions(fields)}" if fields else "")
     )
 
 
