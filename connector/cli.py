@@ -1,4 +1,4 @@
-"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node|zapier``.
+"""Command line: ``python -m connector run|check|list|describe|options|form-schema|docs|schema|serve|worker|openapi|n8n-node|zapier|node-red``.
 
 stdout carries exactly one JSON document (or a table for humans); messages go to stderr.
 The exit code is the error's (``connector.errors.ERROR_TYPES``), 0 on success.
@@ -253,6 +253,7 @@ def _run_args(r: argparse.ArgumentParser) -> None:
 HOSTS = {
     "n8n-node": ("n8nnode", "n8n", "the n8n node"),  # the community-node package
     "zapier": ("zapierapp", "zapier", "the Zapier app"),  # a Zapier Platform CLI integration
+    "node-red": ("nodered", "node-red", "the Node-RED nodes"),  # a Node-RED node package
 }
 
 
@@ -356,6 +357,7 @@ COMMANDS = {
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
     "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _host_args),
     "zapier": ("write the Zapier integration to hosts/zapier/ (checkout)", _host_args),
+    "node-red": ("write the Node-RED node package to hosts/node-red/ (checkout)", _host_args),
 }
 
 

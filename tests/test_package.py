@@ -86,7 +86,7 @@ def test_the_installed_package_runs_outside_the_checkout(unpacked_wheel, tmp_pat
     assert json.loads(proc.stdout)["body"]["messages"] == [{"role": "user", "content": "Hello!"}]
 
 
-@pytest.mark.parametrize("command", ["docs", "schema", "openapi", "n8n-node", "zapier"])
+@pytest.mark.parametrize("command", ["docs", "schema", "openapi", "n8n-node", "zapier", "node-red"])
 def test_developer_commands_explain_themselves_outside_a_checkout(
     unpacked_wheel, tmp_path, command
 ):
