@@ -253,7 +253,7 @@ def _run_args(r: argparse.ArgumentParser) -> None:
 HOSTS = {
     "n8n-node": ("n8nnode", "n8n", "the n8n node"),  # the community-node package
     "zapier": ("zapierapp", "zapier", "the Zapier app"),  # a Zapier Platform CLI integration
-    "node-red": ("nodered", "node-red", "the Node-RED nodes"),  # a Node-RED node package
+    "node-red": ("nodered", "node-red", "the Node-RED package"),  # nodes for Node-RED's editor
 }
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
 from connector.version import __version__
-from connector.views.n8nnode import placeholder
 
 PACKAGE = "node-red-contrib-openai-chat-connector"
 SERVER_TYPE = "openai-chat-connector-server"
@@ -97,7 +96,7 @@ def _field_html(action: Action, p: Param) -> str:
     """Return one field of the edit dialog: label, text box, suggestions, help."""
     ident = f"node-input-{p.name}"
     attrs = f'id="{ident}"'
-    text = placeholder(p)
+    text = p.example_text()
     if text is not None:
         attrs += f' placeholder="{escape("e.g. " + text)}"'
     listed = choices(p)
@@ -222,7 +221,7 @@ def _node(node_id: str, kind: str, x: int, wires: list[list[str]], **props: Any)
 def example_flow(manifest: Manifest) -> list[dict[str, Any]]:
     """Return the example flow: inject, Create Chat Completion, a function, an e-mail."""
     action = manifest.action("create_chat_completion")
-    seed = {p.name: placeholder(p) for p in action.parameters if p.name in SEED_FIELDS}
+    seed = {p.name: p.example_text() for p in action.parameters if p.name in SEED_FIELDS}
     mail = (
         "// The reply's text is the mail's body; msg.topic its subject.\n"
         f"msg.topic = {json.dumps(MAIL_SUBJECT)};\n"
