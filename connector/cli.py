@@ -169,16 +169,21 @@ def _needs_checkout(command: str) -> Path:
     return root
 
 
+def _generate(args: argparse.Namespace, write_all, folder: str, what: str, rerun: str) -> int:
+    """Write (or with --check, compare) generated files under the checkout's ``folder``."""
+    out = Path(args.out or _needs_checkout(args.command) / folder)
+    stale = write_all(out, check=args.check)
+    if args.check and stale:
+        _err("stale: " + ", ".join(stale) + f" (run: python -m connector {rerun})")
+        return 1
+    _err(f"{what}: up to date" if args.check else f"wrote {what} to {out}")
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from connector.views import docs  # a view loads only for its own command
 
-    out = Path(args.out or _needs_checkout("docs") / "docs")
-    stale = docs.write_all(out, check=args.check)
-    if args.check and stale:
-        _err("stale: " + ", ".join(stale) + " (run: python -m connector docs)")
-        return 1
-    _err("docs are up to date" if args.check else f"wrote docs to {out}")
-    return 0
+    return _generate(args, docs.write_all, "docs", "the docs", "docs")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -219,13 +224,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     if not (args.write or args.check):
         sys.stdout.write(text("swagger.json" if args.swagger2 else "openapi.json"))
         return 0
-    out = Path(args.out or _needs_checkout("openapi") / "docs")
-    stale = write_all(out, check=args.check)
-    if args.check and stale:
-        _err("stale: " + ", ".join(stale) + " (run: python -m connector openapi --write)")
-        return 1
-    _err("OpenAPI documents are up to date" if args.check else f"wrote them to {out}")
-    return 0
+    return _generate(args, write_all, "docs", "the OpenAPI documents", "openapi --write")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -251,9 +250,9 @@ def _run_args(r: argparse.ArgumentParser) -> None:
 
 # The generated host packages: command -> (its view module, its folder under hosts/, what it is).
 HOSTS = {
-    "n8n-node": ("n8nnode", "n8n", "the n8n node"),  # the community-node package
-    "zapier": ("zapierapp", "zapier", "the Zapier app"),  # a Zapier Platform CLI integration
-    "node-red": ("nodered", "node-red", "the Node-RED package"),  # nodes for Node-RED's editor
+    "n8n-node": ("n8nnode", "n8n", "the n8n community-node package"),
+    "zapier": ("zapierapp", "zapier", "the Zapier integration"),
+    "node-red": ("nodered", "node-red", "the Node-RED node package"),
 }
 
 
@@ -261,13 +260,7 @@ def cmd_host(args: argparse.Namespace) -> int:
     module, folder, what = HOSTS[args.command]
     # A view loads only for its own command.
     write_all = __import__(f"connector.views.{module}", fromlist=["_"]).write_all
-    out = Path(args.out or _needs_checkout(args.command) / "hosts" / folder)
-    stale = write_all(out, check=args.check)
-    if args.check and stale:
-        _err("stale: " + ", ".join(stale) + f" (run: python -m connector {args.command})")
-        return 1
-    _err(f"{what} is up to date" if args.check else f"wrote {what} to {out}")
-    return 0
+    return _generate(args, write_all, f"hosts/{folder}", what, args.command)
 
 
 def _host_args(h: argparse.ArgumentParser) -> None:
@@ -355,9 +348,10 @@ COMMANDS = {
     "serve": ("run the action server (HTTP, JSON; see docs/server.md)", _serve_args),
     "worker": ("run queued async runs (CONNECTOR_RUNS_URL)", _lazy("server.worker")),
     "openapi": ("print the server's OpenAPI 3.1 document (or Swagger 2.0)", _openapi_args),
-    "n8n-node": ("write the n8n community-node package to hosts/n8n/ (checkout)", _host_args),
-    "zapier": ("write the Zapier integration to hosts/zapier/ (checkout)", _host_args),
-    "node-red": ("write the Node-RED node package to hosts/node-red/ (checkout)", _host_args),
+    **{
+        c: (f"write {what} to hosts/{folder}/ (checkout)", _host_args)
+        for c, (_, folder, what) in HOSTS.items()
+    },
 }
 
 

@@ -65,7 +65,7 @@ def test_every_manifest_field_is_a_node_field_as_the_manifest_says(action, param
     # Form text, sent as typed: the connector's input rules apply to it.
     assert (prop["type"], prop["default"]) == ("string", "")
     assert prop.get("typeOptions", {}).get("password", False) is param.secret
-    expected = n8nform.placeholder(param)
+    expected = param.example_text()
     assert prop.get("placeholder") == (None if expected is None else f"e.g. {expected}")
 
 

@@ -82,7 +82,7 @@ def test_every_manifest_field_is_in_the_dialog_as_the_manifest_says(action, para
     assert field["id"] == f"node-input-{param.name}"  # Node-RED saves it as the property
     assert field["advanced"] is (param.visibility != "basic")
     assert field["box"] == ("textarea" if param.input == "json" else "input")
-    expected = nodered.placeholder(param)
+    expected = param.example_text()
     assert field.get("placeholder") == (None if expected is None else f"e.g. {expected}")
     suggested = nodered.choices(param) or (param.options is not None)
     assert ("list" in field) is bool(suggested)

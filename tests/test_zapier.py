@@ -13,7 +13,6 @@ import pytest
 from connector import __version__, cli
 from connector.engine.loader import load_manifest
 from connector.views import zapierapp
-from connector.views.n8nnode import placeholder
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = load_manifest()
@@ -49,7 +48,7 @@ def test_every_manifest_field_is_an_input_field_as_the_manifest_says(action, par
         assert field["dynamic"] == f"{param.options.action}.id.name"
         assert "placeholder" not in field and "choices" not in field
     else:
-        assert field.get("placeholder") == placeholder(param)
+        assert field.get("placeholder") == param.example_text()
     if param.enum:
         assert field["choices"] == param.enum
 
