@@ -284,6 +284,14 @@ ERROR_TYPES: dict[str, ErrorType] = {
     "too_large": ErrorType(
         Refused, 413, "The body is larger than the server's cap.", server_only=True
     ),
+    "malformed_request": ErrorType(
+        Refused,
+        400,
+        "The HTTP request itself was refused before it was read: a header line or the headers"
+        " too large (the status is then 431, or 414 for the request line), too many headers, or"
+        " conflicting framing (Content-Length with Transfer-Encoding).",
+        server_only=True,
+    ),
     "request_timeout": ErrorType(
         Refused,
         408,

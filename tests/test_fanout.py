@@ -9,6 +9,7 @@ output, how many 429s the upstream had to send, memory, and the front door's lim
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import socket
 import time
@@ -206,3 +207,23 @@ def test_a_chunked_body_is_read_through_the_cap(slow, tmp_path, body, status, fr
         answer, _ = raw_call(srv.url, HEAD + "Transfer-Encoding: chunked\r\n\r\n", chunked(body))
     assert answer.startswith(b"HTTP/1.1 " + status), answer[:300]
     assert fragment in answer
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ("Authorization: Bearer " + "x" * 9000 + "\r\n", b"431"),  # one header over 8 KB
+        ("".join(f"X-Extra-{i}: {i}\r\n" for i in range(150)), b"431"),  # 150 headers
+        ("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"400"),  # conflicting framing
+    ],
+    ids=["header-too-large", "too-many-headers", "length-and-chunked"],
+)
+def test_a_request_refused_before_the_app_gets_the_error_object(slow, tmp_path, headers, status):
+    with serve(slow, tmp_path) as srv:
+        head = f"POST {RUN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}\r\n"
+        answer, _ = raw_call(srv.url, head, b"0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:300]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] == "malformed_request" and "fix the HTTP request" in error["message"]

@@ -140,6 +140,7 @@ def test_blank_optional_values_are_not_sent(blank):
         ("tools", '{"type": "function"}', "expected array, got object"),
         ("logit_bias", '{"50256": -100', "not valid JSON"),
         ("user", {"a": 1}, "expected text"),
+        ("seed", "9" * 5000, "no field takes a number longer than 100 digits"),  # not a 500
     ],
 )
 def test_invalid_values_name_the_field_and_the_fix(name, text, fragment):

@@ -33,6 +33,7 @@ def server_env(fault_server, tmp: Path, **extra: str) -> dict[str, str]:
         "CONNECTOR_SERVER_MAX_BODY_BYTES": "65536",
         "CONNECTOR_RUNS_DB": str(tmp / "runs.sqlite3"),
         "CONNECTOR_RUN_HEARTBEAT": "0.2",
+        "CONNECTOR_TRUSTED_PROXIES": "127.0.0.1",  # the tests' client plays the proxy too
         **extra,
     }
 
@@ -264,6 +265,7 @@ def test_every_error_type_is_tested():
         "local_server_killed",
         "store_unavailable",  # test_scaleout.py: PostgreSQL down
         "request_timeout",  # test_fanout.py: a stalled client
+        "malformed_request",  # test_fanout.py: refused by gunicorn before the app
     }
     assert tested | elsewhere == set(ERROR_TYPES)
 
@@ -323,6 +325,18 @@ def test_the_location_is_absolute_as_the_client_reached_the_server(
     polled = srv.call("GET", run, headers=headers)
     assert polled.status_code != 202 or polled.headers["Location"] == (origin or srv.url) + run
     poll(srv, run)
+
+
+def test_forwarded_headers_from_an_untrusted_client_do_not_move_the_location(
+    fault_server, tmp_path
+):
+    env = {**server_env(fault_server, tmp_path), "CONNECTOR_TRUSTED_PROXIES": ""}
+    with ActionServer(env=env) as server:
+        forged = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+        r = server.call("POST", f"{ACTION}/runs", FORM, headers=forged)
+        assert r.headers["Location"].startswith(server.url + "/runs/"), r.headers["Location"]
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        poll(server, r.headers["Location"])
 
 
 def test_async_run_failure_reads_as_its_error(srv, fault_server):

@@ -279,3 +279,78 @@ def test_a_run_file_of_an_older_version_gets_the_idempotency_columns(tmp_path):
     assert store.get("a").status == 200
     first, _ = store.create("list_models", {}, scope="t", idem_key="k")
     assert store.create("list_models", {}, scope="t", idem_key="k") == (first, False)
+
+
+# -- what a proxy says, and from whom ------------------------------------------------------------
+
+FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "headers", "server_url"),
+    [
+        ((), "127.0.0.1", FORWARDED, "http://falconframework.org"),  # none trusted by default
+        (("10.0.0.0/8",), "127.0.0.1", FORWARDED, "http://falconframework.org"),
+        (("10.0.0.0/8",), "10.1.2.3", FORWARDED, "https://evil.example"),
+        (
+            ("127.0.0.1",),
+            "127.0.0.1",
+            {"Forwarded": "proto=https;host=flows.example"},
+            "https://flows.example",
+        ),
+        (("::1",), "::1", FORWARDED, "https://evil.example"),
+    ],
+)
+def test_forwarded_headers_count_only_from_trusted_proxies(
+    tmp_path, trusted, peer, headers, server_url
+):
+    settings = server.Settings(
+        tokens=("t-1",), runs_db=str(tmp_path / "r.sqlite3"), trusted_proxies=trusted
+    )
+    client = falcon.testing.TestClient(server.create_app(settings))
+    r = client.simulate_get(
+        "/openapi.json", headers={"Authorization": "Bearer t-1", **headers}, remote_addr=peer
+    )
+    assert r.json["servers"] == [{"url": server_url}]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused():
+    with pytest.raises(InvalidInput, match="CONNECTOR_TRUSTED_PROXIES"):
+        server.create_app(server.Settings(tokens=("t",), trusted_proxies=("proxy.local",)))
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/actions", "/nothing-here", "/openapi.json"])
+def test_every_answer_says_nosniff(client, path):
+    assert client.simulate_get(path).headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("headers", "kept"),
+    [
+        ({}, None),  # the server's own connection: not through connection_for
+        ({"X-OpenAI-Api-Key": "sk-tenant"}, {"api_key": "sk-tenant"}),
+        (
+            {"X-OpenAI-Base-Url": "https://tenant.example/v1"},
+            {"base_url": "https://tenant.example/v1", "allowed_hosts": ["tenant.example"]},
+        ),
+    ],
+)
+def test_the_servers_org_and_project_go_only_with_its_own_key(headers, kept):
+    from connector.server import intake
+
+    server_env = {
+        "api_key": "sk-server",
+        "organization": "org-server",
+        "project": "proj_server",
+        "timeout": "30",
+    }
+    settings = server.Settings(tokens=("t",), allowed_hosts=("tenant.example",))
+    req = falcon.testing.create_req(headers=headers)
+    got = intake.connection_for(req, settings, server_env)
+    if kept is None:
+        assert got is None
+        return
+    assert "organization" not in got and "project" not in got
+    assert got.get("api_key") != "sk-server" or "X-OpenAI-Base-Url" not in headers
+    assert {k: got[k] for k in kept} == kept and got["timeout"] == "30"

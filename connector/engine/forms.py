@@ -87,6 +87,9 @@ def _text(param: Param, value: Any) -> Any:
     raise FieldProblem(f"expected text, got {type(value).__name__}")
 
 
+MAX_DIGITS = 100  # the longest number text read (seeds and token counts have under 20 digits)
+
+
 def _integer(param: Param, value: Any) -> int:
     if isinstance(value, bool):
         raise FieldProblem("expected a whole number, got true/false")
@@ -98,6 +101,12 @@ def _integer(param: Param, value: Any) -> int:
         raise FieldProblem(f"expected a whole number, got {value}")
     if isinstance(value, str):
         text = value.strip().replace("_", "")
+        if len(text) > MAX_DIGITS:
+            # Python refuses to read integers of over 4,300 digits; no field takes one anyway.
+            raise FieldProblem(
+                f"expected a whole number, got {len(text):,} characters; no field takes a number"
+                f" longer than {MAX_DIGITS} digits"
+            )
         if _INT_RE.fullmatch(text):
             return int(text)
         try:

@@ -43,10 +43,14 @@ class _Auth:
     def __init__(self, settings: Settings) -> None:
         self.tokens = [t.encode() for t in settings.tokens]
         self.enabled = settings.auth
+        self.trusted_proxies = intake.networks(settings.trusted_proxies)
 
     def process_request(self, req, resp) -> None:
         req.context.request_id = intake.request_id(req)
         resp.set_header("X-Request-Id", req.context.request_id)
+        # Every answer is JSON, text or the page's own types: never sniffed as something else.
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        intake.trust_forwarding(req, self.trusted_proxies)
 
     def process_resource(self, req, resp, resource, params) -> None:
         if not self.enabled or getattr(resource, "public", False):

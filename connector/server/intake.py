@@ -7,6 +7,7 @@ before any cap: a body over the cap is refused at once (by its Content-Length) o
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 import re
@@ -131,6 +132,9 @@ def connection_for(
         raw["allowed_hosts"] = list(settings.allowed_hosts)
     if key:
         raw["api_key"] = key
+    # The server's organization and project belong with its own key, which this call does not use.
+    raw.pop("organization", None)
+    raw.pop("project", None)
     return raw
 
 
@@ -142,9 +146,48 @@ def action(action_id: str) -> Action:
         raise Refused(exc.message, type="unknown_route") from None
 
 
+# What a proxy says of the client's request: trusted only from the proxies the operator names.
+FORWARDING = (
+    "HTTP_FORWARDED",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_FOR",
+)
+
+
+def networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Return CONNECTOR_TRUSTED_PROXIES' addresses and networks (``10.0.0.0/8``, ``::1``)."""
+    out = []
+    for entry in entries:
+        try:
+            out.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise InvalidInput(
+                f"CONNECTOR_TRUSTED_PROXIES: {entry!r} is not an IP address or network."
+            ) from None
+    return tuple(out)
+
+
+def trust_forwarding(req, trusted: tuple) -> None:
+    """Drop the forwarding headers of a request that did not come from a trusted proxy.
+
+    Falcon reads them for ``forwarded_prefix`` (the Location of an async run, the documents'
+    server URL): from anyone else they would let a caller point those at a host of its choice.
+    """
+    try:
+        peer = ipaddress.ip_address((req.remote_addr or "").split("%")[0])
+    except ValueError:
+        peer = None
+    if peer is not None and any(peer in net for net in trusted):
+        return
+    for key in FORWARDING:
+        req.env.pop(key, None)
+
+
 def absolute_location(req: falcon.Request, path: str) -> str:
     """Return ``path`` as the absolute URL the client reached (Power Automate polls only those).
 
-    Behind a proxy, ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (or ``Forwarded``) name it.
+    Behind a trusted proxy (CONNECTOR_TRUSTED_PROXIES), ``X-Forwarded-Proto`` and
+    ``X-Forwarded-Host`` (or ``Forwarded``) name it.
     """
     return req.forwarded_prefix + path

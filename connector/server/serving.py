@@ -136,6 +136,8 @@ def gunicorn_options(
         # Connections a worker holds: its threads' and as many kept alive between requests.
         "worker_connections": 2 * (settings.concurrency + EXTRA_THREADS),
         "backlog": 4096,
+        # gunicorn's own trust of X-Forwarded-Proto (wsgi.url_scheme): the same proxies as the app's.
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
         "graceful_timeout": int(settings.drain_seconds) + 5,
         "timeout": 60,  # gthread workers heartbeat from their main loop; long runs are fine
         "keepalive": 5,

@@ -38,6 +38,7 @@ class Settings:
     poll_after: int = 2  # Retry-After of a 202 while an async run is running
     drain_seconds: float = 30.0  # SIGTERM: how long in-flight runs may take to finish
     allowed_hosts: tuple[str, ...] = ()  # hosts a per-request Base URL may name (none: refused)
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-* headers are believed
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -48,6 +49,8 @@ class Settings:
             values["runs_db"] = env["CONNECTOR_RUNS_DB"]
         if env.get("CONNECTOR_ALLOWED_HOSTS"):
             values["allowed_hosts"] = _split(env["CONNECTOR_ALLOWED_HOSTS"])
+        if env.get("CONNECTOR_TRUSTED_PROXIES"):
+            values["trusted_proxies"] = _split(env["CONNECTOR_TRUSTED_PROXIES"])
         for name, var in (
             ("runs_url", "CONNECTOR_RUNS_URL"),
             ("run_retention", "CONNECTOR_RUN_RETENTION"),
