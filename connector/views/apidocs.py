@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from connector.views import openapi, swagger
+from connector.views import files, openapi, swagger
 
 # Written to docs/ and served (the first two) by the action server.
 FILES = ("openapi.json", "swagger.json", "apiProperties.json")
@@ -23,13 +23,4 @@ def text(name: str = "openapi.json") -> str:
 
 def write_all(out_dir: Path, *, check: bool = False) -> list[str]:
     """Write (or compare) the ``FILES`` in ``out_dir`` (docs/); return the stale names."""
-    stale = []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        path = out_dir / name
-        new = text(name)
-        if not path.is_file() or path.read_text(encoding="utf-8") != new:
-            stale.append(name)
-            if not check:
-                path.write_text(new, encoding="utf-8")
-    return stale
+    return files.sync(out_dir, {name: text(name) for name in FILES}, check=check)

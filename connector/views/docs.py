@@ -11,6 +11,7 @@ from connector.engine.loader import load_manifest
 from connector.errors import ERROR_TYPES
 from connector.manifest.spec import Action, Manifest, Param
 from connector.transport.providers import PROVIDERS
+from connector.views import files
 
 GENERATED = "<!-- Generated from manifest.yaml by `python -m connector docs`. Do not edit. -->"
 
@@ -239,13 +240,7 @@ def write_all(out_dir: Path, *, check: bool = False) -> list[str]:
         for part, body in named_parts.items():
             text = splice(text, part, body)
         wanted[name] = text
-    for name, text in wanted.items():
-        path = out_dir / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            stale.append(name)
-            if not check:
-                path.write_text(text, encoding="utf-8")
-    return stale
+    return stale + files.sync(out_dir, wanted, check=check)
 
 
 def describe(action: Action) -> dict[str, Any]:

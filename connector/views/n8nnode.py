@@ -21,6 +21,7 @@ from typing import Any
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, ManifestError, Param, Publisher
 from connector.version import __version__
+from connector.views import files
 from connector.views.n8nform import TIMEOUT_SECONDS, field, load_options_method, properties
 from connector.views.typescript import Code, string_literal, ts
 
@@ -289,16 +290,9 @@ def leftovers(out_dir: Path, names: Iterable[str]) -> list[str]:
 def write_all(out_dir: Path, *, check: bool = False) -> list[str]:
     """Write (or compare) the package under ``out_dir``; return the stale files (a file left
     over in nodes/ or credentials/, which the build would compile, is removed or reported)."""
-    files = render()
-    stale = []
-    for name, text in files.items():
-        path = out_dir / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            stale.append(name)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-    for name in leftovers(out_dir, files):
+    made = render()
+    stale = files.sync(out_dir, made, check=check)
+    for name in leftovers(out_dir, made):
         stale.append(name)
         if not check:
             (out_dir / name).unlink()

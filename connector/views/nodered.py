@@ -19,6 +19,7 @@ from typing import Any
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
 from connector.version import __version__
+from connector.views import files
 
 PACKAGE = "node-red-contrib-openai-chat-connector"
 SERVER_TYPE = "openai-chat-connector-server"
@@ -306,7 +307,7 @@ def readme(manifest: Manifest) -> str:
 def render(manifest: Manifest | None = None) -> dict[str, str]:
     """Return the package's files, path (relative to its root) to text."""
     manifest = manifest or load_manifest()
-    files = {
+    made = {
         "package.json": json.dumps(package_json(manifest), indent=2) + "\n",
         "README.md": readme(manifest),
         LIB_FILE: _template("action-server.js"),
@@ -316,19 +317,11 @@ def render(manifest: Manifest | None = None) -> dict[str, str]:
         EXAMPLE_FILE: json.dumps(example_flow(manifest), indent=2) + "\n",
     }
     for action in manifest.actions:
-        files[node_file(action, "js")] = _fill("action.js", runtime_spec(action))
-        files[node_file(action, "html")] = _fill("action.html", editor_spec(action), action)
-    return files
+        made[node_file(action, "js")] = _fill("action.js", runtime_spec(action))
+        made[node_file(action, "html")] = _fill("action.html", editor_spec(action), action)
+    return made
 
 
 def write_all(out_dir: Path, *, check: bool = False) -> list[str]:
     """Write (or compare) the package under ``out_dir``; return the stale files."""
-    stale = []
-    for name, text in render().items():
-        path = out_dir / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            stale.append(name)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-    return stale
+    return files.sync(out_dir, render(), check=check)

@@ -19,6 +19,7 @@ from typing import Any
 from connector.engine.loader import load_manifest
 from connector.manifest.spec import Action, Manifest, Param
 from connector.version import __version__
+from connector.views import files
 from connector.views.shapes import CALLBACK_HEADER
 
 PACKAGE = "openai-chat-connector-zapier"
@@ -241,12 +242,4 @@ def render(manifest: Manifest | None = None) -> dict[str, str]:
 
 def write_all(out_dir: Path, *, check: bool = False) -> list[str]:
     """Write (or compare) the integration under ``out_dir``; return the stale files."""
-    stale = []
-    for name, text in render().items():
-        path = out_dir / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            stale.append(name)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-    return stale
+    return files.sync(out_dir, render(), check=check)
