@@ -69,7 +69,8 @@ class ActionServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # the workers load the app after the master binds
             try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                # 503: up, but not ready (a test of that, or a server without a key of its own)
+                if requests.get(self.url + "/healthz", timeout=2).status_code in (200, 503):
                     return self
             except requests.RequestException:
                 pass

@@ -63,7 +63,12 @@ def no_secrets(response) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "body", "check"),
     [
-        ("GET", "/healthz", None, lambda d: d == {"status": "ok"}),
+        (
+            "GET",
+            "/healthz",
+            None,
+            lambda d: d == {"status": "ok", "parts": {"runs": "ok", "connection": "ok"}},
+        ),
         (
             "GET",
             "/actions",

@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, routes: Sequence[str] = ROUTE_M
     app.add_error_handler(Exception, answers.on_any_error)
     app.add_error_handler(falcon.HTTPError, answers.on_http_error)
     app.add_error_handler(ConnectorError, answers.on_connector_error)
-    app.add_route("/healthz", Health())
+    app.add_route("/healthz", Health(scheduler))
     app.add_route("/metrics", MetricsPage(scheduler))
     app.add_route("/openapi.json", Document(swagger=False))
     app.add_route("/swagger.json", Document(swagger=True))

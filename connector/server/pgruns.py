@@ -265,6 +265,11 @@ class PgRunStore:
                 self.deferrer.configure_task(RUN_TASK, connection=conn).defer(run_id=run_id)
         return ids
 
+    def ping(self, timeout: float = 1.0) -> None:
+        """Ask the database one question, within ``timeout`` s (readiness); raise if it can't."""
+        with self.pool.connection(timeout=timeout) as conn:
+            conn.execute("SELECT 1")
+
     def uptime(self) -> float:
         """Return how long the database server has been up, in seconds."""
         with self._conn() as conn:

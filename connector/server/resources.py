@@ -12,6 +12,7 @@ from connector.engine import runner
 from connector.engine.loader import load_manifest
 from connector.errors import Refused
 from connector.server import answers, idempotency, intake
+from connector.server.health import Readiness
 from connector.server.scheduler import Scheduler
 from connector.transport.connection import Connection
 from connector.views import openapi, swagger
@@ -19,10 +20,15 @@ from connector.views.docs import describe
 
 
 class Health:
+    """GET /healthz: readiness part by part (``health``), public, nothing secret; 503 if not."""
+
     public = True
 
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.readiness = Readiness(scheduler)
+
     def on_get(self, req, resp) -> None:
-        resp.media = {"status": "ok"}
+        resp.status, resp.media = self.readiness.answer()
 
 
 class Actions:

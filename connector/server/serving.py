@@ -22,7 +22,9 @@ from connector.errors import InvalidInput
 from connector.server import frontdoor
 from connector.server.app import create_app
 from connector.server.batches import Batcher
+from connector.server.health import startup_warning
 from connector.server.settings import Settings
+from connector.transport.connection import env_values
 
 # Per worker, beyond the run slots: requests still being read (a stalled client holds one for
 # up to read_timeout), health, metrics and 503 answers.
@@ -169,6 +171,9 @@ def serve(
 ) -> None:
     """Run the server until it is stopped (SIGTERM or SIGINT)."""
     check_auth(settings, host)
+    warning = startup_warning(env_values())
+    if warning:
+        sys.stderr.write(warning + "\n")
     # Read by the workers, which fork from this process.
     frontdoor.READ_TIMEOUT = settings.read_timeout
     # Several workers report one set of metrics through files in this folder.

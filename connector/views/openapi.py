@@ -281,8 +281,11 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         "/healthz",
         "healthz",
         "Health",
-        "Answers while the server runs; needs no token.",
-        {"200": b.response("Running.", ("Health", shapes.HEALTH))},
+        "Readiness, part by part: the run store and the server's own connection; needs no token.",
+        {
+            "200": b.response("Ready.", ("Health", shapes.HEALTH)),
+            "503": b.response("Running, not ready: a part says why.", ("Health", shapes.HEALTH)),
+        },
         errors=[500],
         public=True,
     )

@@ -101,7 +101,19 @@ ACTIONS = {
     },
 }
 OBJECT = {"type": "object"}
-HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}}
+HEALTH = {
+    "type": "object",
+    "required": ["status", "parts"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "parts": {
+            "type": "object",
+            "description": "Each part's readiness: `ok`, or what is wrong (never a secret).",
+            "properties": {"runs": {"type": "string"}, "connection": {"type": "string"}},
+            "additionalProperties": {"type": "string"},
+        },
+    },
+}
 POLL_HEADERS = {
     "Location": ("string", "The absolute URL to poll."),
     "Retry-After": ("integer", "Seconds until the next poll."),
