@@ -27,6 +27,8 @@ class Settings:
     runs_url: str = field(default="", repr=False)  # PostgreSQL: queued runs (queued.py)
     run_retention: float = 86400.0  # seconds a finished async run stays readable
     heartbeat: float = 2.0  # seconds between a worker's heartbeats for its async runs
+    max_queued: int = 10000  # async runs waiting for a slot (SQLite mode); more get 503
+    runs_pool_size: int = 10  # PostgreSQL connections per worker process (scale-out mode)
     max_body_bytes: int = 4 * 1024 * 1024
     max_json_depth: int = 64
     concurrency: int = 8  # runs in flight per worker (sync and async); more get 503
@@ -51,6 +53,8 @@ class Settings:
             ("max_body_bytes", "CONNECTOR_SERVER_MAX_BODY_BYTES"),
             ("drain_seconds", "CONNECTOR_SERVER_DRAIN_SECONDS"),
             ("heartbeat", "CONNECTOR_RUN_HEARTBEAT"),
+            ("max_queued", "CONNECTOR_RUN_QUEUE_MAX"),
+            ("runs_pool_size", "CONNECTOR_RUNS_POOL_SIZE"),
         ):
             if env.get(var):
                 kind = type(getattr(cls, name))
