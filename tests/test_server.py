@@ -297,6 +297,15 @@ def poll(srv, location: str, seconds: float = 20) -> tuple[list[int], object]:
     raise AssertionError(f"the run did not finish: {codes}")
 
 
+def wait_running(srv, location: str, seconds: float = 10) -> None:
+    """Wait until a queued run has a slot (it is claimed a moment after its 202)."""
+    path = urlsplit(location).path
+    deadline = time.monotonic() + seconds
+    while srv.call("GET", path).json().get("state") == "queued":
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.05)
+
+
 def test_async_run_end_to_end(srv, fault_server):
     r = srv.call("POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=1))
     assert r.status_code == 202, r.text
@@ -366,6 +375,7 @@ def test_a_full_worker_answers_503_with_retry_after(fault_server, tmp_path):
         slow = upstream(fault_server, "slow", seconds=1.5)
         started = server.call("POST", f"{ACTION}/runs", FORM, headers=slow)
         assert started.status_code == 202
+        wait_running(server, started.headers["Location"])
         busy = server.call("POST", f"{ACTION}/run", FORM)
         assert busy.status_code == 503, busy.text
         assert busy.json()["error"]["type"] == "overloaded" and busy.json()["error"]["retryable"]
@@ -384,7 +394,7 @@ def test_a_run_cut_short_by_a_restart_reads_as_an_error(fault_server, tmp_path):
             "POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=20)
         )
         location = r.headers["Location"]
-        assert first.call("GET", urlsplit(location).path).status_code == 202
+        wait_running(first, location)
     finally:
         first.kill()  # a crash: the worker gets no chance to record anything
     with ActionServer(env=env) as second:
@@ -401,6 +411,7 @@ def test_sigterm_drains_in_flight_runs(fault_server, tmp_path):
         "POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=1.5)
     )
     location = r.headers["Location"]
+    wait_running(server, location)
     assert server.stop(signal.SIGTERM) == 0
     with ActionServer(env=env) as again:
         _, final = poll(again, location, seconds=5)
@@ -427,6 +438,7 @@ def test_sigterm_marks_runs_past_the_drain_time_interrupted(fault_server, tmp_pa
     server = ActionServer(env=env).start()
     slow = upstream(fault_server, "slow", seconds=20)
     location = server.call("POST", f"{ACTION}/runs", FORM, headers=slow).headers["Location"]
+    wait_running(server, location)
     started = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5  # did not wait for the 20 s run

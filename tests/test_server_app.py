@@ -127,6 +127,10 @@ def test_other_modules_add_routes(tmp_path):
             {"CONNECTOR_SERVER_CONCURRENCY": "3", "CONNECTOR_RUN_RETENTION": "60"},
             server.Settings(concurrency=3, run_retention=60.0),
         ),
+        (
+            {"CONNECTOR_RUN_QUEUE_MAX": "50", "CONNECTOR_RUNS_POOL_SIZE": "4"},
+            server.Settings(max_queued=50, runs_pool_size=4),
+        ),
     ],
 )
 def test_settings_from_the_environment(env, expected):
@@ -200,6 +204,7 @@ def test_a_run_whose_worker_stopped_beating_reads_as_interrupted(tmp_path):
     db = tmp_path / "runs.sqlite3"
     worker = RunStore(db, heartbeat=0.05)
     run_id, _ = worker.create("create_chat_completion")
+    assert [c.id for c in worker.claim(1)] == [run_id]
     reader = RunStore(db, heartbeat=0.05)
     reader.owner = "another"  # as if another process read it
     assert reader.get(run_id).state == "running"

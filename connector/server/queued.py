@@ -115,7 +115,7 @@ def add_routes(app, settings) -> None:
     store = PgRunStore(
         settings.runs_url,
         retention=settings.run_retention,
-        pool_size=settings.concurrency + 4,
+        pool_size=settings.runs_pool_size,
     )
     app.scheduler.queue = store
     app.add_route("/actions/{action}/runs", QueuedStart(app.scheduler, store))

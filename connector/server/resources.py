@@ -106,25 +106,21 @@ class DryRun(_Call):
 
 class StartRun(_Call):
     def on_post(self, req, resp, action: str) -> None:
-        form, conn = self._inputs(req, action)
+        intake.action(action)
+        form = intake.read_form(req, self.scheduler.settings)
+        tenant = self.scheduler.tenant(req)
         key = idempotency.key_of(req)
-        runner.prepare(action, form, conn)  # a bad form or connection is refused now, not later
-        self.scheduler.slot()
-        try:
-            run_id, started = self.scheduler.submit(
-                action,
-                form,
-                conn,
-                req.context.request_id,
-                scope=idempotency.scope_of(req),
-                idem_key=key,
-            )
-        except BaseException:
-            self.scheduler.slots.release()
-            raise
-        if not started:  # the same key: the first run's answer, and nothing new started
-            self.scheduler.slots.release()
-        answers.not_done(req, resp, run_id, action, "running", self.scheduler.settings.poll_after)
+        # A bad form or connection is refused now, not later.
+        runner.prepare(action, form, tenant or self.scheduler.own_connection())
+        run_id, _ = self.scheduler.submit(
+            action,
+            form,
+            tenant,
+            req.context.request_id,
+            scope=idempotency.scope_of(req),
+            idem_key=key,
+        )
+        answers.not_done(req, resp, run_id, action, "queued", self.scheduler.settings.poll_after)
 
 
 class RunResult:
@@ -138,9 +134,9 @@ class RunResult:
                 f"No run '{run_id}': it never existed, or it is older than the retention time.",
                 type="unknown_route",
             )
-        if run.state == "running":
+        if run.state != "done":  # queued or running
             poll_after = self.scheduler.settings.poll_after
-            answers.not_done(req, resp, run.id, run.action, "running", poll_after)
+            answers.not_done(req, resp, run.id, run.action, run.state, poll_after)
             return
         resp.status = run.status or 500
         resp.media = run.result

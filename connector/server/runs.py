@@ -1,9 +1,12 @@
 """The async run store: SQLite in WAL mode, one file shared by the server's workers on a machine.
 
-A run row holds the action, its state, and when done the HTTP status and the JSON document
-(output or error object); never the form or the key. The worker running a run refreshes its
-heartbeat; a ``running`` row whose worker is gone (its process died, or its heartbeat stopped)
-reads as an ``interrupted`` error, so a run cut short by a restart never vanishes.
+A run row holds the action, its state (queued, running, done), and when done the HTTP status
+and the JSON document (output or error object). A queued run keeps its form until a worker
+claims it (then the form is deleted), so that it survives a restart of the server; never the
+key. A run with a tenant's own connection (``pinned``) is claimed only by the process that
+accepted it, which holds that connection in memory. The process running a run (or holding a
+pinned one) refreshes its heartbeat; such a row whose process is gone (it died, or its
+heartbeat stopped) reads as an ``interrupted`` error, so a run cut short never vanishes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     action TEXT NOT NULL,
-    state TEXT NOT NULL,            -- running | done
+    state TEXT NOT NULL,            -- queued | running | done
     status INTEGER,                 -- the HTTP status of the result
     result TEXT,                    -- the output or {"error": {...}}, as JSON
     owner TEXT NOT NULL,            -- host:pid:nonce of the worker running it
@@ -37,16 +41,22 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated);
 """
-# Added later: a file of an older version gets them (ALTER TABLE), its rows without a key.
-_IDEMPOTENCY = {
+# Added later: a file of an older version gets them (ALTER TABLE), its rows without them.
+_ADDED = {
     "scope": "TEXT NOT NULL DEFAULT ''",  # SHA-256 of the caller's token (idempotency.scope_of)
     "idem_key": "TEXT",
     "fingerprint": "TEXT",  # SHA-256 of what the call asked for
+    "form": "TEXT",  # the form as JSON, while the run is queued
+    "pinned": "INTEGER NOT NULL DEFAULT 0",  # 1: only its owner holds its connection
+    "request_id": "TEXT",  # of the POST that queued it, for the run's log line
 }
-_IDEM_INDEX = (
+_INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_idem ON runs (scope, idem_key)"
-    " WHERE idem_key IS NOT NULL"
+    " WHERE idem_key IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS runs_queued ON runs (created) WHERE state = 'queued'",
 )
+# The rows whose owner must be alive: running runs, and queued runs only it can start.
+_OWNED = "(state = 'running' OR (state = 'queued' AND pinned = 1))"
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,17 @@ class Run:
     updated: float
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A queued run a worker took up: what to run, and with whose connection."""
+
+    id: str
+    action: str
+    form: dict
+    pinned: bool
+    request_id: str | None
+
+
 def interrupted_error() -> TemporaryFailure:
     """Return the error a run reads as when its worker stopped before it finished."""
     return TemporaryFailure(
@@ -71,15 +92,33 @@ def interrupted_error() -> TemporaryFailure:
     )
 
 
+def queue_full(limit: int, retry_after: int) -> TemporaryFailure:
+    """Return the 503 of a POST while ``limit`` runs are already waiting."""
+    return TemporaryFailure(
+        f"The queue of async runs is full ({limit} runs waiting, CONNECTOR_RUN_QUEUE_MAX); "
+        f"retry after {retry_after} s. Nothing was queued.",
+        type="overloaded",
+        retry_after=retry_after,
+    )
+
+
 class RunStore:
     """Runs in one SQLite file; safe across threads (a connection per thread) and processes."""
 
     def __init__(
-        self, path: str | Path, *, retention: float = 86400.0, heartbeat: float = 2.0
+        self,
+        path: str | Path,
+        *,
+        retention: float = 86400.0,
+        heartbeat: float = 2.0,
+        max_queued: int = 10000,
+        retry_after: int = 2,
     ) -> None:
         self.path = str(path)
         self.retention = retention
         self.heartbeat = heartbeat
+        self.max_queued = max_queued
+        self.retry_after = retry_after
         self.stale_after = max(5 * heartbeat, 1.0)
         self.host = socket.gethostname()
         self._local = threading.local()
@@ -88,12 +127,13 @@ class RunStore:
         db = self._db()
         db.executescript(_SCHEMA)
         have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        for name, kind in _IDEMPOTENCY.items():
+        for name, kind in _ADDED.items():
             if name not in have:
                 # Another worker of the server may have added it first.
                 with contextlib.suppress(sqlite3.OperationalError):
                     db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
-        db.execute(_IDEM_INDEX)
+        for index in _INDEXES:
+            db.execute(index)
 
     def _db(self) -> sqlite3.Connection:
         if self._pid != os.getpid():  # first use, or after a fork: a new owner, new connections
@@ -109,6 +149,18 @@ class RunStore:
             self._local.db = db
         return db
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken at once: what it reads no other process changes."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def create(
         self,
         action: str,
@@ -116,61 +168,130 @@ class RunStore:
         *,
         scope: str = "",
         idem_key: str | None = None,
+        pinned: bool = False,
+        request_id: str | None = None,
+        run_id: str | None = None,
     ) -> tuple[str, bool]:
-        """Record a new running run; return (its id, True). The form itself is never stored.
+        """Queue a new run with its form; return (its id, True).
 
         The id is unguessable: it is the capability to read the run. With ``idem_key``, a key
         already used in ``scope`` returns (the first run's id, False), or refuses a call that
-        asked for another action or form (422), as ``PgRunStore.create`` does.
+        asked for another action or form (422), as ``PgRunStore.create`` does. A ``pinned``
+        run is claimed only by this process (its connection is in this process's memory).
+        When ``max_queued`` runs are waiting already, the call is refused (503).
         """
-        digest = fingerprint(action, form or {}) if idem_key else ""
-        run_id = uuid.uuid4().hex
+        digest = fingerprint(action, form or {}) if idem_key else None
+        run_id = run_id or uuid.uuid4().hex
         now = time.time()
-        db = self._db()
-        row = db.execute(
-            "INSERT INTO runs (id, action, state, owner, created, updated, heartbeat, scope,"
-            " idem_key, fingerprint) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (scope, idem_key) WHERE idem_key IS NOT NULL DO NOTHING RETURNING id",
-            (run_id, action, self.owner, now, now, now, scope, idem_key, digest or None),
-        ).fetchone()
-        if row is not None:
-            return run_id, True
-        first, given = db.execute(
-            "SELECT id, fingerprint FROM runs WHERE scope = ? AND idem_key = ?", (scope, idem_key)
-        ).fetchone()
-        check_same(given, digest)
-        return first, False
+        with self._writing() as db:
+            if idem_key is not None:
+                row = db.execute(
+                    "SELECT id, fingerprint FROM runs WHERE scope = ? AND idem_key = ?",
+                    (scope, idem_key),
+                ).fetchone()
+                if row is not None:
+                    check_same(row[1], digest)
+                    return row[0], False
+            (waiting,) = db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM runs WHERE state = 'queued' LIMIT ?)",
+                (self.max_queued,),
+            ).fetchone()
+            if waiting >= self.max_queued:
+                raise queue_full(self.max_queued, self.retry_after)
+            db.execute(
+                "INSERT INTO runs (id, action, state, owner, created, updated, heartbeat, scope,"
+                " idem_key, fingerprint, form, pinned, request_id)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    action,
+                    self.owner if pinned else "",
+                    now,
+                    now,
+                    now,
+                    scope,
+                    idem_key,
+                    digest,
+                    json.dumps(form or {}, ensure_ascii=False),
+                    int(pinned),
+                    request_id,
+                ),
+            )
+        return run_id, True
+
+    def has_queued(self) -> bool:
+        """Return True when a queued run waits that this process may claim (a read, no lock)."""
+        return (
+            self._db()
+            .execute(
+                "SELECT 1 FROM runs WHERE state = 'queued' AND (pinned = 0 OR owner = ?) LIMIT 1",
+                (self.owner,),
+            )
+            .fetchone()
+            is not None
+        )
+
+    def claim(self, limit: int) -> list[Claim]:
+        """Mark up to ``limit`` queued runs running for this process, oldest first; return them.
+
+        Their forms are deleted from the file as they are handed over.
+        """
+        if limit <= 0:
+            return []
+        now = time.time()
+        with self._writing() as db:
+            rows = db.execute(
+                "SELECT id, action, form, pinned, request_id FROM runs WHERE state = 'queued'"
+                " AND (pinned = 0 OR owner = ?) ORDER BY created LIMIT ?",
+                (self.owner, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE runs SET state = 'running', owner = ?, form = NULL, updated = ?,"
+                " heartbeat = ? WHERE id = ?",
+                [(self.owner, now, now, row[0]) for row in rows],
+            )
+        return [
+            Claim(run_id, action, json.loads(form or "{}"), bool(pinned), request_id)
+            for run_id, action, form, pinned, request_id in rows
+        ]
 
     def finish(self, run_id: str, status: int, result: Any) -> None:
-        """Store a run's HTTP status and document."""
+        """Store a run's HTTP status and document (its form, if still there, is deleted)."""
         self._db().execute(
-            "UPDATE runs SET state = 'done', status = ?, result = ?, updated = ? WHERE id = ?",
+            "UPDATE runs SET state = 'done', status = ?, result = ?, form = NULL, updated = ?"
+            " WHERE id = ?",
             (status, json.dumps(result, ensure_ascii=False), time.time(), run_id),
         )
 
     def get(self, run_id: str) -> Run | None:
-        """Return a run, or None; a running run whose worker is gone is marked interrupted."""
+        """Return a run, or None; a run whose owner is gone is marked interrupted."""
         row = (
             self._db()
             .execute(
-                "SELECT id, action, state, status, result, created, updated, owner, heartbeat"
-                " FROM runs WHERE id = ?",
+                "SELECT id, action, state, status, result, created, updated, owner, heartbeat,"
+                " pinned FROM runs WHERE id = ?",
                 (run_id,),
             )
             .fetchone()
         )
         if row is None:
             return None
-        if row[2] == "running" and self._gone(row[7], row[8]):
-            err = interrupted_error()
-            self._db().execute(
-                "UPDATE runs SET state = 'done', status = ?, result = ?, updated = ?"
-                " WHERE id = ? AND state = 'running'",
-                (http_status(err), json.dumps({"error": err.to_dict()}), time.time(), run_id),
-            )
+        owned = row[2] == "running" or (row[2] == "queued" and row[9])
+        if owned and self._gone(row[7], row[8]):
+            self._interrupt("id = ?", (run_id,))
             return self.get(run_id)
         result = json.loads(row[4]) if row[4] is not None else None
         return Run(row[0], row[1], row[2], row[3], result, row[5], row[6])
+
+    def _interrupt(self, where: str, args: tuple) -> int:
+        """Mark the owned rows that match ``where`` interrupted; return how many."""
+        err = interrupted_error()
+        cur = self._db().execute(
+            "UPDATE runs SET state = 'done', status = ?, result = ?, form = NULL, updated = ?"
+            f" WHERE {_OWNED} AND {where}",
+            (http_status(err), json.dumps({"error": err.to_dict()}), time.time(), *args),
+        )
+        return cur.rowcount
 
     def _gone(self, owner: str, heartbeat: float) -> bool:
         if owner == self.owner:
@@ -189,21 +310,26 @@ class RunStore:
         return False
 
     def beat(self) -> None:
-        """Refresh the heartbeat of this worker's running runs."""
+        """Refresh the heartbeat of this worker's running runs and pinned queued runs."""
         self._db().execute(
-            "UPDATE runs SET heartbeat = ? WHERE owner = ? AND state = 'running'",
+            f"UPDATE runs SET heartbeat = ? WHERE owner = ? AND {_OWNED}",
             (time.time(), self.owner),
         )
 
-    def interrupt_own(self) -> int:
-        """Mark this worker's running runs interrupted (it is stopping); return how many."""
-        err = interrupted_error()
-        cur = self._db().execute(
-            "UPDATE runs SET state = 'done', status = ?, result = ?, updated = ?"
-            " WHERE owner = ? AND state = 'running'",
-            (http_status(err), json.dumps({"error": err.to_dict()}), time.time(), self.owner),
+    def reap(self) -> int:
+        """Mark the runs of gone processes interrupted (pinned queued ones would wait forever)."""
+        owners = self._db().execute(
+            f"SELECT owner, max(heartbeat) FROM runs WHERE {_OWNED} GROUP BY owner"
         )
-        return cur.rowcount
+        return sum(
+            self._interrupt("owner = ?", (owner,))
+            for owner, heartbeat in owners.fetchall()
+            if self._gone(owner, heartbeat)
+        )
+
+    def interrupt_own(self) -> int:
+        """Mark this worker's running and pinned queued runs interrupted; return how many."""
+        return self._interrupt("owner = ?", (self.owner,))
 
     def purge(self) -> int:
         """Delete finished runs older than the retention time; return how many."""

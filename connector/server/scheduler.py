@@ -1,8 +1,11 @@
 """The run scheduler of one worker: its run slots, its async runs, and a record of every run.
 
-Each run takes a slot (a full worker answers 503 with ``Retry-After``); an async run is stored
-(``connector.server.runs``) and run on the worker's threads, with heartbeats so that a run
-whose worker died reads as ``interrupted``. Every run leaves one log line and its metrics.
+Each run takes a slot (a sync call to a full worker answers 503 with ``Retry-After``). An async
+run is queued in the run store (``connector.server.runs``) and waits there for a slot: each
+worker process has a queue thread that claims queued runs while it has free slots (woken by
+its own submits and finished runs, and looking every ``QUEUE_POLL`` s for runs queued by the
+other workers or before a restart). It also sends the heartbeats that tell a live worker's
+runs from those of a dead one. Every run leaves one log line and its metrics.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
@@ -19,11 +23,14 @@ from connector.engine import runner
 from connector.errors import ConnectorError, InternalError, TemporaryFailure
 from connector.errors import http_status as status_of
 from connector.server import intake
-from connector.server.runs import RunStore
+from connector.server.runs import Claim, RunStore, interrupted_error
 from connector.server.settings import Settings
 from connector.transport.connection import Connection, env_values
 
 log = logging.getLogger("connector.server")
+
+QUEUE_POLL = 1.0  # seconds between looks for runs that other processes queued
+CLAIM_BATCH = 64  # queued runs claimed in one transaction, at most
 
 
 class Scheduler:
@@ -40,22 +47,38 @@ class Scheduler:
         self.store = None  # with runs_url, async runs go to PostgreSQL instead (queued.py)
         if not settings.runs_url:
             self.store = RunStore(
-                settings.runs_db, retention=settings.run_retention, heartbeat=settings.heartbeat
+                settings.runs_db,
+                retention=settings.run_retention,
+                heartbeat=settings.heartbeat,
+                max_queued=settings.max_queued,
+                retry_after=settings.busy_retry_after,
             )
         self.metrics = Metrics()
         # The server's own connection settings, read once like its other settings: seven
         # environment lookups and a cache key on every call were a measurable part of a call.
         self.environment = env_values()
         self._default: Connection | None = None
+        # The connections of queued runs that came with a tenant's key: in memory only.
+        self.tenants: dict[str, Connection | dict] = {}
+        self._wake = threading.Event()
+        self._backlog = False  # queued runs may be waiting for a slot: a freed one wakes the queue
+        self._draining = threading.Event()
         self._stop = threading.Event()
-        self._beats: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._claiming = threading.Lock()
+        if self.store is not None:
+            threading.Thread(target=self._queue, name="connector-queue", daemon=True).start()
 
     def connection(self, req) -> Connection | dict:
         """Return the connection of a request: a tenant's, or the server's own (coerced once)."""
-        conn = intake.connection_for(req, self.settings, self.environment)
-        if conn is not None:
-            return conn
+        conn = self.tenant(req)
+        return conn if conn is not None else self.own_connection()
+
+    def tenant(self, req) -> dict | None:
+        """Return the connection a request brings (a tenant's key or Base URL), or None."""
+        return intake.connection_for(req, self.settings, self.environment)
+
+    def own_connection(self) -> Connection | dict:
+        """Return the server's own connection (its environment), coerced once."""
         if self._default is None:
             try:
                 self._default = runner.resolve_connection(self.environment)
@@ -95,6 +118,8 @@ class Scheduler:
             doc = {"error": err.to_dict()}
         finally:
             self.slots.release()
+            if self._backlog:
+                self._wake.set()
         seconds = time.perf_counter() - start
         if kind != "dry-run":
             self.metrics.observe(action, outcome, seconds, attempts or 0)
@@ -117,58 +142,117 @@ class Scheduler:
         return status, doc
 
     def submit(
-        self, action: str, form: dict, conn: Connection | dict, request_id: str, **key: str | None
+        self,
+        action: str,
+        form: dict,
+        tenant: dict | None,
+        request_id: str,
+        **key: str | None,
     ) -> tuple[str, bool]:
-        """Start an async run (the slot is held); return (its id, True).
+        """Queue an async run; return (its id, True). It starts when a slot is free.
 
-        ``key`` is the call's idempotency (``scope``, ``idem_key``): a key used before returns
-        (that run's id, False) and starts nothing.
+        ``tenant`` is the connection the call brought (a tenant's key), kept in this process's
+        memory only: no other process can start that run. ``key`` is the call's idempotency
+        (``scope``, ``idem_key``): a key used before returns (that run's id, False).
         """
-        run_id, created = self.store.create(action, form, **key)
-        if not created:
-            return run_id, False
-        self._heartbeats()
+        run_id = uuid.uuid4().hex
+        if tenant is not None:
+            self.tenants[run_id] = tenant
+        try:
+            given, created = self.store.create(
+                action,
+                form,
+                pinned=tenant is not None,
+                request_id=request_id,
+                run_id=run_id,
+                **key,
+            )
+        except BaseException:
+            self.tenants.pop(run_id, None)
+            raise
+        if created:
+            self._wake.set()
+        else:
+            self.tenants.pop(run_id, None)
+        return given, created
+
+    def _queue(self) -> None:
+        """Claim queued runs for free slots, beat, purge: the queue thread, until drained."""
+        last_beat = last_purge = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(min(QUEUE_POLL, self.settings.heartbeat))
+            self._wake.clear()
+            try:
+                if time.monotonic() - last_beat >= self.settings.heartbeat:
+                    self.store.beat()
+                    last_beat = time.monotonic()
+                if time.monotonic() - last_purge > 60:
+                    self.store.reap()
+                    self.store.purge()
+                    last_purge = time.monotonic()
+                with self._claiming:
+                    while not self._draining.is_set() and self._dispatch():
+                        pass
+            except Exception as exc:  # a locked or full disk must not stop the queue
+                log.warning("run store: %s", type(exc).__name__)
+
+    def _dispatch(self) -> bool:
+        """Start queued runs in the free slots; return True when there may be more to start."""
+        if not self.store.has_queued():
+            self._backlog = False
+            return False
+        taken = 0
+        while taken < CLAIM_BATCH and self.slots.acquire(blocking=False):
+            taken += 1
+        self._backlog = True  # set before claiming: a slot freed meanwhile wakes the queue
+        if not taken:
+            return False
+        claims: list[Claim] = []
+        try:
+            claims = self.store.claim(taken)
+        finally:
+            for _ in range(taken - len(claims)):
+                self.slots.release()
+        for claim in claims:
+            self._start(claim)
+        return len(claims) == taken
+
+    def _start(self, claim: Claim) -> None:
+        """Run a claimed run on the pool (its slot is held)."""
+        conn = self.tenants.pop(claim.id, None) if claim.pinned else self.own_connection()
 
         def work() -> None:
+            if conn is None:  # a tenant's run whose connection this process never had
+                self.slots.release()
+                err = interrupted_error()
+                self.store.finish(claim.id, 503, {"error": err.to_dict()})
+                return
             status, doc = self.execute(
                 "async-run",
-                action,
-                lambda sent: runner.run(action, form, conn, on_attempts=sent),
-                request_id,
+                claim.action,
+                lambda sent: runner.run(claim.action, claim.form, conn, on_attempts=sent),
+                claim.request_id or "",
             )
-            self.store.finish(run_id, status, doc)
+            self.store.finish(claim.id, status, doc)
 
         future = self.pool.submit(work)
         self.futures.add(future)
         future.add_done_callback(self.futures.discard)
-        return run_id, True
-
-    def _heartbeats(self) -> None:
-        with self._lock:
-            if self._beats is None:
-                self._beats = threading.Thread(
-                    target=self._beat, name="connector-heartbeat", daemon=True
-                )
-                self._beats.start()
-
-    def _beat(self) -> None:
-        """Refresh this worker's runs' heartbeat, and purge old runs, until drained."""
-        last_purge = 0.0
-        while not self._stop.wait(self.settings.heartbeat):
-            try:
-                self.store.beat()
-                if time.time() - last_purge > 60:
-                    self.store.purge()
-                    last_purge = time.time()
-            except Exception as exc:  # a locked or full disk must not stop the beats
-                log.warning("run store: %s", type(exc).__name__)
 
     def drain(self, timeout: float | None = None) -> int:
-        """Wait for in-flight async runs (SIGTERM); mark the rest interrupted; return that count."""
+        """Stop claiming; wait for in-flight async runs (SIGTERM); return how many were cut.
+
+        The runs still going, and the queued runs with a tenant's key (which no other process
+        can start), are marked interrupted; other queued runs wait for the next start.
+        """
         timeout = self.settings.drain_seconds if timeout is None else timeout
+        self._draining.set()
+        with self._claiming:  # a claim under way has started its runs
+            pass
         wait_futures(list(self.futures), timeout=timeout)
         self._stop.set()
+        self._wake.set()
         self.metrics.close()
-        left = self.store.interrupt_own() if self.futures else 0
+        left = self.store.interrupt_own() if self.store is not None else 0
         self.pool.shutdown(wait=False, cancel_futures=True)
         return left

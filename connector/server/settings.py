@@ -27,6 +27,8 @@ class Settings:
     runs_url: str = field(default="", repr=False)  # PostgreSQL: queued runs (queued.py)
     run_retention: float = 86400.0  # seconds a finished async run stays readable
     heartbeat: float = 2.0  # seconds between a worker's heartbeats for its async runs
+    max_queued: int = 10000  # async runs waiting for a slot (SQLite mode); more get 503
+    runs_pool_size: int = 10  # PostgreSQL connections per worker process (scale-out mode)
     max_body_bytes: int = 4 * 1024 * 1024
     max_json_depth: int = 64
     # Runs in flight per worker (sync and async); more get 503. Sized from measurement on 2
@@ -60,6 +62,8 @@ class Settings:
             ("heartbeat", "CONNECTOR_RUN_HEARTBEAT"),
             ("read_timeout", "CONNECTOR_SERVER_READ_TIMEOUT"),
             ("max_sessions", "CONNECTOR_MAX_SESSIONS"),
+            ("max_queued", "CONNECTOR_RUN_QUEUE_MAX"),
+            ("runs_pool_size", "CONNECTOR_RUNS_POOL_SIZE"),
         ):
             if env.get(var):
                 kind = type(getattr(cls, name))

@@ -33,6 +33,7 @@ from connector.errors import (
 )
 from connector.server.callbacks import deliver
 from connector.server.pgruns import CALLBACK_TASK, RUN_TASK, PgRunStore, retrying
+from connector.server.settings import Settings
 from connector.transport.connection import env_values
 
 log = logging.getLogger("connector.worker")
@@ -43,7 +44,8 @@ class WorkerSettings:
     """A worker's settings; ``from_env`` reads ``CONNECTOR_*`` variables."""
 
     runs_url: str = field(default="", repr=False)
-    concurrency: int = 8  # runs at once
+    concurrency: int = Settings.concurrency  # runs at once: as many as a server's worker
+    pool_size: int = Settings.runs_pool_size  # PostgreSQL connections for the runs' rows
     heartbeat: float = 10.0  # seconds between heartbeats
     stalled_after: float = 30.0  # a worker without a heartbeat this long is dead
     check_every: float = 10.0  # seconds between looks for dead workers' runs
@@ -60,6 +62,7 @@ class WorkerSettings:
         values: dict[str, Any] = {"runs_url": env.get("CONNECTOR_RUNS_URL", "")}
         for name, var in (
             ("concurrency", "CONNECTOR_WORKER_CONCURRENCY"),
+            ("pool_size", "CONNECTOR_RUNS_POOL_SIZE"),
             ("heartbeat", "CONNECTOR_WORKER_HEARTBEAT"),
             ("stalled_after", "CONNECTOR_WORKER_STALLED_AFTER"),
             ("check_every", "CONNECTOR_WORKER_CHECK_EVERY"),
@@ -124,7 +127,7 @@ class Runs:
         self.store = PgRunStore(
             settings.runs_url,
             retention=settings.run_retention,
-            pool_size=settings.concurrency + 2,
+            pool_size=settings.pool_size,
         )
         self.stopping = threading.Event()
         environment = env_values()
@@ -290,7 +293,9 @@ async def _until_stopped(app, runs: Runs, settings: WorkerSettings, stop: asynci
 def add_args(w: argparse.ArgumentParser) -> None:
     """The ``worker`` command's arguments."""
     w.add_argument("--runs-url", metavar="URL", help="PostgreSQL URL (CONNECTOR_RUNS_URL)")
-    w.add_argument("--concurrency", type=int, help="runs at once (default 8)")
+    w.add_argument(
+        "--concurrency", type=int, help=f"runs at once (default {WorkerSettings.concurrency})"
+    )
     w.set_defaults(func=cmd_worker)
 
 
