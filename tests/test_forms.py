@@ -6,6 +6,7 @@ from connector import InvalidInput, make_connection
 from connector.engine import plan
 from connector.engine.body import build_body
 from connector.engine.loader import load_manifest
+from connector.engine.notices import described
 
 ACTION = load_manifest().action("create_chat_completion")
 CONN = make_connection(api_key="sk-test")
@@ -21,7 +22,7 @@ def errors(**form):
     """Return the field errors of BASE plus ``form`` as {name: message}."""
     with pytest.raises(InvalidInput) as exc:
         build_body(ACTION, {**BASE, **form}, CONN)
-    return {e["name"]: e["message"] for e in exc.value.fields}
+    return {e["name"]: described(e) for e in exc.value.fields}
 
 
 @pytest.mark.parametrize(
@@ -162,7 +163,7 @@ def test_all_problems_are_reported_at_once():
         body(
             model="", messages='[{"role": "bot", "content": "x"}, {"role": "tool", "content": "x"}]'
         )
-    messages = " ".join(e["message"] for e in exc.value.fields if e["name"] == "messages")
+    messages = " ".join(described(e) for e in exc.value.fields if e["name"] == "messages")
     assert "Messages[0].role" in messages and "Messages[1].tool_call_id" in messages
 
 

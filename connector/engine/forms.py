@@ -16,6 +16,7 @@ from typing import Any
 from connector.engine import jsontext
 from connector.engine.hooks import module as action_module
 from connector.engine.jsontext import FieldProblem, Lenient
+from connector.engine.notices import described
 from connector.errors import InvalidInput
 from connector.manifest.spec import Param
 from connector.manifest.values import constraint_problem, json_depth, num
@@ -39,16 +40,14 @@ def field_error(
 ) -> dict[str, Any]:
     """Return the ``{name, label, message}`` entry of an invalid_input error (or a warning).
 
-    ``line`` and ``column`` say where in the field's text, for JSON text.
+    The message does not repeat the label (a host shows both); ``path`` is the label with the
+    place inside the value; ``line`` and ``column`` say where in the field's text (JSON text).
     """
-    where = param.label + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-    entry: dict[str, Any] = {
-        "name": param.name,
-        "label": param.label,
-        "message": f"{where}: {message}",
-    }
+    entry: dict[str, Any] = {"name": param.name, "label": param.label, "message": message}
     if path:
-        entry["path"] = where
+        entry["path"] = param.label + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in path
+        )
     if line is not None:
         entry["line"], entry["column"] = line, column
     return entry
@@ -325,7 +324,8 @@ class Form:
             values[param.name] = value
             if lenient is not None and notes is not None:
                 notes.warnings += [
-                    field_error(param, n.message, (), n.line, n.column) for n in lenient.notes
+                    {**field_error(param, n.message, (), n.line, n.column), "kind": n.kind}
+                    for n in lenient.notes
                 ]
                 if lenient.original is not None:
                     o = lenient.original
@@ -340,7 +340,11 @@ class Form:
 
         hint = difflib.get_close_matches(_norm_key(key), names, n=1)
         fix = f" Did you mean '{hint[0]}'?" if hint else f" Known fields: {', '.join(names)}."
-        return {"name": str(key), "label": str(key), "message": f"unknown field '{key}'.{fix}"}
+        return {
+            "name": str(key),
+            "label": str(key),
+            "message": f"is not a field of this form.{fix}",
+        }
 
 
 def _how(param: Param, raw: Any = None) -> str:
@@ -366,6 +370,6 @@ def _how(param: Param, raw: Any = None) -> str:
 
 def invalid(errors: list[dict[str, str]], what: str = "form") -> InvalidInput:
     """Return one InvalidInput listing every field error."""
-    lines = "; ".join(e["message"] for e in errors)
+    lines = "; ".join(described(e) for e in errors)
     noun = "problem" if len(errors) == 1 else "problems"
     return InvalidInput(f"The {what} has {len(errors)} {noun}: {lines}", fields=errors)
