@@ -281,8 +281,9 @@ def test_a_dry_run_prints_the_repairs_as_warnings_on_stderr(capsys):
     text = r'[{"role": "user", "content": "C:\Users said "hi""}]'
     code, doc, err = main([*ARGS, "--set", f"messages={text}", "--dry-run"], capsys)
     assert code == 0 and doc["body"]["messages"][0]["content"] == r'C:\Users said "hi"'
-    assert err.splitlines() == [f"warning: {w['message']}" for w in doc["warnings"]]
-    assert [w["column"] for w in doc["warnings"]] == [33, 45, 48]
+    assert err.splitlines() == [f"warning: Messages: {w['message']}" for w in doc["warnings"]]
+    assert [w["column"] for w in doc["warnings"]] == [31, 45, 48]
+    assert [w["kind"] for w in doc["warnings"]] == ["repaired"] * 3
 
 
 def test_stderr_keeps_the_caret_line_of_broken_json(capsys):

@@ -36,9 +36,12 @@ _listener: ContextVar[Listener | None] = ContextVar("connector_warnings", defaul
 
 
 def described(warning: dict[str, Any]) -> str:
-    """Return a warning as one line of text: ``Label[path]: message`` for a field's."""
-    where = warning.get("path") or warning.get("label")
-    return f"{where}: {warning['message']}" if where else str(warning["message"])
+    """Return a warning (or a field error) as a line: ``Label[path]: message`` for a field's.
+
+    A message that already names its field (a sentence about the run) is left as it is.
+    """
+    where, message = warning.get("path") or warning.get("label"), str(warning["message"])
+    return f"{where}: {message}" if where and where not in message else message
 
 
 def warn(kind: str, message: str, **about: Any) -> None:
