@@ -43,6 +43,8 @@ _IDEMPOTENCY = {
     "idem_key": "TEXT",
     "fingerprint": "TEXT",  # SHA-256 of what the call asked for
 }
+# Added later too: the run's warnings (JSON), said in the result's X-Connector-Warnings.
+_LATER = {"warnings": "TEXT"}
 _IDEM_INDEX = (
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_idem ON runs (scope, idem_key)"
     " WHERE idem_key IS NOT NULL"
@@ -60,6 +62,7 @@ class Run:
     result: Any
     created: float
     updated: float
+    warnings: list | None = None  # kept beside the result: the output's shape is the API's
 
 
 def interrupted_error() -> TemporaryFailure:
@@ -88,7 +91,7 @@ class RunStore:
         db = self._db()
         db.executescript(_SCHEMA)
         have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        for name, kind in _IDEMPOTENCY.items():
+        for name, kind in {**_IDEMPOTENCY, **_LATER}.items():
             if name not in have:
                 # Another worker of the server may have added it first.
                 with contextlib.suppress(sqlite3.OperationalError):
@@ -141,11 +144,13 @@ class RunStore:
         check_same(given, digest)
         return first, False
 
-    def finish(self, run_id: str, status: int, result: Any) -> None:
-        """Store a run's HTTP status and document."""
+    def finish(self, run_id: str, status: int, result: Any, warnings: list | None = None) -> None:
+        """Store a run's HTTP status and document, and its warnings (if any)."""
+        said = json.dumps(warnings, ensure_ascii=False) if warnings else None
         self._db().execute(
-            "UPDATE runs SET state = 'done', status = ?, result = ?, updated = ? WHERE id = ?",
-            (status, json.dumps(result, ensure_ascii=False), time.time(), run_id),
+            "UPDATE runs SET state = 'done', status = ?, result = ?, warnings = ?, updated = ?"
+            " WHERE id = ?",
+            (status, json.dumps(result, ensure_ascii=False), said, time.time(), run_id),
         )
 
     def get(self, run_id: str) -> Run | None:
@@ -153,8 +158,8 @@ class RunStore:
         row = (
             self._db()
             .execute(
-                "SELECT id, action, state, status, result, created, updated, owner, heartbeat"
-                " FROM runs WHERE id = ?",
+                "SELECT id, action, state, status, result, created, updated, owner, heartbeat,"
+                " warnings FROM runs WHERE id = ?",
                 (run_id,),
             )
             .fetchone()
@@ -170,7 +175,8 @@ class RunStore:
             )
             return self.get(run_id)
         result = json.loads(row[4]) if row[4] is not None else None
-        return Run(row[0], row[1], row[2], row[3], result, row[5], row[6])
+        warnings = json.loads(row[9]) if row[9] else None
+        return Run(row[0], row[1], row[2], row[3], result, row[5], row[6], warnings)
 
     def _gone(self, owner: str, heartbeat: float) -> bool:
         if owner == self.owner:
