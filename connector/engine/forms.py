@@ -20,6 +20,7 @@ from connector.engine.notices import described
 from connector.errors import InvalidInput
 from connector.manifest.spec import Param
 from connector.manifest.values import constraint_problem, json_depth, num
+from connector.transport.connection import ENV_VARS
 
 __all__ = ["FieldProblem", "Form", "Notes", "field_error", "invalid", "is_blank", "json_depth"]
 
@@ -30,6 +31,7 @@ _TRUE = frozenset(t for t, _ in BOOLEAN_SPELLINGS)
 _FALSE = frozenset(f for _, f in BOOLEAN_SPELLINGS)
 _OTHER_BOOLEANS = ", ".join(f"{t}/{f}" for t, f in BOOLEAN_SPELLINGS[1:])
 _INT_RE = re.compile(r"[+-]?\d+")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", ",": ","}
 _ESCAPE_RE = re.compile(r"\\(.)")
 _QUOTES = ('"', "'", "\u201c", "\u201d", "\u2018", "\u2019")
@@ -120,7 +122,11 @@ def _number(param: Param, value: Any) -> float | int:
         try:
             number = float(value.strip().replace("_", ""))
         except ValueError:
-            raise FieldProblem(f"expected a number, got {value.strip()!r}") from None
+            text = value.strip()
+            hint = ""
+            if _DECIMAL_COMMA.fullmatch(text):
+                hint = f": use a dot as the decimal mark ({text.replace(',', '.')})"
+            raise FieldProblem(f"expected a number, got {text!r}{hint}") from None
     else:
         raise FieldProblem(f"expected a number, got {type(value).__name__}")
     if not math.isfinite(number):
@@ -292,8 +298,9 @@ class Form:
                 errors.append(
                     field_error(
                         param,
-                        f"is {len(raw):,} characters, over the limit of {max_chars:,} "
-                        "(connection setting max_input_chars)",
+                        f"is {len(raw):,} characters, over the limit of {max_chars:,}. Shorten"
+                        " it, or raise the connection's Max Input Characters (max_input_chars;"
+                        f" {ENV_VARS['max_input_chars']} in the environment)",
                     )
                 )
                 continue

@@ -40,6 +40,7 @@ _ESCAPES = frozenset('"\\/bfnrt')
 _HEX = re.compile(r"[0-9a-fA-F]{4}")
 _SPECIAL = re.compile(r'["\\]')  # inside a string, only these two matter for the repairs
 _QUOTE = "\"'\u201c\u201d\u2018\u2019"
+_CURLY = re.compile("[\u201c\u201d\u2018\u2019]")
 # A Windows path as it reads in JSON text written without escapes: a drive (C:) or a share's
 # host (two backslashes), then segments each after one backslash. A segment stops at what no
 # path holds and at white space; a colon after it means no path ("Q:\nA: ..." is a question).
@@ -364,6 +365,11 @@ def _cause(exc: json.JSONDecodeError) -> str:
         return "a backslash in inserted text (a Windows path?) that is not a JSON escape"
     if before.endswith(",") and text[pos : pos + 1] in ("}", "]"):
         return "a comma before a closing bracket"
+    if _CURLY.search(text, max(0, pos - 1), pos + 2):
+        return (
+            "curly quotes (\u201c \u201d or \u2018 \u2019), which an editor or a chat app typed for"
+            ' straight ones: JSON needs straight double quotes (") around keys and texts'
+        )
     if "'" in text[max(0, pos - 1) : pos + 1]:
         return "single quotes: JSON needs double quotes around keys and texts"
     if before.endswith('"') and text[pos : pos + 1] == '"':
