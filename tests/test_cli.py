@@ -275,6 +275,7 @@ def test_a_real_run_still_needs_the_key(capsys, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     code, doc, _ = main(ARGS, capsys)
     assert code == 2 and doc["error"]["fields"][0]["name"] == "api_key"
+    assert "OPENAI_PROVIDER=local" in doc["error"]["message"]  # the key-less way, named
 
 
 def test_a_dry_run_prints_the_repairs_as_warnings_on_stderr(capsys):
