@@ -185,8 +185,8 @@ def finish(output: dict, body: dict) -> dict:
 
 
 def _warn_without_usage(usage: Any, body: dict) -> None:
-    """Warn when the server reported no token counts (the output then shows 0 for each)."""
-    if not isinstance(usage, dict) or usage.get("total_tokens") or usage.get("prompt_tokens"):
+    """Warn when the server reported no token usage (``usage`` is then null: unknown, not 0)."""
+    if usage is not None:
         return
     options = body.get("stream_options") or {}
     if body.get("stream") and options.get("include_usage") is False:
@@ -195,7 +195,7 @@ def _warn_without_usage(usage: Any, body: dict) -> None:
         why = " for this stream, although the connector asked for it (stream_options.include_usage)"
     else:
         why = ""
-    warn("no_usage", f"The server reported no token usage{why}; the usage counts are 0.")
+    warn("no_usage", f"The server reported no token usage{why}; usage is null.")
 
 
 def _finish_choice(choice: dict, wants_json: bool, schema: dict | None) -> None:

@@ -108,7 +108,7 @@ def _response_problems(action: Action) -> list[str]:
     except (OSError, ValueError) as exc:
         return [f"{where}: cannot read {action.response_schema}: {exc}"]
     example = action.output.example
-    validator = Draft202012Validator(allow_example_nulls(schema, example))
+    validator = Draft202012Validator(allow_example_nulls(schema, example, action.output.schema_))
     errors = sorted(validator.iter_errors(example), key=str)
     if errors:
         at = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"

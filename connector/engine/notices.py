@@ -29,6 +29,7 @@ KINDS = {
     "key_echoed": "the reply held the API key; it was replaced by ***",
     "no_stream": "tokens are echoed only for a streamed reply",
     "echo_stopped": "the on_token callback failed; echoing stopped",
+    "more": "the server's header ran out of room: how many more warnings its log has",
 }
 
 Listener = Callable[[dict[str, Any]], None]
