@@ -242,14 +242,17 @@ def test_the_keyless_server_example_runs_on_the_local_model():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CONNECTOR_"))}
     env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
     server = subprocess.Popen(
-        ["bash", "-c", f"exec {serve.replace('--port 8080', '--port 0')}"],
+        ["bash", "-c", serve.replace("--port 8080", "--port 0")],
         env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
+        said = []
         for line in server.stderr:
+            said.append(line)
             found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
             if found:
                 break
+        assert found, "".join(said)
         port = found.group(1)
         proc = subprocess.run(
             ["bash", "-c", curl.replace(":8080/", f":{port}/").replace("curl -i", "curl -s -i")],
