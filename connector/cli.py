@@ -101,16 +101,13 @@ class _StderrHandler(logging.Handler):
         _err(f"warning: {record.getMessage()}")
 
 
-def _warning(warning: dict) -> None:
-    _err(f"warning: {notices.described(warning)}")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
 
     form, conn = _form(args), _connection(args)
     if args.dry_run:
         # Said on stderr, and in the document's `warnings` for machines.
-        prepared = runner.prepare(args.action, form, conn, on_warning=_warning)
+        told = lambda w: _err(f"warning: {notices.described(w)}")  # noqa: E731
+        prepared = runner.prepare(args.action, form, conn, on_warning=told)
         _out(prepared)
         return 0
     output = runner.run(args.action, form, conn, on_token=_echo if args.progress else None)

@@ -27,7 +27,7 @@ REPLY = {
 }
 NO_STREAM_USAGE = (
     "warning: The server reported no token usage for this stream, although the connector asked"
-    " for it (stream_options.include_usage); the usage counts are 0.\n"
+    " for it (stream_options.include_usage); usage is null.\n"
 )
 ARGS = ["run", "create_chat_completion", "--set", "model=gpt-4o-mini", "--set", "messages=Hello!"]
 

@@ -591,10 +591,10 @@ def test_runs_with_the_same_connection_share_one_session(monkeypatch, close_tran
     ],
 )
 def test_the_progress_echo_never_shows_the_key(tokens):
-    from connector.engine.runner import _Echo
+    from connector.engine.echo import Echo
 
     seen: list[str] = []
-    echo = _Echo(seen.append, [KEY])
+    echo = Echo(seen.append, [KEY])
     for token in tokens:
         echo(token)
     echo.flush()

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from connector.engine import notices, plan
 from connector.engine.body import build_body
+from connector.engine.echo import Echo
 from connector.engine.forms import Notes, invalid
 from connector.engine.hooks import hook
 from connector.engine.loader import load_manifest
@@ -258,7 +259,7 @@ def _run(action_id, form, connection, on_token, on_attempts, known: _Known) -> d
                 "Tokens are echoed only for a streamed reply: set Stream (stream=true) to see"
                 " them as they arrive. This reply comes whole.",
             )
-        echo = _Echo(on_token, conn.secrets) if on_token is not None else None
+        echo = Echo(on_token, conn.secrets) if on_token is not None else None
         try:
             reply = _send(transport_for(conn), action, body, conn, echo)
         finally:
@@ -296,58 +297,6 @@ def _without_keys(output: dict, secrets) -> dict:
         return output
     notices.warn("key_echoed", "The reply contained the API key; it was replaced by ***.")
     return redact(output, keys)
-
-
-class _Echo:
-    """``on_token`` made safe: never echoes the key, and its first failure only turns it off."""
-
-    def __init__(self, on_token: Callable[[str], None], secrets) -> None:
-        self._on_token = on_token
-        self._secrets = tuple(secrets)
-        self._keys = secret_values(secrets)
-        self._pending = ""  # held back: it could be the start of a key split across tokens
-        self._failed = False
-
-    def __call__(self, text: str) -> None:
-        if self._failed:
-            return
-        if not self._keys:
-            self._emit(text)
-            return
-        pending = redact(self._pending + text, self._keys)
-        hold = _key_prefix_at_end(pending, self._keys)
-        self._pending = pending[len(pending) - hold :]
-        if len(pending) > hold:
-            self._emit(pending[: len(pending) - hold])
-
-    def flush(self) -> None:
-        """Echo what was held back: the reply is over, so no key can complete it any more."""
-        if self._pending and not self._failed:
-            self._emit(self._pending)
-        self._pending = ""
-
-    def _emit(self, text: str) -> None:
-        try:
-            self._on_token(text)
-        except Exception as exc:  # a progress echo (e.g. a closed stderr) must not cost the reply
-            self._failed = True
-            reason = redact(f"{type(exc).__name__}: {exc}", self._secrets)
-            notices.warn(
-                "echo_stopped", f"progress echo stopped ({reason}); the completion carries on."
-            )
-
-
-def _key_prefix_at_end(text: str, keys: list[str]) -> int:
-    """Return the length of the longest end of ``text`` that begins some key."""
-    longest = 0
-    for key in keys:
-        i = text.find(key[0], max(0, len(text) - len(key) + 1))
-        while i != -1:
-            if key.startswith(text[i:]):
-                longest = max(longest, len(text) - i)
-                break
-            i = text.find(key[0], i + 1)
-    return longest
 
 
 def internal_error(exc: BaseException, secrets) -> InternalError:

@@ -65,7 +65,7 @@ class Provider:
                 f"`api_key` is required for provider '{self.name}'. Set OPENAI_API_KEY, or"
                 " api_key in the connection. To run without a key, use the embedded local model:"
                 " OPENAI_PROVIDER=local (provider 'local', model smollm2); for another key-less"
-                " server, provider 'compatible' with its Base URL.",
+                " server, provider 'compatible' with its `base_url`.",
                 "is required for provider " + self.name,
             )
 
