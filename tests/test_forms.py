@@ -486,3 +486,13 @@ def test_max_input_chars_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("OPENAI_MAX_INPUT_CHARS", "5000")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert resolve_connection().max_input_chars == 5000
+
+
+def test_every_environment_variable_is_on_the_connection_page():
+    from pathlib import Path
+
+    from connector.transport.connection import ENV_VARS
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "connection.md").read_text()
+    for name, var in ENV_VARS.items():
+        assert f"(`{name}`)" in page and f"Environment: `{var}`." in page
