@@ -403,8 +403,8 @@ def test_n8n_node_shows_the_runs_warnings_as_execution_hints(n8n, action_server)
     result = run_workflow(n8n, doc)
     assert result.ok, result.stdout[-3000:]
     hints = result.data["data"]["resultData"]["runData"][NODE][-1].get("hints") or []
-    said = [h["message"] for h in hints]
-    assert len(said) == 2, hints
+    said = [h["message"] for h in hints if h["message"].startswith("Item 0: Messages: ")]
+    assert len(said) == 2, hints  # (the local model's reply may be cut too: a third)
     assert all(m.startswith("Item 0: Messages: line 1, column ") for m in said)
     assert all(h["type"] == "warning" for h in hints)
     assert "warnings" not in result.output(NODE)[0]  # the output keeps the API's shape
