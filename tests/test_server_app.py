@@ -363,3 +363,23 @@ def test_a_run_file_of_an_older_version_gets_the_idempotency_columns(tmp_path):
     assert store.get("a").status == 200
     first, _ = store.create("list_models", {}, scope="t", idem_key="k")
     assert store.create("list_models", {}, scope="t", idem_key="k") == (first, False)
+
+
+@pytest.mark.parametrize(
+    ("document", "routes"),
+    [
+        (openapi.document, [("/actions/create_chat_completion/run", "post"),
+                            ("/actions/create_chat_completion/dry-run", "post"),
+                            ("/actions/create_chat_completion/runs", "post"),
+                            ("/runs/{run_id}", "get")]),
+        (swagger.document, [("/actions/create_chat_completion/run", "post"),
+                            ("/actions/create_chat_completion/runs", "post"),
+                            ("/runs/{run_id}", "get")]),
+    ],
+    ids=["openapi", "swagger"],
+)  # fmt: skip
+def test_the_documents_declare_the_warnings_header(document, routes):
+    doc = document()
+    for path, method in routes:
+        headers = doc["paths"][path][method]["responses"]["200"].get("headers") or {}
+        assert "X-Connector-Warnings" in headers, (path, method)
