@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from connector.actions.chunks import Aggregator
 from connector.engine.forms import FieldProblem
+from connector.engine.notices import warn
 from connector.errors import InvalidResponse
-
-log = logging.getLogger("connector")
 
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -99,7 +97,11 @@ def _schema_format(schema: dict) -> dict:
     problem = _strict_problem(strict_schema)
     if problem:
         # Strict mode would make the API reject the schema; send it non-strict and say why.
-        log.warning("Response Format: sent with strict false because %s", problem)
+        warn(
+            "not_strict",
+            f"sent with strict false because {problem}",
+            name="response_format",
+        )
         return {
             "type": "json_schema",
             "json_schema": {"name": name[:64] or "response", "schema": schema, "strict": False},
@@ -183,8 +185,8 @@ def finish(output: dict, body: dict) -> dict:
 
 
 def _warn_without_usage(usage: Any, body: dict) -> None:
-    """Warn when the server reported no token counts (the output then shows 0 for each)."""
-    if not isinstance(usage, dict) or usage.get("total_tokens") or usage.get("prompt_tokens"):
+    """Warn when the server reported no token usage (``usage`` is then null: unknown, not 0)."""
+    if usage is not None:
         return
     options = body.get("stream_options") or {}
     if body.get("stream") and options.get("include_usage") is False:
@@ -193,7 +195,7 @@ def _warn_without_usage(usage: Any, body: dict) -> None:
         why = " for this stream, although the connector asked for it (stream_options.include_usage)"
     else:
         why = ""
-    log.warning("The server reported no token usage%s; the usage counts are 0.", why)
+    warn("no_usage", f"The server reported no token usage{why}; usage is null.")
 
 
 def _finish_choice(choice: dict, wants_json: bool, schema: dict | None) -> None:
@@ -206,14 +208,15 @@ def _finish_choice(choice: dict, wants_json: bool, schema: dict | None) -> None:
     message = choice.get("message") or {}
     reason = choice.get("finish_reason")
     if reason == "length":
-        log.warning(
-            "Choice %s was cut at the token limit (finish_reason: length); raise Max "
-            "Completion Tokens for a complete reply.",
-            choice.get("index"),
+        warn(
+            "truncated",
+            f"Choice {choice.get('index')} was cut at the token limit (finish_reason: length);"
+            " raise Max Completion Tokens for a complete reply.",
+            name="max_completion_tokens",
         )
     if message.get("refusal"):
         # A refusal is an answer, not a failure: the workflow branches on message.refusal.
-        log.warning("Choice %s: the model refused (message.refusal).", choice.get("index"))
+        warn("refused", f"Choice {choice.get('index')}: the model refused (message.refusal).")
         if wants_json:
             message["parsed"] = None
     elif wants_json:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from connector.engine import runner
+from connector.engine import notices, runner
 from connector.engine.loader import check_manifest, load_manifest
 from connector.engine.runner import internal_error
 from connector.errors import ConnectorError, InvalidInput
@@ -105,9 +105,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     form, conn = _form(args), _connection(args)
     if args.dry_run:
-        prepared = runner.prepare(args.action, form, conn)
-        for warning in prepared.get("warnings", ()):  # also in the document, for machines
-            _err(f"warning: {warning['message']}")
+        # Said on stderr, and in the document's `warnings` for machines.
+        told = lambda w: _err(f"warning: {notices.described(w)}")  # noqa: E731
+        prepared = runner.prepare(args.action, form, conn, on_warning=told)
         _out(prepared)
         return 0
     output = runner.run(args.action, form, conn, on_token=_echo if args.progress else None)

@@ -27,7 +27,7 @@ REPLY = {
 }
 NO_STREAM_USAGE = (
     "warning: The server reported no token usage for this stream, although the connector asked"
-    " for it (stream_options.include_usage); the usage counts are 0.\n"
+    " for it (stream_options.include_usage); usage is null.\n"
 )
 ARGS = ["run", "create_chat_completion", "--set", "model=gpt-4o-mini", "--set", "messages=Hello!"]
 
@@ -275,14 +275,16 @@ def test_a_real_run_still_needs_the_key(capsys, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     code, doc, _ = main(ARGS, capsys)
     assert code == 2 and doc["error"]["fields"][0]["name"] == "api_key"
+    assert "OPENAI_PROVIDER=local" in doc["error"]["message"]  # the key-less way, named
 
 
 def test_a_dry_run_prints_the_repairs_as_warnings_on_stderr(capsys):
     text = r'[{"role": "user", "content": "C:\Users said "hi""}]'
     code, doc, err = main([*ARGS, "--set", f"messages={text}", "--dry-run"], capsys)
     assert code == 0 and doc["body"]["messages"][0]["content"] == r'C:\Users said "hi"'
-    assert err.splitlines() == [f"warning: {w['message']}" for w in doc["warnings"]]
-    assert [w["column"] for w in doc["warnings"]] == [33, 45, 48]
+    assert err.splitlines() == [f"warning: Messages: {w['message']}" for w in doc["warnings"]]
+    assert [w["column"] for w in doc["warnings"]] == [31, 45, 48]
+    assert [w["kind"] for w in doc["warnings"]] == ["repaired"] * 3
 
 
 def test_stderr_keeps_the_caret_line_of_broken_json(capsys):

@@ -396,6 +396,20 @@ def test_n8n_node_failure_fails_the_node_and_sends_no_mail(
     assert (after.get(attempts, 0) - before.get(attempts, 0) >= 1) == bool(upstream)
 
 
+def test_n8n_node_shows_the_runs_warnings_as_execution_hints(n8n, action_server):
+    # Two quotes of inserted text, repaired: the server's X-Connector-Warnings, as n8n's hints.
+    messages = '[{"role": "user", "content": "Say "hi" in one word."}]'
+    doc = node_workflow("NodeHints", mail_step=False, **node_form(messages=messages))
+    result = run_workflow(n8n, doc)
+    assert result.ok, result.stdout[-3000:]
+    hints = result.data["data"]["resultData"]["runData"][NODE][-1].get("hints") or []
+    said = [h["message"] for h in hints if h["message"].startswith("Item 0: Messages: ")]
+    assert len(said) == 2, hints  # (the local model's reply may be cut too: a third)
+    assert all(m.startswith("Item 0: Messages: line 1, column ") for m in said)
+    assert all(h["type"] == "warning" for h in hints)
+    assert "warnings" not in result.output(NODE)[0]  # the output keeps the API's shape
+
+
 def test_n8n_runs_the_node_installed_with_npm_in_its_nodes_folder(n8n_installed, mail):
     doc = node_workflow("NodeInstalled", **node_form())
     node = next(n for n in doc["nodes"] if n["name"] == NODE)

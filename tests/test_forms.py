@@ -6,6 +6,7 @@ from connector import InvalidInput, make_connection
 from connector.engine import plan
 from connector.engine.body import build_body
 from connector.engine.loader import load_manifest
+from connector.engine.notices import described
 
 ACTION = load_manifest().action("create_chat_completion")
 CONN = make_connection(api_key="sk-test")
@@ -21,7 +22,7 @@ def errors(**form):
     """Return the field errors of BASE plus ``form`` as {name: message}."""
     with pytest.raises(InvalidInput) as exc:
         build_body(ACTION, {**BASE, **form}, CONN)
-    return {e["name"]: e["message"] for e in exc.value.fields}
+    return {e["name"]: described(e) for e in exc.value.fields}
 
 
 @pytest.mark.parametrize(
@@ -163,7 +164,7 @@ def test_all_problems_are_reported_at_once():
         body(
             model="", messages='[{"role": "bot", "content": "x"}, {"role": "tool", "content": "x"}]'
         )
-    messages = " ".join(e["message"] for e in exc.value.fields if e["name"] == "messages")
+    messages = " ".join(described(e) for e in exc.value.fields if e["name"] == "messages")
     assert "Messages[0].role" in messages and "Messages[1].tool_call_id" in messages
 
 
@@ -398,7 +399,7 @@ def test_unknown_field_suggests_the_closest():
 @pytest.mark.parametrize(
     ("form", "fragment"),
     [
-        ({"messages": "x" * 2001}, "over the limit of 2,000 (connection setting max_input_chars)"),
+        ({"messages": "x" * 2001}, "over the limit of 2,000. Shorten it, or raise"),
         (
             {"metadata": "[" * 10 + "]" * 10},
             "deeper than 8 levels (connection setting max_json_depth)",
@@ -448,3 +449,51 @@ def test_native_values_are_taken_as_they_come(name, native, sent):
 def test_native_additional_parameters_are_merged():
     sent = body(additional_parameters={"prediction": {"type": "content", "content": "x"}})
     assert sent["prediction"] == {"type": "content", "content": "x"}
+
+
+# ---- hints that fix -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("form", "name", "hint"),
+    [
+        ({"temperature": "0,7"}, "temperature", "use a dot as the decimal mark (0.7)"),
+        ({"top_p": ",5"}, "top_p", "use a dot as the decimal mark (.5)"),
+        ({"messages": "[{\u201crole\u201d: \u201cuser\u201d}]"}, "messages", "curly quotes"),
+        ({"tools": "[{\u2018type\u2019: 1}]"}, "tools", "JSON needs straight double quotes"),
+        ({"user": "x" * 1_000_001}, "user", "Max Input Characters (max_input_chars;"),
+        ({"user": "x" * 1_000_001}, "user", "OPENAI_MAX_INPUT_CHARS in the environment"),
+    ],
+)
+def test_hints_say_the_fix(form, name, hint):
+    assert hint in errors(**form)[name]
+
+
+def test_a_field_message_leaves_the_label_to_its_own_key():
+    with pytest.raises(InvalidInput) as exc:
+        build_body(ACTION, {**BASE, "temperature": "hot", "messages": '[{"content": "Hi"}]'}, CONN)
+    fields = {f["name"]: f for f in exc.value.fields}
+    assert fields["temperature"]["message"] == "expected a number, got 'hot'"
+    assert fields["temperature"]["label"] == "Temperature"
+    assert fields["messages"]["path"] == "Messages[0].role"
+    assert not fields["messages"]["message"].startswith("Messages")
+    assert "Temperature: expected a number, got 'hot'" in exc.value.message
+    assert "Messages[0].role: is missing" in exc.value.message
+
+
+def test_max_input_chars_comes_from_the_environment(monkeypatch):
+    from connector.engine.runner import resolve_connection
+
+    monkeypatch.setenv("OPENAI_MAX_INPUT_CHARS", "5000")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert resolve_connection().max_input_chars == 5000
+
+
+def test_every_environment_variable_is_on_the_connection_page():
+    from pathlib import Path
+
+    from connector.transport.connection import ENV_VARS
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "connection.md").read_text()
+    for name, var in ENV_VARS.items():
+        assert f"(`{name}`)" in page and f"Environment: `{var}`." in page

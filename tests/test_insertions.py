@@ -17,6 +17,7 @@ from connector.engine.body import build_body
 from connector.engine.forms import Notes
 from connector.engine.jsontext import DUPLICATE, FIX, SHORTCUT
 from connector.engine.loader import load_manifest
+from connector.engine.notices import described
 
 ACTION = load_manifest().action("create_chat_completion")
 CONN = make_connection(api_key="sk-test")
@@ -60,16 +61,21 @@ def fill(template: str, text: str) -> str:
     return template.replace(SLOT, text)
 
 
+def shown(entries: list[dict]) -> list[dict]:
+    """Return the entries with each message as a line shows it: ``Label[path]: message``."""
+    return [{**e, "message": described(e)} for e in entries]
+
+
 def build(form: dict) -> tuple[dict, list[dict]]:
     notes = Notes()
     body = build_body(ACTION, {"model": "gpt-4o-mini", "messages": "Hi", **form}, CONN, notes)
-    return body, notes.warnings
+    return body, shown(notes.warnings)
 
 
 def problems(form: dict) -> list[dict]:
     with pytest.raises(InvalidInput) as exc:
         build(form)
-    return exc.value.fields
+    return shown(exc.value.fields)
 
 
 # (template, inserted text, text sent, warnings): None sent means an invalid_input error.
@@ -110,15 +116,17 @@ INSERTIONS = [
         'Subject: "Re: [URGENT] {db} down"\nBody',
         2,
     ),
-    # Backslashes that start no JSON escape: a backslash, one warning each.
-    (ONE_LINE, r"C:\Users\pat\Documents\Q3.docx", r"C:\Users\pat\Documents\Q3.docx", 4),
-    (PLATFORM, r"Saved in D:\Projects\Alpha", r"Saved in D:\Projects\Alpha", 2),
+    # Backslashes that start no JSON escape: a backslash, one warning each; a drive path that
+    # holds one keeps all its backslashes, one warning for the path (see test_windows_paths).
+    (ONE_LINE, r"C:\Users\pat\Documents\Q3.docx", r"C:\Users\pat\Documents\Q3.docx", 1),
+    (PLATFORM, r"Saved in D:\Projects\Alpha", r"Saved in D:\Projects\Alpha", 1),
     (OBJECT, r"regex \d+\s*\w", r"regex \d+\s*\w", 3),
     (ONE_LINE, "a backslash \\ then a space", "a backslash \\ then a space", 1),
-    (PLATFORM, 'path C:\\Users\\pat and "quotes"', 'path C:\\Users\\pat and "quotes"', 4),
-    # Valid JSON escapes in the inserted text are read as escapes: they cannot be told apart.
-    (ONE_LINE, r"C:\new\table", "C:\new\table", 0),
-    (ONE_LINE, r"\\server\share", r"\server\share", 1),
+    (PLATFORM, 'path C:\\Users\\pat and "quotes"', 'path C:\\Users\\pat and "quotes"', 3),
+    # Valid JSON escapes in the inserted text are read as escapes: they cannot be told apart,
+    # but in what looks like a path a warning says so.
+    (ONE_LINE, r"C:\new\table", "C:\new\table", 1),
+    (ONE_LINE, r"\\server\share", r"\server\share", 2),
     (OBJECT, r"already escaped: \"hi\"\n", 'already escaped: "hi"\n', 0),
     (PLATFORM, r"caf\u00e9 \/ slash", "café / slash", 0),
     # Emoji, CJK, other scripts: as they are.
@@ -133,9 +141,9 @@ INSERTIONS = [
     # A tool's description and a metadata value.
     (TOOLS, 'Looks up "orders" by id', 'Looks up "orders" by id', 2),
     (TOOLS, "Looks up orders.\nArgs: none", "Looks up orders.\nArgs: none", 0),
-    (TOOLS, r"Reads C:\Data\orders.csv", r"Reads C:\Data\orders.csv", 2),
+    (TOOLS, r"Reads C:\Data\orders.csv", r"Reads C:\Data\orders.csv", 1),
     (METADATA, 'Order "A-12"', 'Order "A-12"', 2),
-    (METADATA, r"\\nas\Tickets\T-1", r"\nas\Tickets\T-1", 2),
+    (METADATA, r"\\nas\Tickets\T-1", r"\nas\Tickets\T-1", 3),
     (METADATA, "first line\nsecond line", "first line\nsecond line", 0),
     # Not repaired (the meaning is not certain): an invalid_input error, nothing sent.
     (ONE_LINE, '"Yes", he said', None, None),
@@ -178,7 +186,7 @@ def test_there_are_at_least_40_insertions():
         (ONE_LINE, 'He said "hi"', 1, 39),
         (PLATFORM, 'He said "hi"', 8, 25),
         (PLATFORM, 'first\nthen "x"', 9, 6),
-        (PLATFORM, "first\r\nthen C:\\Users", 9, 8),
+        (PLATFORM, "first\r\nthen \\d+", 9, 6),
     ],
 )
 def test_a_repair_names_its_line_and_column(template, text, line, column):
@@ -186,6 +194,44 @@ def test_a_repair_names_its_line_and_column(template, text, line, column):
     assert (noted[0]["line"], noted[0]["column"]) == (line, column)
     row = fill(template, text).split("\n")[line - 1]
     assert row[column - 1] in '"\\'
+
+
+# ---- Windows paths inserted without escapes -----------------------------------------------
+
+# (inserted text, text sent, the kinds of the warnings): docs/input-rules.md's table, row by row.
+WINDOWS_PATHS = [
+    # A drive path with a backslash that starts no JSON escape: every backslash kept.
+    (
+        r"C:\Users\anna\new_reports\2024\tax.csv",
+        r"C:\Users\anna\new_reports\2024\tax.csv",
+        ["repaired"],
+    ),
+    (r"see D:\data\table.csv now", r"see D:\data\table.csv now", ["repaired"]),
+    # Only valid escapes: read as JSON says, and flagged.
+    (r"C:\new\table", "C:\new\table", ["escapes"]),
+    (r"C:\reports\b\u0041x", "C:\reports\b\u0041x", ["escapes"]),
+    # A share: its leading \\ is one backslash in JSON; flagged (and \s repaired as before).
+    (r"\\fileserver\share", r"\fileserver\share", ["escapes", "repaired"]),
+    (r"\\fs\new", "\\fs\new", ["escapes"]),
+    # Not paths: escaped as JSON wants, one escape after "Q:", a colon after the run.
+    (r"C:\\Users\\anna", r"C:\Users\anna", []),
+    (r"Q:\nWhat is it?", "Q:\nWhat is it?", []),
+    (r"Q:\nA: yes", "Q:\nA: yes", []),
+    (r"Name:\tPat\tSmith", "Name:\tPat\tSmith", []),
+]
+
+
+@pytest.mark.parametrize(("text", "sent", "kinds"), WINDOWS_PATHS)
+def test_windows_paths(text, sent, kinds):
+    body, noted = build({"messages": fill(ONE_LINE, text)})
+    assert body["messages"][0]["content"] == sent
+    assert [w["kind"] for w in noted] == kinds
+
+
+def test_windows_paths_are_the_docs_table():
+    page = Path(__file__).resolve().parent.parent / "docs" / "input-rules.md"
+    rows = re.findall(r"^ *\| `([^`]+)` \|", page.read_text(encoding="utf-8"), re.M)
+    assert rows == [text for text, _, _ in WINDOWS_PATHS]
 
 
 # ---- plain text stays plain text -----------------------------------------------------------

@@ -62,6 +62,29 @@ def content(output: dict) -> str:
     return output["choices"][0]["message"]["content"]
 
 
+@pytest.mark.parametrize(
+    ("form", "usage_known"),
+    [
+        ({"model": "gpt-4o-mini", "max_completion_tokens": "4"}, True),
+        ({"model": "smollm2", "stream": "true", "max_completion_tokens": "4"}, False),
+    ],
+)
+def test_the_local_provider_says_the_model_that_ran_and_unknown_usage_is_null(
+    server, form, usage_known
+):
+    heard = []
+    out = connector.run(
+        "create_chat_completion",
+        {"messages": "Hi", **form},
+        {"provider": "local", "base_url": server.base_url},
+        on_warning=heard.append,
+    )
+    assert out["model"] == MODEL  # not the form's model: the one the local server runs
+    assert (out["usage"] is not None) == usage_known
+    assert ("no_usage" in [w["kind"] for w in heard]) == (not usage_known)
+    assert "truncated" in [w["kind"] for w in heard]  # 4 tokens: cut, and said so
+
+
 def test_plain_completion_on_the_seed_example(server):
     out = chat(server)
     assert out["object"] == "chat.completion"

@@ -62,7 +62,7 @@ FILLED = [
     ("choices[].message.annotations", [], list),
     ("choices[].logprobs", None, type(None)),
     ("choices[].finish_reason", "stop", str),  # the first of the official values
-    ("usage", USAGE_ZEROS, dict),
+    ("usage", None, type(None)),  # the manifest declares null: the server reported none
     ("usage.prompt_tokens", 0, int),
     ("usage.completion_tokens", 0, int),
     ("usage.total_tokens", 0, int),
@@ -110,6 +110,8 @@ MINIMAL = {"choices": [{"message": {"content": "Hi"}}]}
 @pytest.mark.parametrize("how", ["absent", "null"])
 def test_an_absent_or_null_key_gets_its_fill(path, value, kind, how):
     reply = json.loads(json.dumps(MINIMAL))
+    if path.startswith("usage."):  # the counts of a usage the server reported, partly
+        reply["usage"] = {}
     if how == "null":  # a compatible server's explicit null counts as absent unless null is allowed
         *parents, key = path.split(".")
         node = reply
@@ -153,10 +155,10 @@ def test_a_ref_is_followed():
 
 def test_filled_lists_are_fresh_each_run():
     node = output_template(CHAT)
-    first = shape(node, MINIMAL)
+    first = shape(node, {**MINIMAL, "usage": {}})
     first["choices"][0]["message"]["annotations"].append("x")
     first["usage"]["prompt_tokens"] = 5
-    second = shape(node, MINIMAL)
+    second = shape(node, {**MINIMAL, "usage": {}})
     assert second["choices"][0]["message"]["annotations"] == []
     assert second["usage"]["prompt_tokens"] == 0
 
@@ -171,7 +173,7 @@ def test_values_of_another_type_and_extra_keys_pass_through():
 def test_the_example_fits_the_official_schema_with_its_own_nulls():
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example))
+    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example, DECLARED))
     assert not list(validator.iter_errors(CHAT.output.example))
     # Without the allowance, the example's null system_fingerprint breaks the official type.
     assert list(Draft202012Validator(OFFICIAL).iter_errors(CHAT.output.example))
@@ -180,11 +182,35 @@ def test_the_example_fits_the_official_schema_with_its_own_nulls():
 def test_an_unofficial_null_is_only_allowed_where_the_example_shows_it():
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example))
+    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example, DECLARED))
     out = shape(output_template(CHAT), MINIMAL)
     assert not list(validator.iter_errors(out))
     out["choices"][0]["message"]["annotations"] = None
     assert list(validator.iter_errors(out))
+
+
+DECLARED = CHAT.output.schema_  # the manifest's output schema: usage may be null
+
+
+def test_usage_is_null_only_where_the_manifest_declares_it():
+    from jsonschema import Draft202012Validator
+
+    out = shape(output_template(CHAT), MINIMAL)
+    assert out["usage"] is None
+    assert not list(
+        Draft202012Validator(
+            allow_example_nulls(OFFICIAL, CHAT.output.example, DECLARED)
+        ).iter_errors(out)
+    )
+    assert list(
+        Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example)).iter_errors(out)
+    )
+    out["usage"] = {"prompt_tokens": None}
+    assert list(
+        Draft202012Validator(
+            allow_example_nulls(OFFICIAL, CHAT.output.example, DECLARED)
+        ).iter_errors(out)
+    )
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -250,7 +276,7 @@ def test_every_output_validates_against_the_official_response_schema(path):
     from jsonschema import Draft202012Validator
 
     out = _run(path)
-    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example))
+    validator = Draft202012Validator(allow_example_nulls(OFFICIAL, CHAT.output.example, DECLARED))
     errors = [
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(out)
     ]
@@ -263,7 +289,7 @@ def test_every_output_parses_with_the_official_sdk(path):
 
     out = _run(path)
     completion = ChatCompletion.model_validate(out)
-    assert completion.choices and completion.usage is not None
+    assert completion.choices and (completion.usage is None) == (out["usage"] is None)
     assert completion.choices[0].message.annotations is not None
 
 
@@ -289,13 +315,13 @@ def test_the_seed_example_passes_through_unchanged():
 @pytest.mark.parametrize(
     ("name", "warned"),
     [
-        ("compatible_no_usage.json", "The server reported no token usage; the usage counts are 0."),
+        ("compatible_no_usage.json", "The server reported no token usage; usage is null."),
         ("local_stream.json", "The server reported no token usage for this stream, although the"
                               " connector asked for it (stream_options.include_usage)"),
         ("local_plain.json", None),
     ],
 )  # fmt: skip
-def test_no_usage_gives_zero_counts_and_a_warning(caplog, name, warned):
+def test_no_usage_gives_null_usage_and_a_warning(caplog, name, warned):
     import logging
 
     with caplog.at_level(logging.WARNING, logger="connector"):
@@ -305,7 +331,7 @@ def test_no_usage_gives_zero_counts_and_a_warning(caplog, name, warned):
         assert not said and out["usage"]["total_tokens"] > 0
     else:
         assert said and said[0].startswith(warned)
-        assert out["usage"] == USAGE_ZEROS
+        assert out["usage"] is None  # unknown, not 0
 
 
 def test_a_structured_output_refusal_is_a_success_with_parsed_null(caplog):

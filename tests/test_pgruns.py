@@ -49,10 +49,12 @@ def test_the_first_completion_wins_and_drops_the_form(store):
     run_id, _ = store.create("create_chat_completion", FORM)
     assert store.claim(run_id).attempts == 1
     assert store.claim(run_id).attempts == 2  # a second worker took it up again
-    assert store.finish(run_id, 200, {"first": True}) is True
+    said = [{"kind": "truncated", "message": "cut"}]
+    assert store.finish(run_id, 200, {"first": True}, said) is True
     assert store.finish(run_id, 502, {"error": {"type": "late"}}) is False
     run = store.get(run_id)
     assert (run.state, run.status, run.result) == ("done", 200, {"first": True})
+    assert run.warnings == said and store.done_run(run_id)[0].warnings == said
     assert store.claim(run_id) is None  # a stalled job of a done run does nothing
     assert _count(
         store, "SELECT count(*) FROM connector_runs WHERE id = %s AND form IS NULL", run_id

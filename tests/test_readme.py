@@ -196,4 +196,71 @@ def test_the_python_block_runs_as_written():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     promised = re.search(r"print\(error.*# (.*)$", block, flags=re.M).group(1)
-    assert proc.stdout.splitlines()[-1] == promised
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == promised
+    # The model that ran, and a stream's usage: unknown, not 0.
+    assert "smollm2-135m-instruct None" in lines
+    assert "'truncated'" in lines[-2]  # on_warning heard the cut reply
+
+
+def keyless_commands(name: str) -> list[str]:
+    """Return the README's commands that run key-less (OPENAI_PROVIDER=local) and call ``name``."""
+    found = []
+    for lang, text in blocks(README):
+        if lang == "bash":
+            found += [c for c in commands(text) if "OPENAI_PROVIDER=local" in c and name in c]
+    return found
+
+
+def test_the_readme_shows_the_keyless_path_first():
+    use = README.split("## Use\n", 1)[1]
+    for part in ("### CLI", "### Python", "### Server"):
+        section = use.split(part, 1)[1]
+        assert section.index("local") < section.index("OPENAI_API_KEY"), part
+    assert keyless_commands("connector run") and keyless_commands("connector serve")
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("command", keyless_commands("connector run"))
+def test_a_keyless_cli_example_runs_on_the_local_model(command):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+    proc = subprocess.run(
+        ["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    if "--dry-run" not in command:
+        assert doc["model"] == "smollm2-135m-instruct" and doc["choices"][0]["message"]["content"]
+
+
+@pytest.mark.live
+def test_the_keyless_server_example_runs_on_the_local_model():
+    (serve,) = keyless_commands("connector serve")
+    (block,) = [t for lang, t in blocks(README) if lang == "bash" and serve in commands(t)]
+    (curl,) = [c for c in commands(block) if c.startswith("curl")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CONNECTOR_"))}
+    env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+    server = subprocess.Popen(
+        ["bash", "-c", serve.replace("--port 8080", "--port 0")],
+        env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        said = []
+        for line in server.stderr:
+            said.append(line)
+            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if found:
+                break
+        assert found, "".join(said)
+        port = found.group(1)
+        proc = subprocess.run(
+            ["bash", "-c", curl.replace(":8080/", f":{port}/").replace("curl -i", "curl -s -i")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    head, _, body = proc.stdout.replace("\r\n", "\n").partition("\n\n")
+    assert head.startswith("HTTP/1.1 200"), proc.stdout
+    assert json.loads(body)["model"] == "smollm2-135m-instruct"

@@ -92,7 +92,80 @@ def test_the_log_line_counts_the_requests_a_run_sent(client, caplog, route, repl
         )
     assert r.status_code == 200, r.text
     lines = [json.loads(x.getMessage()) for x in caplog.records if x.name == "connector.server"]
+    lines = [x for x in lines if x["event"] != "warnings"]  # COMPLETION has no usage
     assert [(x["outcome"], x["attempts"]) for x in lines] == [("ok", attempts)]
+
+
+# -- warnings: X-Connector-Warnings, the run's result, the log ------------------------------
+
+TENANT = {"X-OpenAI-Api-Key": "sk-test-0123456789abcdef"}
+USAGE = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+REPAIRED = '[{"role": "user", "content": "He said "hi" from C:\\Users\\pat"}]'
+CUT = {**COMPLETION, "usage": USAGE, "choices": [{**COMPLETION["choices"][0], "finish_reason": "length"}]}  # fmt: skip
+
+
+def _warned(r) -> list[tuple]:
+    said = r.headers.get("X-Connector-Warnings")
+    return [(w["kind"], w.get("label")) for w in json.loads(said)] if said else []
+
+
+@pytest.mark.parametrize(
+    ("route", "messages", "reply", "heard"),
+    [
+        ("run", "Hi", {**COMPLETION, "usage": USAGE}, []),
+        ("run", REPAIRED, {**COMPLETION, "usage": USAGE}, [("repaired", "Messages")] * 3),
+        ("run", "Hi", CUT, [("truncated", "Max Completion Tokens")]),
+        ("run", "Hi", COMPLETION, [("no_usage", None)]),
+        ("dry-run", REPAIRED, None, [("repaired", "Messages")] * 3),
+    ],
+)
+def test_the_warnings_header_says_the_runs_warnings(client, caplog, route, messages, reply, heard):
+    with responses.RequestsMock() as mock:
+        if reply is not None:
+            mock.post("https://api.openai.com/v1/chat/completions", json=reply)
+        r = client.simulate_post(
+            f"/actions/create_chat_completion/{route}",
+            json={"model": "m", "messages": messages},
+            headers=TENANT,
+        )
+    assert r.status_code == 200, r.text
+    assert _warned(r) == heard
+    if route == "run":  # the output's shape is the API's: nothing added
+        assert set(r.json) == {*COMPLETION, "usage", "service_tier", "system_fingerprint"}
+    lines = [json.loads(x.getMessage()) for x in caplog.records if x.name == "connector.server"]
+    said = [x for x in lines if x["event"] == "warnings"]
+    assert [len(x["warnings"]) for x in said] == ([len(heard)] if heard else [])
+    assert all(x["request_id"] == r.headers["X-Request-Id"] for x in said)
+
+
+def test_an_async_runs_result_says_its_warnings(client):
+    with responses.RequestsMock() as mock:
+        mock.post("https://api.openai.com/v1/chat/completions", json=CUT)
+        r = client.simulate_post(
+            "/actions/create_chat_completion/runs",
+            json={"model": "m", "messages": "Hi"},
+            headers=TENANT,
+        )
+        assert r.status_code == 202 and "X-Connector-Warnings" not in r.headers
+        location = r.headers["Location"].split("://", 1)[1].split("/", 1)[1]
+        for _ in range(200):
+            done = client.simulate_get("/" + location)
+            if done.status_code != 202:
+                break
+            time.sleep(0.02)
+    assert done.status_code == 200 and done.json["choices"][0]["finish_reason"] == "length"
+    assert _warned(done) == [("truncated", "Max Completion Tokens")]
+    assert "warnings" not in done.json
+
+
+def test_the_warnings_header_stays_short():
+    from connector.server.answers import WARNINGS_MAX_BYTES, warnings_header
+
+    resp = falcon.Response()
+    warnings_header(resp, [{"kind": "repaired", "message": "x" * 100}] * 100)
+    said = json.loads(resp.get_header("X-Connector-Warnings"))
+    assert len(resp.get_header("X-Connector-Warnings")) <= WARNINGS_MAX_BYTES
+    assert said[-1] == {"kind": "more", "message": f"and {101 - len(said)} more warnings"}
 
 
 class Extra:
@@ -214,6 +287,17 @@ def test_a_run_whose_worker_stopped_beating_reads_as_interrupted(tmp_path):
     run = reader.get(run_id)
     assert run.state == "done" and run.status == 503
     assert run.result["error"]["type"] == "interrupted"
+
+
+def test_a_runs_warnings_are_stored_beside_its_result(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    said = [{"kind": "truncated", "message": "cut"}]
+    quiet, _ = store.create("list_models")
+    warned, _ = store.create("list_models")
+    store.finish(quiet, 200, {"data": []})
+    store.finish(warned, 200, {"data": []}, warnings=said)
+    assert (store.get(quiet).warnings, store.get(warned).warnings) == (None, said)
+    assert store.get(warned).result == {"data": []}
 
 
 def test_finished_runs_are_purged_after_the_retention_time(tmp_path):
@@ -359,3 +443,23 @@ def test_the_servers_org_and_project_go_only_with_its_own_key(headers, kept):
     assert "organization" not in got and "project" not in got
     assert got.get("api_key") != "sk-server" or "X-OpenAI-Base-Url" not in headers
     assert {k: got[k] for k in kept} == kept and got["timeout"] == "30"
+
+
+@pytest.mark.parametrize(
+    ("document", "routes"),
+    [
+        (openapi.document, [("/actions/create_chat_completion/run", "post"),
+                            ("/actions/create_chat_completion/dry-run", "post"),
+                            ("/actions/create_chat_completion/runs", "post"),
+                            ("/runs/{run_id}", "get")]),
+        (swagger.document, [("/actions/create_chat_completion/run", "post"),
+                            ("/actions/create_chat_completion/runs", "post"),
+                            ("/runs/{run_id}", "get")]),
+    ],
+    ids=["openapi", "swagger"],
+)  # fmt: skip
+def test_the_documents_declare_the_warnings_header(document, routes):
+    doc = document()
+    for path, method in routes:
+        headers = doc["paths"][path][method]["responses"]["200"].get("headers") or {}
+        assert "X-Connector-Warnings" in headers, (path, method)

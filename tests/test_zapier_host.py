@@ -153,6 +153,21 @@ def test_the_create_sends_the_form_text_and_returns_the_output(ok):
     assert set(out["usage"]) == set(EXAMPLE["usage"])
 
 
+def test_the_runs_warnings_go_to_the_steps_log_and_the_output_is_the_apis(ok):
+    repaired = '[{"role": "user", "content": "He said "hi" at C:\\Users\\pat"}]'
+    doc = zap(
+        "run", f"{CREATE}.perform", auth(ok.url) | {"inputData": FORM | {"messages": repaired}}
+    )
+    # The core writes each z.console.log line twice to stdout (as is, then with a line end).
+    said = {line.strip() for line in doc["logs"] if line.startswith("Warning: ")}
+    assert len(said) == 3 and all(
+        line.startswith("Warning: Messages: line 1, column ") for line in said
+    )
+    assert set(doc["results"]) == set(EXAMPLE)  # no key added for the warnings
+    quiet = zap("run", f"{CREATE}.perform", auth(ok.url) | {"inputData": FORM})
+    assert not [line for line in quiet["logs"] if line.startswith("Warning: ")]
+
+
 def test_curly_text_is_sent_as_typed_not_read_as_zapiers_template(ok):
     text = "Fill in {{bundle.authData.token}} and {{name}}."
     before = ok.upstream.count

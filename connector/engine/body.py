@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-from connector.engine import plan, validation
+from connector.engine import notices, plan, validation
 from connector.engine.forms import Notes, field_error, invalid
 from connector.engine.hooks import hook
 from connector.errors import InvalidInput
 from connector.manifest.spec import Action, Param
 from connector.transport.connection import Connection
-
-log = logging.getLogger("connector")
 
 
 def build_body(
@@ -53,12 +50,16 @@ def build_body(
                 )
         else:
             if param.deprecated and param.replaced_by:
-                log.warning(
-                    "%s is deprecated; %s",
-                    param.label,
-                    f"it is sent as {action.param(param.target).label}."
-                    if param.send_as
-                    else f"use {action.param(param.replaced_by).label} instead.",
+                notices.warn(
+                    "deprecated",
+                    "is deprecated; "
+                    + (
+                        f"it is sent as {action.param(param.target).label}."
+                        if param.send_as
+                        else f"use {action.param(param.replaced_by).label} instead."
+                    ),
+                    name=param.name,
+                    label=param.label,
                 )
             body[param.target] = value
     merge_param = action.merge_param
@@ -100,7 +101,7 @@ def _finish(errors: list[dict[str, Any]], notes: Notes, log_warnings: bool) -> N
         raise invalid(errors).replace(warnings=list(notes.warnings) or None)
     if log_warnings:
         for w in notes.warnings:
-            log.warning("%s", w["message"])
+            notices.tell(w)
 
 
 def _cross_rules(action: Action, body: dict) -> list[dict[str, str]]:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from connector.engine import hooks, validation
 from connector.engine.forms import Form
+from connector.engine.notices import described
 from connector.engine.output import allow_example_nulls
 from connector.manifest.format import Manifest as ManifestFormat
 from connector.manifest.paths import CARD
@@ -108,7 +109,7 @@ def _response_problems(action: Action) -> list[str]:
     except (OSError, ValueError) as exc:
         return [f"{where}: cannot read {action.response_schema}: {exc}"]
     example = action.output.example
-    validator = Draft202012Validator(allow_example_nulls(schema, example))
+    validator = Draft202012Validator(allow_example_nulls(schema, example, action.output.schema_))
     errors = sorted(validator.iter_errors(example), key=str)
     if errors:
         at = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
@@ -127,7 +128,7 @@ def _example_problems(where: str, params: list[Param], module: str | None) -> li
         errors = [e for e in errors if e["name"] == p.name]
         if errors:
             problems.append(
-                f"{where}.{p.name}.example: breaks its own rules: {errors[0]['message']}"
+                f"{where}.{p.name}.example: breaks its own rules: {described(errors[0])}"
             )
     return problems
 

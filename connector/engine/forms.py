@@ -16,9 +16,11 @@ from typing import Any
 from connector.engine import jsontext
 from connector.engine.hooks import module as action_module
 from connector.engine.jsontext import FieldProblem, Lenient
+from connector.engine.notices import described
 from connector.errors import InvalidInput
 from connector.manifest.spec import Param
 from connector.manifest.values import constraint_problem, json_depth, num
+from connector.transport.connection import ENV_VARS
 
 __all__ = ["FieldProblem", "Form", "Notes", "field_error", "invalid", "is_blank", "json_depth"]
 
@@ -29,6 +31,7 @@ _TRUE = frozenset(t for t, _ in BOOLEAN_SPELLINGS)
 _FALSE = frozenset(f for _, f in BOOLEAN_SPELLINGS)
 _OTHER_BOOLEANS = ", ".join(f"{t}/{f}" for t, f in BOOLEAN_SPELLINGS[1:])
 _INT_RE = re.compile(r"[+-]?\d+")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", ",": ","}
 _ESCAPE_RE = re.compile(r"\\(.)")
 _QUOTES = ('"', "'", "\u201c", "\u201d", "\u2018", "\u2019")
@@ -39,16 +42,14 @@ def field_error(
 ) -> dict[str, Any]:
     """Return the ``{name, label, message}`` entry of an invalid_input error (or a warning).
 
-    ``line`` and ``column`` say where in the field's text, for JSON text.
+    The message does not repeat the label (a host shows both); ``path`` is the label with the
+    place inside the value; ``line`` and ``column`` say where in the field's text (JSON text).
     """
-    where = param.label + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-    entry: dict[str, Any] = {
-        "name": param.name,
-        "label": param.label,
-        "message": f"{where}: {message}",
-    }
+    entry: dict[str, Any] = {"name": param.name, "label": param.label, "message": message}
     if path:
-        entry["path"] = where
+        entry["path"] = param.label + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in path
+        )
     if line is not None:
         entry["line"], entry["column"] = line, column
     return entry
@@ -130,7 +131,11 @@ def _number(param: Param, value: Any) -> float | int:
         try:
             number = float(value.strip().replace("_", ""))
         except ValueError:
-            raise FieldProblem(f"expected a number, got {value.strip()!r}") from None
+            text = value.strip()
+            hint = ""
+            if _DECIMAL_COMMA.fullmatch(text):
+                hint = f": use a dot as the decimal mark ({text.replace(',', '.')})"
+            raise FieldProblem(f"expected a number, got {text!r}{hint}") from None
     else:
         raise FieldProblem(f"expected a number, got {type(value).__name__}")
     if not math.isfinite(number):
@@ -302,8 +307,9 @@ class Form:
                 errors.append(
                     field_error(
                         param,
-                        f"is {len(raw):,} characters, over the limit of {max_chars:,} "
-                        "(connection setting max_input_chars)",
+                        f"is {len(raw):,} characters, over the limit of {max_chars:,}. Shorten"
+                        " it, or raise the connection's Max Input Characters (max_input_chars;"
+                        f" {ENV_VARS['max_input_chars']} in the environment)",
                     )
                 )
                 continue
@@ -334,7 +340,8 @@ class Form:
             values[param.name] = value
             if lenient is not None and notes is not None:
                 notes.warnings += [
-                    field_error(param, n.message, (), n.line, n.column) for n in lenient.notes
+                    {**field_error(param, n.message, (), n.line, n.column), "kind": n.kind}
+                    for n in lenient.notes
                 ]
                 if lenient.original is not None:
                     o = lenient.original
@@ -349,7 +356,11 @@ class Form:
 
         hint = difflib.get_close_matches(_norm_key(key), names, n=1)
         fix = f" Did you mean '{hint[0]}'?" if hint else f" Known fields: {', '.join(names)}."
-        return {"name": str(key), "label": str(key), "message": f"unknown field '{key}'.{fix}"}
+        return {
+            "name": str(key),
+            "label": str(key),
+            "message": f"is not a field of this form.{fix}",
+        }
 
 
 def _how(param: Param, raw: Any = None) -> str:
@@ -375,6 +386,6 @@ def _how(param: Param, raw: Any = None) -> str:
 
 def invalid(errors: list[dict[str, str]], what: str = "form") -> InvalidInput:
     """Return one InvalidInput listing every field error."""
-    lines = "; ".join(e["message"] for e in errors)
+    lines = "; ".join(described(e) for e in errors)
     noun = "problem" if len(errors) == 1 else "problems"
     return InvalidInput(f"The {what} has {len(errors)} {noun}: {lines}", fields=errors)

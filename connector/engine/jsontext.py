@@ -10,7 +10,10 @@ always unescaped. The rules (documented in the README, "Text from earlier steps"
   is part of the text, and a backslash that starts no JSON escape is a backslash. A repair is
   kept only when the repaired text parses (and later passes the field's rules); else the
   original error stands;
-- a key given twice in one object is an error: inserted text may have closed its string.
+- a key given twice in one object is an error: inserted text may have closed its string;
+- a Windows path in a string (``C:\\Users\\x``, ``\\\\host\\share``) written without escapes: its
+  backslashes are kept where the text needed a repair anyway (a drive path holding a backslash
+  that starts no JSON escape), else a warning says which escapes became control characters.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ _ESCAPES = frozenset('"\\/bfnrt')
 _HEX = re.compile(r"[0-9a-fA-F]{4}")
 _SPECIAL = re.compile(r'["\\]')  # inside a string, only these two matter for the repairs
 _QUOTE = "\"'\u201c\u201d\u2018\u2019"
+_CURLY = re.compile("[\u201c\u201d\u2018\u2019]")
+# A Windows path as it reads in JSON text written without escapes: a drive (C:) or a share's
+# host (two backslashes), then segments each after one backslash. A segment stops at what no
+# path holds and at white space; a colon after it means no path ("Q:\nA: ..." is a question).
+_SEGMENTS = r'(?:\\[^\\"\s*?<>|:]++)++(?!:)'
+_DRIVE = re.compile(rf"(?<![\w\\])[A-Za-z]:{_SEGMENTS}")
+_SHARE = re.compile(rf"(?<![\w\\])\\\\[\w.$-]+{_SEGMENTS}")
+_CONTROL = {"n": "a line break", "t": "a tab", "r": "a carriage return", "b": "a backspace",
+            "f": "a form feed", "u": "a \\u escape"}  # fmt: skip
 
 
 BOM = "\ufeff"
@@ -54,11 +66,12 @@ class FieldProblem(ValueError):
 
 
 class Note(NamedTuple):
-    """A warning about one field's text: what was read differently, and where."""
+    """A warning about one field's text: what was read differently, and where (``notices``)."""
 
     message: str
     line: int | None = None
     column: int | None = None
+    kind: str = "repaired"
 
 
 class Lenient(NamedTuple):
@@ -147,9 +160,14 @@ def read(value: str, *, fallback: bool, keys: Sequence[str] | None, example: Any
     """
     if value[:1] in ("{", "["):  # the common case, valid JSON: no copies, no scans
         try:
-            return loads(value)
+            parsed = loads(value)
         except json.JSONDecodeError:
             pass
+        else:
+            if ":\\" not in value and "\\\\" not in value:  # no Windows path can be in it
+                return parsed
+            notes = paths(value, value, 0)[1]
+            return Lenient(parsed, tuple(notes), None) if notes else parsed
     if value[:1] == BOM:  # text saved from a file with its encoding mark: the mark is no text
         value = value[1:]
     text = value.strip()
@@ -174,6 +192,7 @@ def read(value: str, *, fallback: bool, keys: Sequence[str] | None, example: Any
             f"(line {line}, column {column}) and names no " + " or ".join(f'"{k}":' for k in keys),
             line,
             column,
+            "as_text",
         )
         return Lenient(text, (note,), None)
     repaired, notes = repair(text, value, lead)
@@ -193,6 +212,7 @@ def repair(text: str, value: str, lead: int) -> tuple[str, list[Note]]:
     """
     out: list[str] = []
     spots: list[tuple[int, str]] = []
+    keep, path_notes = paths(text, value, lead)
     start = i = 0
     n = len(text)
     while True:
@@ -208,7 +228,10 @@ def repair(text: str, value: str, lead: int) -> tuple[str, list[Note]]:
             i = m.start()
             if text[i] == "\\":
                 after = text[i + 1 : i + 2]
-                if after in _ESCAPES and after:
+                if i in keep:  # a separator of a Windows path: a backslash (``paths``)
+                    out += (text[start:i], "\\\\")
+                    start = i = i + 1
+                elif after in _ESCAPES and after:
                     i += 2
                 elif after == "u" and _HEX.match(text, i + 2):
                     i += 6
@@ -228,13 +251,73 @@ def repair(text: str, value: str, lead: int) -> tuple[str, list[Note]]:
         if i >= n:
             break
     out.append(text[start:])
-    notes = []
+    notes = path_notes
     for pos, what in spots[:_MAX_REPAIR_WARNINGS]:
         line, column = where(value, pos + lead)
         notes.append(Note(f"line {line}, column {column}: {what}", line, column))
     if len(spots) > _MAX_REPAIR_WARNINGS:
         notes.append(Note(f"and {len(spots) - _MAX_REPAIR_WARNINGS} more such repairs"))
     return "".join(out), notes
+
+
+def paths(text: str, value: str, lead: int) -> tuple[set[int], list[Note]]:
+    """Return the backslashes of Windows paths in ``text`` to keep, and a note for each path.
+
+    A drive path (``C:\\Users\\anna``) holding a backslash that starts no JSON escape was
+    written without escapes: all its backslashes are kept. Otherwise a path whose escapes read
+    as control characters (``C:\\new\\tax``), and a share (``\\\\host\\share``, whose ``\\\\``
+    reads as one backslash), is read as JSON says, with a warning. ``value`` and ``lead`` as
+    for ``repair``.
+    """
+    if ":\\" not in text and "\\\\" not in text:
+        return set(), []
+    runs = [(m, 0) for m in _DRIVE.finditer(text)] + [(m, 2) for m in _SHARE.finditer(text)]
+    keep: set[int] = set()
+    notes = []
+    for run, prefix in sorted(runs, key=lambda r: r[0].start()):
+        seps = [i for i in range(run.start(), run.end()) if text[i] == "\\"][prefix:]
+        shown = run.group() if len(run.group()) <= 60 else run.group()[:57] + "..."
+        line, column = where(value, run.start() + lead)
+        at = f"line {line}, column {column}: {shown}"
+        if not prefix and any(_escape(text, i) is None for i in seps):
+            keep.update(seps)
+            notes.append(
+                Note(
+                    f"{at}: kept its backslashes (a Windows path without JSON escapes)",
+                    line,
+                    column,
+                )
+            )
+            continue
+        read = [
+            f"\\{text[i + 1]} as {_CONTROL[text[i + 1]]}"
+            for i in seps
+            if _escape(text, i) in _CONTROL
+        ]
+        if not prefix and len(seps) < 2:
+            continue  # "Q:\nWhat ...": one escape after a letter and a colon is no path yet
+        if prefix:
+            read.insert(0, "its leading \\\\ as one backslash")
+        if read:
+            what = "a network path" if prefix else "a Windows path"
+            notes.append(
+                Note(
+                    f"{at}: looks like {what} without JSON escapes: read {', '.join(read)}. "
+                    "Write each backslash twice (\\\\), or escape the text on the host",
+                    line,
+                    column,
+                    "escapes",
+                )
+            )
+    return keep, notes
+
+
+def _escape(text: str, i: int) -> str | None:
+    """Return the JSON escape letter at the backslash ``text[i]`` (n, t, ...), or None."""
+    after = text[i + 1 : i + 2]
+    if after == "u":
+        return after if _HEX.match(text, i + 2) else None
+    return after if after in _ESCAPES else None
 
 
 def _closes(text: str, j: int) -> bool:
@@ -282,6 +365,11 @@ def _cause(exc: json.JSONDecodeError) -> str:
         return "a backslash in inserted text (a Windows path?) that is not a JSON escape"
     if before.endswith(",") and text[pos : pos + 1] in ("}", "]"):
         return "a comma before a closing bracket"
+    if _CURLY.search(text, max(0, pos - 1), pos + 2):
+        return (
+            "curly quotes (\u201c \u201d or \u2018 \u2019), which an editor or a chat app typed for"
+            ' straight ones: JSON needs straight double quotes (") around keys and texts'
+        )
     if "'" in text[max(0, pos - 1) : pos + 1]:
         return "single quotes: JSON needs double quotes around keys and texts"
     if before.endswith('"') and text[pos : pos + 1] == '"':

@@ -35,27 +35,34 @@ FILLED = _Marker("FILLED")  # the object's own template, filled
 _ZERO = {"integer": 0, "number": 0, "string": "", "boolean": False}
 
 
-def template(example: dict, schema: dict | None = None) -> Template:
-    """Return the shaping template of an example, with fill values from ``schema``'s types."""
+def template(example: dict, schema: dict | None = None, declared: dict | None = None) -> Template:
+    """Return the shaping template of an example, with fill values from ``schema``'s types.
+
+    ``declared`` (the manifest's output schema) may allow null where ``schema`` does not: a key
+    it declares nullable is null when the reply lacks it (``usage`` a server did not report).
+    """
     defs = (schema or {}).get("$defs", {})
-    return _template(example, schema, defs)
+    return _template(example, schema, defs, declared)
 
 
-def _template(example: dict, schema: dict | None, defs: dict) -> Template:
+def _template(example: dict, schema: dict | None, defs: dict, declared: Any = None) -> Template:
     props = (_resolve(schema, defs) or {}).get("properties") or {}
+    own = (declared or {}).get("properties") or {} if isinstance(declared, dict) else {}
     out: Template = {}
     for key, value in example.items():
         sub_schema = _resolve(props.get(key), defs)
-        out[key] = (_sub(value, sub_schema, defs), fill_value(value, sub_schema, defs))
+        mine = own.get(key)
+        fill = None if mine and _nullable(mine) else fill_value(value, sub_schema, defs)
+        out[key] = (_sub(value, sub_schema, defs, mine), fill)
     return out
 
 
-def _sub(value: Any, schema: dict | None, defs: dict) -> Any:
+def _sub(value: Any, schema: dict | None, defs: dict, declared: Any = None) -> Any:
     if isinstance(value, dict):
-        return _template(value, schema, defs)
+        return _template(value, schema, defs, declared)
     if isinstance(value, list) and value and isinstance(value[0], dict):
         items = _resolve((schema or {}).get("items"), defs)
-        return [_template(value[0], items, defs)]
+        return [_template(value[0], items, defs, (declared or {}).get("items"))]
     return None
 
 
@@ -146,33 +153,41 @@ def shape(node: Template, value: Any) -> Any:
     return out
 
 
-def allow_example_nulls(schema: dict, example: Any) -> dict:
+def allow_example_nulls(schema: dict, example: Any, declared: dict | None = None) -> dict:
     """Return a copy of ``schema`` that also accepts null wherever ``example`` shows null.
 
     The seed's example has nulls the official schema lacks (``system_fingerprint``); the output
-    keeps them, so the output is checked against the official schema with these allowed.
+    keeps them, so the output is checked against the official schema with these allowed, and
+    with the nulls ``declared`` (the manifest's output schema) allows (``usage``).
     """
     schema = copy.deepcopy(schema)
     defs = schema.get("$defs", {})
-    _allow(schema, example, defs, schema)
+    _allow(schema, example, defs, declared)
     return schema
 
 
-def _allow(node: dict, example: Any, defs: dict, root: dict) -> None:
+def _allow(node: dict, example: Any, defs: dict, declared: Any) -> None:
     node = _inline(node, defs)
+    declared = declared if isinstance(declared, dict) else {}
     if isinstance(example, dict):
         props = node.get("properties") or {}
+        own = declared.get("properties") or {}
         for key, value in example.items():
             if key not in props:
                 continue
-            if value is None:
+            if value is None or (isinstance(own.get(key), dict) and _nullable(own[key])):
                 props[key] = {"anyOf": [props[key], {"type": "null"}]}
-            else:
-                props[key] = dict(props[key])
-                _allow(props[key], value, defs, root)
+            if value is not None:
+                target = props[key]["anyOf"][0] if "anyOf" in props[key] else props[key]
+                target = dict(target)
+                if "anyOf" in props[key]:
+                    props[key]["anyOf"][0] = target
+                else:
+                    props[key] = target
+                _allow(target, value, defs, own.get(key))
     elif isinstance(example, list) and example and isinstance(node.get("items"), dict):
         node["items"] = dict(node["items"])
-        _allow(node["items"], example[0], defs, root)
+        _allow(node["items"], example[0], defs, declared.get("items"))
 
 
 def _inline(node: dict, defs: dict) -> dict:

@@ -29,9 +29,8 @@ def output_template(action: Action) -> Template:
     """Return the output template, typed by the official response schema where there is one."""
     if action.response_schema:
         schema = json.loads((CARD / action.response_schema).read_text(encoding="utf-8"))
-    else:
-        schema = action.output.schema_
-    return template(action.output.example, schema)
+        return template(action.output.example, schema, action.output.schema_)
+    return template(action.output.example, action.output.schema_)
 
 
 @functools.cache

@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from connector.engine import plan
+from connector.engine import notices, plan
 from connector.engine.body import build_body
+from connector.engine.echo import Echo
 from connector.engine.forms import Notes, invalid
 from connector.engine.hooks import hook
 from connector.engine.loader import load_manifest
@@ -148,24 +149,77 @@ def _raise_with_form_problems(bad_connection: InvalidInput, action: Action, form
     raise bad_connection from None
 
 
-def prepare(action_id: str, form: Mapping[str, Any] | None = None, connection: Any = None) -> dict:
+def prepare(
+    action_id: str,
+    form: Mapping[str, Any] | None = None,
+    connection: Any = None,
+    *,
+    on_warning: Callable[[dict], None] | None = None,
+) -> dict:
     """Return the request ``{method, url, headers, body}`` that ``run`` would send, key redacted.
 
-    ``warnings`` lists what the input rules read leniently, when they did (see forms.Notes).
+    ``warnings`` lists the run's warnings, when there are any (what the input rules read
+    leniently, a deprecated field, ...); each is also told to ``on_warning`` as for ``run``.
     """
     conn = None
     notes = Notes()
+    heard: list[dict] = []
+    known = _Known()
+    target = on_warning or notices.listener()  # else only the document says them
+
+    def told(warning: dict) -> None:
+        heard.append(warning)
+        if target is not None:
+            target(warning)
+
     try:
-        action, conn, body = _prepare(action_id, form, connection, False, notes)
+        with notices.heard(_listener(told, known)):
+            action, conn, body = _prepare(action_id, form, connection, False, notes)
+            known.learn(action, conn)
+            for warning in notes.warnings:
+                notices.tell(warning)
         from connector.transport.registry import transport_for  # requests: only when a call is sent
 
         stream = bool(body and body.get("stream"))
         prepared = transport_for(conn).prepare(action.method, action.path, body, stream=stream)
-        if notes.warnings:
-            prepared = {**prepared, "warnings": notes.warnings}
+        if heard:
+            prepared = {**prepared, "warnings": heard}
         return redact(prepared, conn.secrets)
     except ConnectorError as exc:
         raise labelled(exc).redacted(conn.secrets if conn else ()) from None
+
+
+class _Known:
+    """What a run's listener learns once the form is read: the key, and the form's labels."""
+
+    def __init__(self) -> None:
+        self.secrets: tuple[str, ...] = ()
+        self.labels: dict[str, str] = {}
+
+    def learn(self, action: Action, conn: Connection) -> None:
+        self.secrets = conn.secrets
+        self.labels = {p.name: p.label for p in action.parameters}
+
+
+def _listener(on_warning: Callable[[dict], None] | None, known: _Known):
+    """Return the listener of a run's warnings: ``on_warning``, else the caller's, else the log.
+
+    An action's hook names a field by its name: the listener adds its label. No warning ever
+    holds the key.
+    """
+    target = on_warning or notices.listener()
+
+    def told(warning: dict) -> None:
+        if "label" not in warning and warning.get("name") in known.labels:
+            warning = {"name": warning["name"], "label": known.labels[warning["name"]], **warning}
+        if known.secrets:
+            warning = redact(warning, known.secrets)
+        if target is None:
+            log.warning("%s", notices.described(warning))
+        else:
+            target(warning)
+
+    return told
 
 
 def run(
@@ -175,26 +229,37 @@ def run(
     *,
     on_token: Callable[[str], None] | None = None,
     on_attempts: Callable[[int], None] | None = None,
+    on_warning: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run an action and return its example-shaped output; raise a ConnectorError on failure.
 
     ``on_attempts(n)`` is told how many HTTP requests the reply took (retries included); a
-    failure carries that number in the error's ``attempts``.
+    failure carries that number in the error's ``attempts``. ``on_warning(warning)`` is told
+    each warning (``{"kind", "message"}``, and ``name`` and ``label`` for a field's; see
+    ``notices``), which else go to the ``connector`` logger. The output is the same either way.
     """
+    known = _Known()
+    with notices.heard(_listener(on_warning, known)):
+        return _run(action_id, form, connection, on_token, on_attempts, known)
+
+
+def _run(action_id, form, connection, on_token, on_attempts, known: _Known) -> dict:
     conn = None
     notes = Notes()
     try:
         action, conn, body = _prepare(action_id, form, connection, True, notes)
+        known.learn(action, conn)
         for warning in notes.warnings:
-            log.warning("%s", warning["message"])
+            notices.tell(warning)
         from connector.transport.registry import transport_for  # requests: only when a call is sent
 
         if on_token is not None and not (body and body.get("stream")):
-            log.warning(
+            notices.warn(
+                "no_stream",
                 "Tokens are echoed only for a streamed reply: set Stream (stream=true) to see"
-                " them as they arrive. This reply comes whole."
+                " them as they arrive. This reply comes whole.",
             )
-        echo = _Echo(on_token, conn.secrets) if on_token is not None else None
+        echo = Echo(on_token, conn.secrets) if on_token is not None else None
         try:
             reply = _send(transport_for(conn), action, body, conn, echo)
         finally:
@@ -230,58 +295,8 @@ def _without_keys(output: dict, secrets) -> dict:
     text = json.dumps(output)  # keys are plain ASCII: JSON escaping leaves them as they are
     if not any(k in text for k in keys):
         return output
-    log.warning("The reply contained the API key; it was replaced by ***.")
+    notices.warn("key_echoed", "The reply contained the API key; it was replaced by ***.")
     return redact(output, keys)
-
-
-class _Echo:
-    """``on_token`` made safe: never echoes the key, and its first failure only turns it off."""
-
-    def __init__(self, on_token: Callable[[str], None], secrets) -> None:
-        self._on_token = on_token
-        self._secrets = tuple(secrets)
-        self._keys = secret_values(secrets)
-        self._pending = ""  # held back: it could be the start of a key split across tokens
-        self._failed = False
-
-    def __call__(self, text: str) -> None:
-        if self._failed:
-            return
-        if not self._keys:
-            self._emit(text)
-            return
-        pending = redact(self._pending + text, self._keys)
-        hold = _key_prefix_at_end(pending, self._keys)
-        self._pending = pending[len(pending) - hold :]
-        if len(pending) > hold:
-            self._emit(pending[: len(pending) - hold])
-
-    def flush(self) -> None:
-        """Echo what was held back: the reply is over, so no key can complete it any more."""
-        if self._pending and not self._failed:
-            self._emit(self._pending)
-        self._pending = ""
-
-    def _emit(self, text: str) -> None:
-        try:
-            self._on_token(text)
-        except Exception as exc:  # a progress echo (e.g. a closed stderr) must not cost the reply
-            self._failed = True
-            reason = redact(f"{type(exc).__name__}: {exc}", self._secrets)
-            log.warning("progress echo stopped (%s); the completion carries on.", reason)
-
-
-def _key_prefix_at_end(text: str, keys: list[str]) -> int:
-    """Return the length of the longest end of ``text`` that begins some key."""
-    longest = 0
-    for key in keys:
-        i = text.find(key[0], max(0, len(text) - len(key) + 1))
-        while i != -1:
-            if key.startswith(text[i:]):
-                longest = max(longest, len(text) - i)
-                break
-            i = text.find(key[0], i + 1)
-    return longest
 
 
 def internal_error(exc: BaseException, secrets) -> InternalError:
@@ -321,10 +336,12 @@ def _send(transport, action: Action, body: dict | None, conn: Connection, on_tok
         model = body.get("model")
         required = {p.target for p in action.parameters if p.required}
         if conn.drop_unsupported_params and field in body and field not in required:
-            log.warning(
-                "The model '%s' rejected %s; sent again without it (Drop Unsupported Parameters).",
-                model,
-                label,
+            about = {"name": param.name, "label": param.label} if param else {"name": field}
+            notices.warn(
+                "dropped",
+                f"The model '{model}' rejected {label}; sent again without it"
+                " (Drop Unsupported Parameters).",
+                **about,
             )
             retry = {k: v for k, v in body.items() if k != field}
             try:

@@ -7,6 +7,7 @@ refusals (no route, wrong method) and unexpected exceptions become the same erro
 
 from __future__ import annotations
 
+import json
 import logging
 
 import falcon
@@ -14,6 +15,7 @@ import falcon
 from connector.errors import ConnectorError, InternalError, Refused
 from connector.errors import http_status as status_of
 from connector.server.intake import absolute_location
+from connector.views.shapes import WARNINGS_HEADER
 
 log = logging.getLogger("connector.server")
 
@@ -57,6 +59,25 @@ def on_any_error(req, resp, exc: Exception, params) -> None:
     # A bug: say what and where, never the message (it could hold a key or a prompt).
     log.error("internal error on %s %s: %s", req.method, req.path, type(exc).__name__)
     render(resp, InternalError(f"Internal error: {type(exc).__name__}."))
+
+
+WARNINGS_MAX_BYTES = 4096  # clients and proxies refuse a header line past about 8 KiB
+
+
+def warnings_header(resp: falcon.Response, warnings: list[dict] | None) -> None:
+    """Say a run's warnings in ``X-Connector-Warnings`` (JSON, ASCII), when it had any.
+
+    Past ``WARNINGS_MAX_BYTES`` the last ones give way to a count (the log has them all).
+    """
+    if not warnings:
+        return
+    kept = list(warnings)
+    value = json.dumps(kept, ensure_ascii=True)
+    while len(value) > WARNINGS_MAX_BYTES and kept:
+        kept.pop()
+        more = {"kind": "more", "message": f"and {len(warnings) - len(kept)} more warnings"}
+        value = json.dumps([*kept, more], ensure_ascii=True)
+    resp.set_header(WARNINGS_HEADER, value)
 
 
 def not_done(req, resp, run_id: str, action: str, state: str, poll_after: int, **more) -> None:

@@ -97,6 +97,8 @@ def payload(run) -> bytes:
         doc["output"] = run.result
     else:
         doc.update(run.result or {})
+    if getattr(run, "warnings", None):
+        doc["warnings"] = run.warnings  # beside the output, as the result's header says them
     return json.dumps(doc, ensure_ascii=False).encode()
 
 

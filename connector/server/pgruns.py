@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS connector_runs (
     created timestamptz NOT NULL DEFAULT now(),
     updated timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE connector_runs ADD COLUMN IF NOT EXISTS warnings jsonb; -- beside the result
 CREATE UNIQUE INDEX IF NOT EXISTS connector_runs_idem
     ON connector_runs (scope, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS connector_runs_done ON connector_runs (updated) WHERE state = 'done';
@@ -56,6 +57,7 @@ class QueuedRun:
     status: int | None
     result: Any
     attempts: int
+    warnings: list | None = None  # kept beside the result: the output's shape is the API's
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ class PgRunStore:
         """Return a run, or None."""
         with self._conn() as conn:
             row = conn.execute(
-                "SELECT id, action, state, status, result, attempts FROM connector_runs"
+                "SELECT id, action, state, status, result, attempts, warnings FROM connector_runs"
                 " WHERE id = %s",
                 (run_id,),
             ).fetchone()
@@ -214,7 +216,7 @@ class PgRunStore:
             ).fetchone()
         return Claim(*row) if row else None
 
-    def finish(self, run_id: str, status: int, result: Any) -> bool:
+    def finish(self, run_id: str, status: int, result: Any, warnings: list | None = None) -> bool:
         """Store a run's result unless one is stored already (the first completion wins).
 
         The form is dropped; a callback, if the run has one, is queued in the same transaction.
@@ -225,8 +227,9 @@ class PgRunStore:
         with self._conn() as conn, conn.transaction():
             row = conn.execute(
                 "UPDATE connector_runs SET state = 'done', status = %s, result = %s, form = NULL,"
-                " updated = now() WHERE id = %s AND state <> 'done' RETURNING callback_url",
-                (status, Jsonb(result), run_id),
+                " warnings = %s, updated = now() WHERE id = %s AND state <> 'done'"
+                " RETURNING callback_url",
+                (status, Jsonb(result), Jsonb(warnings) if warnings else None, run_id),
             ).fetchone()
             if row is not None and row[0]:
                 self.deferrer.configure_task(CALLBACK_TASK, connection=conn).defer(run_id=run_id)
@@ -236,11 +239,11 @@ class PgRunStore:
         """Return a finished run and its callback URL (for the callback's delivery)."""
         with self._conn() as conn:
             row = conn.execute(
-                "SELECT id, action, state, status, result, attempts, callback_url"
+                "SELECT id, action, state, status, result, attempts, warnings, callback_url"
                 " FROM connector_runs WHERE id = %s AND state = 'done'",
                 (run_id,),
             ).fetchone()
-        return (QueuedRun(*row[:6]), row[6]) if row else None
+        return (QueuedRun(*row[:7]), row[7]) if row else None
 
     def requeue_orphans(self, after: float) -> list[str]:
         """Queue a new job for each unfinished run that has none (a safety net); return ids.

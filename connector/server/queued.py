@@ -104,6 +104,7 @@ class QueuedResult:
             return
         resp.status = run.status or 500
         resp.media = run.result
+        answers.warnings_header(resp, run.warnings)
 
 
 def add_routes(app, settings) -> None:

@@ -59,9 +59,13 @@ class _Call:
 
     def _answer(self, req, resp, action_id: str, work) -> None:
         self.scheduler.slot()
-        status, doc = self.scheduler.execute(self.kind, action_id, work, req.context.request_id)
+        heard: list[dict] = []
+        status, doc = self.scheduler.execute(
+            self.kind, action_id, work, req.context.request_id, heard
+        )
         resp.status = status
         resp.media = doc
+        answers.warnings_header(resp, heard)
         retry = doc.get("error", {}).get("retry_after") if status >= 400 else None
         if retry is not None:
             resp.set_header("Retry-After", str(max(1, round(retry))))
@@ -140,6 +144,7 @@ class RunResult:
             return
         resp.status = run.status or 500
         resp.media = run.result
+        answers.warnings_header(resp, run.warnings)
 
 
 class MetricsPage:

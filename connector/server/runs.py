@@ -49,6 +49,7 @@ _ADDED = {
     "form": "TEXT",  # the form as JSON, while the run is queued
     "pinned": "INTEGER NOT NULL DEFAULT 0",  # 1: only its owner holds its connection
     "request_id": "TEXT",  # of the POST that queued it, for the run's log line
+    "warnings": "TEXT",  # the run's warnings (JSON), said in the result's X-Connector-Warnings
 }
 _INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_idem ON runs (scope, idem_key)"
@@ -70,6 +71,7 @@ class Run:
     result: Any
     created: float
     updated: float
+    warnings: list | None = None  # kept beside the result: the output's shape is the API's
 
 
 @dataclass(frozen=True)
@@ -269,12 +271,13 @@ class RunStore:
             for run_id, action, form, pinned, request_id in rows
         ]
 
-    def finish(self, run_id: str, status: int, result: Any) -> None:
-        """Store a run's HTTP status and document (its form, if still there, is deleted)."""
+    def finish(self, run_id: str, status: int, result: Any, warnings: list | None = None) -> None:
+        """Store a run's HTTP status, document and warnings (its form, if still there, goes)."""
+        said = json.dumps(warnings, ensure_ascii=False) if warnings else None
         self._write(
-            "UPDATE runs SET state = 'done', status = ?, result = ?, form = NULL, updated = ?"
-            " WHERE id = ?",
-            (status, json.dumps(result, ensure_ascii=False), time.time(), run_id),
+            "UPDATE runs SET state = 'done', status = ?, result = ?, warnings = ?, form = NULL,"
+            " updated = ? WHERE id = ?",
+            (status, json.dumps(result, ensure_ascii=False), said, time.time(), run_id),
         )
 
     def get(self, run_id: str) -> Run | None:
@@ -283,7 +286,7 @@ class RunStore:
             self._db()
             .execute(
                 "SELECT id, action, state, status, result, created, updated, owner, heartbeat,"
-                " pinned FROM runs WHERE id = ?",
+                " pinned, warnings FROM runs WHERE id = ?",
                 (run_id,),
             )
             .fetchone()
@@ -295,7 +298,8 @@ class RunStore:
             self._interrupt("id = ?", (run_id,))
             return self.get(run_id)
         result = json.loads(row[4]) if row[4] is not None else None
-        return Run(row[0], row[1], row[2], row[3], result, row[5], row[6])
+        warnings = json.loads(row[10]) if row[10] else None
+        return Run(row[0], row[1], row[2], row[3], result, row[5], row[6], warnings)
 
     def _interrupt(self, where: str, args: tuple) -> int:
         """Mark the owned rows that match ``where`` interrupted; return how many."""

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
 
-from connector.engine import runner
+from connector.engine import notices, runner
 from connector.errors import ConnectorError, InternalError, TemporaryFailure
 from connector.errors import http_status as status_of
 from connector.server import intake
@@ -97,16 +97,21 @@ class Scheduler:
                 retry_after=self.settings.busy_retry_after,
             )
 
-    def execute(self, kind: str, action: str, work, request_id: str) -> tuple[int, Any]:
+    def execute(
+        self, kind: str, action: str, work, request_id: str, heard: list | None = None
+    ) -> tuple[int, Any]:
         """Call ``work(on_attempts)`` (the slot is held); return (HTTP status, document).
 
         ``work`` passes ``on_attempts`` to the runner, which tells it the HTTP requests a
-        successful run took. The run is logged and counted.
+        successful run took. The run is logged and counted; its warnings go to ``heard`` and
+        to one JSON log line with the request id.
         """
         start = time.perf_counter()
         sent: list[int] = []
+        heard = [] if heard is None else heard
         try:
-            doc, status, outcome = work(sent.append), 200, "ok"
+            with notices.heard(heard.append):
+                doc, status, outcome = work(sent.append), 200, "ok"
             attempts, upstream_id = sum(sent), None
         except ConnectorError as exc:
             status, outcome = status_of(exc), exc.type
@@ -121,6 +126,9 @@ class Scheduler:
             if self._backlog:
                 self._wake.set()
         seconds = time.perf_counter() - start
+        if heard:
+            line = {"event": "warnings", "action": action, "request_id": request_id}
+            log.warning("%s", json.dumps({**line, "warnings": heard}, ensure_ascii=False))
         if kind != "dry-run":
             self.metrics.observe(action, outcome, seconds, attempts or 0)
         if log.isEnabledFor(logging.INFO):
@@ -227,13 +235,15 @@ class Scheduler:
                 err = interrupted_error()
                 self.store.finish(claim.id, 503, {"error": err.to_dict()})
                 return
+            heard: list[dict] = []
             status, doc = self.execute(
                 "async-run",
                 claim.action,
                 lambda sent: runner.run(claim.action, claim.form, conn, on_attempts=sent),
                 claim.request_id or "",
+                heard,
             )
-            self.store.finish(claim.id, status, doc)
+            self.store.finish(claim.id, status, doc, warnings=heard)
 
         future = self.pool.submit(work)
         self.futures.add(future)

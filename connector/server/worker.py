@@ -143,19 +143,20 @@ class Runs:
             return
         log.info(json.dumps({"event": "run-started", "run_id": run_id, "attempt": claim.attempts}))
         start = time.perf_counter()
+        heard: list[dict] = []
         if claim.attempts > self.settings.max_attempts:
             err = interrupted(claim.attempts - 1)
             status, doc, outcome = http_status(err), {"error": err.to_dict()}, err.type
         else:
             try:
-                doc = runner.run(claim.action, claim.form, self.connection)
+                doc = runner.run(claim.action, claim.form, self.connection, on_warning=heard.append)
                 status, outcome = 200, "ok"
             except ConnectorError as exc:
                 status, outcome, doc = http_status(exc), exc.type, {"error": exc.to_dict()}
             except Exception as exc:  # a bug: an error object, never a traceback
                 err = InternalError(f"Internal error: {type(exc).__name__}.")
                 status, outcome, doc = 500, err.type, {"error": err.to_dict()}
-        stored = retrying(lambda: self.store.finish(run_id, status, doc))
+        stored = retrying(lambda: self.store.finish(run_id, status, doc, heard))
         line = {
             "event": "queued-run",
             "run_id": run_id,
@@ -167,7 +168,9 @@ class Runs:
             "duration_ms": round((time.perf_counter() - start) * 1000, 1),
             "request_id": claim.request_id,
         }
-        log.info(json.dumps(line))
+        if heard:
+            line["warnings"] = heard
+        log.info(json.dumps(line, ensure_ascii=False))
 
     def callback(self, run_id: str) -> None:
         """Deliver a finished run's callback (raises to be retried with backoff)."""

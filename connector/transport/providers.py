@@ -63,8 +63,9 @@ class Provider:
             raise InvalidInput.of_field(
                 "api_key",
                 f"`api_key` is required for provider '{self.name}'. Set OPENAI_API_KEY, or"
-                " api_key in the connection; for a key-less server set provider to 'compatible'"
-                " or 'local'.",
+                " api_key in the connection. To run without a key, use the embedded local model:"
+                " OPENAI_PROVIDER=local (provider 'local', model smollm2); for another key-less"
+                " server, provider 'compatible' with its `base_url`.",
                 "is required for provider " + self.name,
             )
 
@@ -199,6 +200,15 @@ class Local(Compatible):
     json_schema_format = False
     flat_content = True
     drop_nulls = True
+    # The one model it serves (its --model_alias): sent in place of the form's, which the server
+    # would echo back as the model that answered whatever it was (gpt-4o-mini, smollm2).
+    model = "smollm2-135m-instruct"
+
+    def body(self, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+        out = super().body(body, stream=stream)
+        if "model" in out:
+            out["model"] = self.model
+        return out
 
     def error_status(self, status: int, fields: dict[str, Any] | None) -> int:
         message = (fields or {}).get("message") or ""

@@ -10,6 +10,7 @@ from connector.engine.forms import BOOLEAN_SPELLINGS
 from connector.engine.loader import load_manifest
 from connector.errors import ERROR_TYPES
 from connector.manifest.spec import Action, Manifest, Param
+from connector.transport.connection import ENV_VARS
 from connector.transport.providers import PROVIDERS
 from connector.views import files
 
@@ -176,6 +177,8 @@ def connection_page(manifest: Manifest | None = None) -> str:
         parts = [p.description.strip(), "Accepts: " + accepts(p)]
         if p.default is not None:
             parts.append(f"Default: {_code(p.default)}.")
+        if p.name in ENV_VARS:  # what the CLI, run() and the server read without a connection
+            parts.append(f"Environment: `{ENV_VARS[p.name]}`.")
         if p.secret:
             parts.append("**Secret.**")
         lines.append(f"| {p.label} (`{p.name}`) | {_cell('<br /><br />'.join(parts))} |")

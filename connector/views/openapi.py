@@ -181,7 +181,13 @@ def _action_operations(b: _Builder, a: Action) -> None:
         a.id,
         a.title,
         f"{a.description.strip()} Waits for the reply (see the async operation for long runs).",
-        {"200": b.response("The output, shaped like the API's example response.", output)},
+        {
+            "200": b.response(
+                "The output, shaped like the API's example response.",
+                output,
+                shapes.WARNINGS_HEADERS,
+            )
+        },
         errors=CALL_ERRORS,
         body=form,
         tenant=True,
@@ -197,7 +203,11 @@ def _action_operations(b: _Builder, a: Action) -> None:
             "202": b.response(
                 "Started; poll the Location.", ("RunAccepted", shapes.ACCEPTED), shapes.POLL_HEADERS
             ),
-            "200": b.response("The output (from the poll), like the sync operation's.", output),
+            "200": b.response(
+                "The output (from the poll), like the sync operation's.",
+                output,
+                shapes.WARNINGS_HEADERS,
+            ),
         },
         errors=CALL_ERRORS,
         body=form,
@@ -221,7 +231,9 @@ def _action_operations(b: _Builder, a: Action) -> None:
         "The request that the run would send, with secrets redacted. Nothing is sent.",
         {
             "200": b.response(
-                "The request: method, URL, headers, body.", ("Request", shapes.PREPARED)
+                "The request: method, URL, headers, body.",
+                ("Request", shapes.PREPARED),
+                shapes.WARNINGS_HEADERS,
             )
         },
         errors=CALL_ERRORS,
@@ -336,7 +348,9 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         "Async run",
         "202 while the run is running; then its output (200) or its error object.",
         {
-            "200": b.response("The run's output.", ("RunOutput", shapes.OBJECT)),
+            "200": b.response(
+                "The run's output.", ("RunOutput", shapes.OBJECT), shapes.WARNINGS_HEADERS
+            ),
             "202": b.response(
                 "Still running.", ("RunAccepted", shapes.ACCEPTED), shapes.POLL_HEADERS
             ),

@@ -20,6 +20,17 @@ RUN_HEADERS = {
     " signed with HMAC-SHA256 in X-Connector-Signature.",
 }
 
+# The run's warnings (JSON: a list of warnings) on /run, /dry-run and the async run's result.
+WARNINGS_HEADER = "X-Connector-Warnings"
+WARNINGS_HEADERS = {
+    WARNINGS_HEADER: (
+        "string",
+        "Sent only when the run had warnings (a form repaired, a reply cut at the token limit, a"
+        ' parameter dropped, ...): a JSON list of {"kind", "message"}, with "name" and "label"'
+        " for a field's; the output itself is unchanged.",
+    )
+}
+
 # An error's field problems, and the warnings of text read leniently (line and column: JSON text).
 FIELD_NOTES = {
     "type": "array",
@@ -29,7 +40,8 @@ FIELD_NOTES = {
         "properties": {
             "name": {"type": "string"},
             "label": {"type": "string"},
-            "message": {"type": "string"},
+            "kind": {"type": "string", "description": "A warning's kind (docs/output.md)."},
+            "message": {"type": "string", "description": "Without the label (its own key)."},
             "path": {"type": "string"},
             "line": {"type": "integer"},
             "column": {"type": "integer"},

@@ -24,6 +24,7 @@ from connector.views.shapes import (
     IDEMPOTENCY_HEADER,
     OPTIONS,
     RUN_HEADERS,
+    WARNINGS_HEADERS,
 )
 
 SECURITY = "api_key"  # the name Power Automate gives an API-key connection parameter
@@ -107,8 +108,15 @@ def _errors(statuses: list[int]) -> dict[str, Any]:
     return {str(s): {"description": reason(s)} for s in statuses}
 
 
-def _ok(description: str, ref: str) -> dict[str, Any]:
-    return {"description": description, "schema": {"$ref": f"#/definitions/{ref}"}}
+def _ok(description: str, ref: str, warned: bool = False) -> dict[str, Any]:
+    """Return a 200 of the ``ref`` definition; ``warned``: it may carry the warnings header."""
+    out: dict[str, Any] = {"description": description, "schema": {"$ref": f"#/definitions/{ref}"}}
+    if warned:
+        out["headers"] = {
+            name: {"type": kind, "description": d, "x-ms-summary": "Warnings"}
+            for name, (kind, d) in WARNINGS_HEADERS.items()
+        }
+    return out
 
 
 _ACCEPTED = {
@@ -197,7 +205,9 @@ def _action_paths(m: Manifest, a: Action, definitions: dict[str, Any]) -> dict[s
             "important",
             parameters=params,
             responses={
-                "200": _ok("The output, shaped like the API's example response.", name + "Output"),
+                "200": _ok(
+                    "The output, shaped like the API's example response.", name + "Output", True
+                ),
                 **_errors(CALL_ERRORS),
             },
         )
@@ -210,7 +220,7 @@ def _action_paths(m: Manifest, a: Action, definitions: dict[str, Any]) -> dict[s
             "advanced",
             parameters=[*params, *_RUN_HEADERS],
             responses={
-                "200": _ok("The output, once the run is done.", name + "Output"),
+                "200": _ok("The output, once the run is done.", name + "Output", True),
                 "202": _ACCEPTED,
                 **_errors(CALL_ERRORS),
             },
@@ -271,7 +281,7 @@ def document(manifest: Manifest | None = None) -> dict[str, Any]:
             "internal",
             parameters=[_RUN_ID],
             responses={
-                "200": _ok("The run's output.", "RunOutput"),
+                "200": _ok("The run's output.", "RunOutput", True),
                 "202": _ACCEPTED,
                 **_errors(CALL_ERRORS),
             },

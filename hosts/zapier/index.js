@@ -609,6 +609,26 @@ function failure(z, response) {
 	);
 }
 
+// The run's warnings (X-Connector-Warnings, a JSON list; in a callback's envelope, `warnings`):
+// a Zap has no place for them beside the output, which keeps the API's shape, so they go to
+// the step's log (z.console.log), which the Zap's history shows.
+function logWarnings(z, warnings) {
+	for (const warning of Array.isArray(warnings) ? warnings : []) {
+		const message = String(warning.message ?? '');
+		const where = String(warning.path ?? warning.label ?? '');
+		z.console.log(`Warning: ${where && !message.includes(where) ? `${where}: ` : ''}${message}`);
+	}
+}
+
+function headerWarnings(response) {
+	try {
+		const headers = response.headers || {};
+		return JSON.parse((typeof headers.get === 'function' && headers.get('x-connector-warnings')) || '[]');
+	} catch {
+		return [];
+	}
+}
+
 function answer(z, response, status = 200) {
 	if (response.status === status) return response.data;
 	throw failure(z, response);
@@ -647,6 +667,7 @@ async function startWithCallback(z, bundle, action, body) {
 // The callback's body: {id, action, state, status, output} or {..., error}.
 function resume(z, bundle) {
 	const done = bundle.cleanedRequest || {};
+	logWarnings(z, done.warnings);
 	if (done.output && typeof done.output === 'object') return done.output;
 	if (done.error && typeof done.error === 'object') throw failure(z, { status: done.status, data: done });
 	throw new z.errors.Error(
@@ -661,7 +682,10 @@ function makeCreate(create) {
 		const body = form(create, bundle.inputData || {});
 		if (wantsCallback(bundle.inputData || {})) return startWithCallback(z, bundle, create.key, body);
 		const path = `/actions/${create.key}/run`;
-		return answer(z, await call(z, bundle, 'POST', path, { body, timeout: SPEC.syncTimeoutSeconds }));
+		const response = await call(z, bundle, 'POST', path, { body, timeout: SPEC.syncTimeoutSeconds });
+		const output = answer(z, response);
+		logWarnings(z, headerWarnings(response));
+		return output;
 	};
 	const { fields, ...shown } = create;
 	return {

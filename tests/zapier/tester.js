@@ -6,7 +6,8 @@
 //   node tester.js callback APP_DIR PATH URL   the same through the core's handler (which
 //                                          createAppTester wraps), with URL as Zapier's callback
 //                                          URL; prints the envelope's status too (CALLBACK: Zapier waits)
-// Prints one JSON document: {"errors": [...]}, {"results": ..., "status"} or {"error": {name, message}}.
+// Prints one JSON document: {"errors": [...]}, {"results": ..., "logs", "status"} or
+// {"error": {name, message}}; `logs` holds what the step wrote with z.console.log.
 const fs = require('fs');
 const path = require('path');
 
@@ -23,12 +24,21 @@ function print(doc) {
 	process.stdout.write(`${JSON.stringify(doc)}\n`);
 }
 
+// The step's z.console.log lines: the core writes them with console.log when LOG_TO_STDOUT is
+// set (as `zapier invoke` does); kept here instead, so stdout stays one JSON document.
+const logs = [];
+if (command === 'run') {
+	process.env.LOG_TO_STDOUT = '1';
+	console.log = (...parts) => logs.push(parts.map(String).join(' '));
+}
+
 async function run() {
 	const bundle = JSON.parse(fs.readFileSync(0, 'utf8') || '{}');
 	const func = method.split('.').reduce((part, key) => part[key], app);
 	try {
 		if (command === 'run') {
-			print({ results: await zapier.createAppTester(app)(func, bundle) });
+			const results = await zapier.createAppTester(app)(func, bundle);
+			print({ results, logs });
 		} else {
 			const event = { command: 'execute', method, bundle, callback_url: callbackUrl };
 			const envelope = await createLambdaHandler(app)(event);

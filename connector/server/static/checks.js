@@ -15,11 +15,16 @@ function syntaxOf(problem) {
   return problem.line !== undefined ? problem : null;
 }
 
+// A problem's words beside its field: the field's label is on the page, so only the place
+// inside the value (path) goes in front; away from a field, the label does.
+const beside = (p) => (p.path ? `${p.path}: ${p.message}` : p.message);
+const away = (p) => (p.label && !p.message.includes(p.label) ? `${p.label}: ${p.message}` : p.message);
+
 export function showWarnings(warnings) {
   const byName = new Map();
   for (const w of warnings || []) {
     if (!byName.has(w.name)) byName.set(w.name, []);
-    byName.get(w.name).push(w.message);
+    byName.get(w.name).push(beside(w));
   }
   for (const [name, f] of fields) f.warning.textContent = (byName.get(name) || []).join("\n");
 }
@@ -36,9 +41,9 @@ export function showProblems(problems) {
   for (const p of problems) {
     if (fields.has(p.name)) {
       if (!byName.has(p.name)) byName.set(p.name, []);
-      byName.get(p.name).push(p.message);
+      byName.get(p.name).push(beside(p));
     } else {
-      general.push(p.message);
+      general.push(away(p));
     }
   }
   const counts = {};

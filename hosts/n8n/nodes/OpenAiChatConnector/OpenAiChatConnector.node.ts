@@ -12,6 +12,7 @@ import type {
 	INodeType,
 	INodeTypeDescription,
 	JsonObject,
+	NodeExecutionHint,
 } from 'n8n-workflow';
 import { NodeApiError, NodeConnectionTypes, NodeOperationError, sleep } from 'n8n-workflow';
 
@@ -140,6 +141,24 @@ async function runAsync(
 		outcome = await call(context, { method: 'GET', url: location }, timeoutSeconds, itemIndex);
 	}
 	return outcome;
+}
+
+// The run's warnings (the X-Connector-Warnings header, a JSON list): the execution's hints,
+// shown above the node's output. The output itself is the API's shape, unchanged.
+function warningHints(response: IN8nHttpFullResponse, itemIndex: number): NodeExecutionHint[] {
+	let warnings: unknown;
+	try {
+		warnings = JSON.parse(header(response, 'x-connector-warnings') || '[]');
+	} catch {
+		return [];
+	}
+	if (!Array.isArray(warnings)) return [];
+	return warnings.map((warning: IDataObject) => {
+		const message = String(warning.message ?? '');
+		const where = String(warning.path ?? warning.label ?? '');
+		const text = where && !message.includes(where) ? `${where}: ${message}` : message;
+		return { message: `Item ${itemIndex}: ${text}`, type: 'warning', location: 'outputPane' };
+	});
 }
 
 // A loadOptions method: the field's dropdown, from the server's options route.
@@ -517,6 +536,7 @@ export class OpenAiChatConnector implements INodeType {
 		const items = this.getInputData();
 		const base = baseUrl(await this.getCredentials(CREDENTIAL));
 		const results: INodeExecutionData[] = [];
+		const hints: NodeExecutionHint[] = [];
 		for (let itemIndex = 0; itemIndex < items.length; itemIndex++) {
 			const action = this.getNodeParameter('action', itemIndex) as string;
 			const options = this.getNodeParameter('options', itemIndex, {}) as IDataObject;
@@ -532,12 +552,14 @@ export class OpenAiChatConnector implements INodeType {
 				results.push({ json: { error: { message: outcome.message, type: 'connection' } }, pairedItem });
 			} else if (outcome.statusCode === 200) {
 				results.push({ json: outcome.body as IDataObject, pairedItem });
+				hints.push(...warningHints(outcome, itemIndex));
 			} else {
 				const document = errorDocument(outcome);
 				if (!this.continueOnFail()) throw failure(this, outcome, document, itemIndex);
 				results.push({ json: document, pairedItem });
 			}
 		}
+		if (hints.length) this.addExecutionHints(...hints);
 		return [results];
 	}
 }
