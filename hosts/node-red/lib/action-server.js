@@ -58,7 +58,18 @@ async function call(server, method, path, body, signal) {
 		// not JSON: errorDocument says what came instead
 	}
 	const requestId = answer.response.headers['x-request-id'];
-	return { status: answer.response.statusCode, body: parsed, requestId };
+	return { status: answer.response.statusCode, body: parsed, requestId, warnings: warningsOf(answer.response) };
+}
+
+// The run's warnings (repaired text, a reply cut at its token limit, ...): the server's
+// X-Connector-Warnings header, a JSON list; none when it is missing or unreadable.
+function warningsOf(response) {
+	try {
+		const said = JSON.parse(response.headers['x-connector-warnings'] || '[]');
+		return Array.isArray(said) ? said : [];
+	} catch (ignored) {
+		return [];
+	}
 }
 
 // The error document the server answered, or one that says what came instead.
@@ -155,7 +166,10 @@ function registerAction(RED, spec) {
 				const response = await call(server, 'POST', path, formOf(spec, values, msg.payload), controller.signal);
 				if (response.status !== 200) throw connectorError(errorDocument(response), response.requestId);
 				msg.payload = response.body;
-				node.status({ fill: 'green', shape: 'dot', text: 'done' });
+				// Beside the output, never in it: each warning in the debug sidebar and the log.
+				if (response.warnings.length) msg.warnings = response.warnings;
+				for (const w of response.warnings) node.warn(w.label ? `${w.label}: ${w.message}` : w.message);
+				node.status({ fill: 'green', shape: 'dot', text: response.warnings.length ? 'done, with warnings' : 'done' });
 				send(msg);
 				done();
 			} catch (error) {

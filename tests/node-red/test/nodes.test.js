@@ -28,7 +28,7 @@ const INVALID = {
 const MODELS = [{ value: 'gpt-4o-mini', label: 'gpt-4o-mini (system)' }, { value: 'o3', label: 'o3 (system)' }];
 
 // The stub: each request recorded; an answer chosen by the route, or by the test (stub.next).
-const stub = { requests: [], next: null };
+const stub = { requests: [], next: null, headers: {} };
 const server = http.createServer((req, res) => {
 	let text = '';
 	req.on('data', (chunk) => (text += chunk));
@@ -43,7 +43,7 @@ const server = http.createServer((req, res) => {
 		} else if (req.url.endsWith('/options/model')) {
 			answer = MODELS;
 		}
-		res.writeHead(status, { 'Content-Type': typeof answer === 'string' ? 'text/plain' : 'application/json', 'X-Request-Id': 'req-1' });
+		res.writeHead(status, { 'Content-Type': typeof answer === 'string' ? 'text/plain' : 'application/json', 'X-Request-Id': 'req-1', ...stub.headers });
 		res.end(typeof answer === 'string' ? answer : JSON.stringify(answer));
 	});
 });
@@ -62,6 +62,7 @@ afterEach(async () => {
 	await helper.unload();
 	stub.requests = [];
 	stub.next = null;
+	stub.headers = {};
 });
 
 // A flow: the server configuration, the node under test, a Catch and a Status node for it.
@@ -142,6 +143,21 @@ describe('create-chat-completion', () => {
 			assert.deepEqual(statuses, ['requesting', 'done']);
 		});
 	}
+
+	it('passes the run\'s warnings on: node.warn for each, msg.warnings beside the output', async () => {
+		const said = [{ kind: 'repaired', name: 'messages', label: 'Messages', message: 'read 2 line breaks as \\n' }, { kind: 'truncated', message: 'cut at Max Completion Tokens' }];
+		stub.headers = { 'X-Connector-Warnings': JSON.stringify(said) };
+		const statuses = await start('create-chat-completion', dialog);
+		const warned = [];
+		helper.getNode('n').warn = (text) => warned.push(text);
+		const [port, msg] = await exchange({ payload: {} });
+		assert.equal(port, 'out');
+		assert.deepEqual(msg.warnings, said);
+		assert.deepEqual(msg.payload.object, 'chat.completion');
+		assert.deepEqual(warned, ['Messages: read 2 line breaks as \\n', 'cut at Max Completion Tokens']);
+		await waitFor(() => statuses.length >= 2);
+		assert.deepEqual(statuses, ['requesting', 'done, with warnings']);
+	});
 
 	const failures = [
 		['a refused form', [422, INVALID], 'invalid_input', /^Error: Temperature: expected a number, got 'hot'$/],
