@@ -311,7 +311,7 @@ def _serve_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     v.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks one)")
     v.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    v.add_argument("--concurrency", type=int, help="runs in flight per worker (default 8)")
+    v.add_argument("--concurrency", type=int, help="runs in flight per worker (default 1024)")
     v.add_argument("--token-file", metavar="FILE", help="bearer tokens, one a line")
     v.add_argument("--runs-db", metavar="PATH", help="SQLite file of async runs")
     v.add_argument("--runs-url", metavar="URL", help="PostgreSQL queue of async runs")

@@ -305,7 +305,8 @@ ERROR_TYPES: dict[str, ErrorType] = {
     "overloaded": ErrorType(
         TemporaryFailure,
         503,
-        "Every run slot of this worker is busy; retry after `Retry-After` seconds.",
+        "Every run slot of this worker is busy (a sync call), or the queue of async runs is"
+        " full (CONNECTOR_RUN_QUEUE_MAX); retry after `Retry-After` seconds.",
         server_only=True,
     ),
     "interrupted": ErrorType(

@@ -39,7 +39,9 @@ class WorkerProcess:
     def start(self, wait: bool = True) -> WorkerProcess:
         self.ready.clear()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "connector", "worker", "--concurrency", "8"],
+            # The tests' workers run 8 at once, unless the environment says otherwise.
+            [sys.executable, "-m", "connector", "worker"]
+            + ([] if "CONNECTOR_WORKER_CONCURRENCY" in self.env else ["--concurrency", "8"]),
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -120,7 +122,16 @@ class Receiver:
 class Deployment:
     """Two gunicorn servers and two workers on one database, calling one fake OpenAI server."""
 
-    def __init__(self, cluster, db_url: str, upstream: str, key: str) -> None:
+    def __init__(
+        self,
+        cluster,
+        db_url: str,
+        upstream: str,
+        key: str,
+        server: dict[str, str] | None = None,
+        **worker: str,
+    ) -> None:
+        """``server`` and ``worker`` add settings to the servers' and workers' environment."""
         self.cluster = cluster
         self.db_url = db_url
         common = {
@@ -128,7 +139,11 @@ class Deployment:
             "CONNECTOR_CALLBACK_SECRET": SECRET,
             "CONNECTOR_CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
         }
-        self.server_env = {**common, "CONNECTOR_SERVER_TOKENS": f"{TOKEN},{TOKEN2}"}
+        self.server_env = {
+            **common,
+            "CONNECTOR_SERVER_TOKENS": f"{TOKEN},{TOKEN2}",
+            **(server or {}),
+        }
         self.worker_env = {
             **common,
             "OPENAI_API_KEY": key,
@@ -142,6 +157,7 @@ class Deployment:
             "CONNECTOR_WORKER_POLL": "0.5",
             "CONNECTOR_RUN_MAX_ATTEMPTS": "2",
             "CONNECTOR_CALLBACK_BACKOFF": "1.5",
+            **worker,
         }
         self.servers = [ActionServer(env=self.server_env) for _ in range(2)]
         self.workers = [WorkerProcess(self.worker_env) for _ in range(2)]

@@ -45,6 +45,25 @@ def test_a_run_and_its_job_are_written_together(store):
     assert _count(store, jobs, run_id) == 1
 
 
+def test_a_full_queue_stores_nothing_and_an_idempotent_retry_still_answers(pg_cluster):
+    from connector.errors import TemporaryFailure
+
+    small = PgRunStore(pg_cluster.database(), max_queued=2, retry_after=7)
+    try:
+        first, _ = small.create("list_models", {"n": 1}, scope="t", idem_key="k1")
+        small.create("list_models", {"n": 2})
+        with pytest.raises(TemporaryFailure) as refused:
+            small.create("list_models", {"n": 3})
+        assert refused.value.type == "overloaded" and refused.value.retry_after == 7
+        assert _count(small, "SELECT count(*) FROM connector_runs") == 2  # rolled back
+        assert _count(small, "SELECT count(*) FROM procrastinate_jobs") == 2
+        assert small.create("list_models", {"n": 1}, scope="t", idem_key="k1") == (first, False)
+        small.claim(first)  # one starts: there is room again
+        assert small.create("list_models", {"n": 3})[1]
+    finally:
+        small.close()
+
+
 def test_the_first_completion_wins_and_drops_the_form(store):
     run_id, _ = store.create("create_chat_completion", FORM)
     assert store.claim(run_id).attempts == 1

@@ -10,13 +10,16 @@ import hashlib
 import hmac
 import json
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import jsonschema
 import pytest
+import requests
+from actionserver import TOKEN
 from conftest import CANARY
-from scaleout import Deployment, content, poll, start_run, start_run_retrying
+from scaleout import ACTION, Deployment, content, poll, start_run, start_run_retrying
 
 pytestmark = pytest.mark.server
 
@@ -75,6 +78,62 @@ def test_fifty_runs_over_both_servers_each_with_its_own_output(dep):
         assert f"run number {i} of fifty" in content(done)
     for w in dep.workers:  # both workers took a share
         assert any(rid for _, rid in started if w.took(rid)), w.logs()[-2000:]
+
+
+def test_a_thousand_queued_one_second_runs_on_two_workers_finish_in_seconds(
+    pg_cluster, fault_server
+):
+    upstream = fault_server.scenario("slow", seconds=1).base_url
+    fan = Deployment(
+        pg_cluster,
+        pg_cluster.database(),
+        upstream,
+        CANARY,
+        # The servers check each form's Base URL: a loopback one needs no DNS look-up.
+        server={"OPENAI_BASE_URL": upstream},
+        CONNECTOR_WORKER_CONCURRENCY="500",  # each: a thousand in flight on the two
+        OPENAI_MAX_RETRIES="2",  # a kept-alive connection the stub closed is tried again
+    ).start()
+    local = threading.local()
+    retried = []
+
+    def call(method: str, url: str, **kw) -> requests.Response:
+        """One call on this thread's session; again (the same call) if the connection broke."""
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        headers = {"Authorization": f"Bearer {TOKEN}", **kw.pop("headers", {})}
+        for _ in range(3):
+            try:
+                return local.session.request(method, url, headers=headers, timeout=60, **kw)
+            except requests.ConnectionError:
+                retried.append(url)
+        return local.session.request(method, url, headers=headers, timeout=60, **kw)
+
+    def start(i: int) -> str:
+        form = {"model": "gpt-4o-mini", "messages": f"fan-out {i}"}
+        key = {"Idempotency-Key": f"fan-out-{i}"}  # a POST sent again is the same run
+        r = call("POST", f"{fan.servers[i % 2].url}{ACTION}/runs", json=form, headers=key)
+        assert r.status_code == 202, r.text
+        return r.json()["id"]
+
+    def finish(run_id: str) -> requests.Response:
+        while (r := call("GET", f"{fan.servers[0].url}/runs/{run_id}")).status_code == 202:
+            time.sleep(0.5)
+        return r
+
+    try:
+        began = time.monotonic()
+        with ThreadPoolExecutor(50) as pool:
+            ids = list(pool.map(start, range(1000)))
+            accepted = time.monotonic() - began
+            done = list(pool.map(finish, ids))
+        took = time.monotonic() - began
+        print(f"1000 runs of 1 s: accepted in {accepted:.1f} s, done in {took:.1f} s", retried)
+        assert [r.status_code for r in done].count(200) == 1000, done[0].text
+        assert all(f"fan-out {i}" in content(r) for i, r in enumerate(done))
+        assert took < 60, took  # seconds, not the 1000 / 16 s of 8 runs a worker
+    finally:
+        fan.stop()
 
 
 def _running_on(dep, run_id: str):

@@ -17,6 +17,7 @@ from typing import Any
 
 from connector.errors import TemporaryFailure
 from connector.server.idempotency import check_same, fingerprint
+from connector.server.runs import queue_full
 
 RUN_TASK = "connector.run"
 CALLBACK_TASK = "connector.callback"
@@ -44,6 +45,7 @@ ALTER TABLE connector_runs ADD COLUMN IF NOT EXISTS warnings jsonb; -- beside th
 CREATE UNIQUE INDEX IF NOT EXISTS connector_runs_idem
     ON connector_runs (scope, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS connector_runs_done ON connector_runs (updated) WHERE state = 'done';
+CREATE INDEX IF NOT EXISTS connector_runs_queued ON connector_runs (created) WHERE state = 'queued';
 """
 
 
@@ -111,11 +113,21 @@ def _deferrer(url: str):
 class PgRunStore:
     """Runs in PostgreSQL; one connection pool per process, shared by its threads."""
 
-    def __init__(self, url: str, *, retention: float = 86400.0, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention: float = 86400.0,
+        pool_size: int = 10,
+        max_queued: int = 10000,
+        retry_after: int = 2,
+    ) -> None:
         from psycopg_pool import ConnectionPool
 
         self.url = url
         self.retention = retention
+        self.max_queued = max_queued
+        self.retry_after = retry_after
         # open=True with wait=False: a server starts while the database is down, and the pool
         # keeps trying; `check` replaces connections that a database restart broke.
         self.pool = ConnectionPool(
@@ -169,7 +181,8 @@ class PgRunStore:
         """Store a queued run and its job in one transaction; return (id, created).
 
         With ``idem_key``, a second call with the same key returns the first run (created is
-        False); with a different action, form or callback it is refused (422).
+        False); with a different action, form or callback it is refused (422). When more than
+        ``max_queued`` runs would wait, nothing is stored and the call is refused (503).
         """
         from psycopg.types.json import Jsonb
 
@@ -190,6 +203,13 @@ class PgRunStore:
                 ).fetchone()
                 check_same(given, digest)
                 return first, False
+            (waiting,) = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM connector_runs WHERE state = 'queued'"
+                " LIMIT %s) q",
+                (self.max_queued + 1,),
+            ).fetchone()
+            if waiting > self.max_queued:  # this run counted: the transaction is rolled back
+                raise queue_full(self.max_queued, self.retry_after)
             self.deferrer.configure_task(RUN_TASK, connection=conn).defer(run_id=run_id)
         return run_id, True
 

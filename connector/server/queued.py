@@ -117,6 +117,8 @@ def add_routes(app, settings) -> None:
         settings.runs_url,
         retention=settings.run_retention,
         pool_size=settings.runs_pool_size,
+        max_queued=settings.max_queued,
+        retry_after=settings.busy_retry_after,
     )
     app.scheduler.queue = store
     app.add_route("/actions/{action}/runs", QueuedStart(app.scheduler, store))

@@ -223,7 +223,8 @@ class Scheduler:
                 self.slots.release()
         for claim in claims:
             self._start(claim)
-        return len(claims) == taken
+        self._backlog = len(claims) == taken  # fewer: none is waiting for this process now
+        return self._backlog
 
     def _start(self, claim: Claim) -> None:
         """Run a claimed run on the pool (its slot is held)."""
@@ -233,7 +234,7 @@ class Scheduler:
             if conn is None:  # a tenant's run whose connection this process never had
                 self.slots.release()
                 err = interrupted_error()
-                self.store.finish(claim.id, 503, {"error": err.to_dict()})
+                self.store.finish(claim.id, status_of(err), {"error": err.to_dict()})
                 return
             heard: list[dict] = []
             status, doc = self.execute(

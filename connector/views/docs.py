@@ -190,7 +190,7 @@ def status_table() -> str:
     lines = [
         "| type | HTTP status | exit code | retryable | when |",
         "| --- | --- | --- | --- | --- |",
-        "| (success) | 200 (202 for an async run still running) | 0 | | |",
+        "| (success) | 200 (202 while an async run is queued or running) | 0 | | |",
     ]
     for name, t in ERROR_TYPES.items():
         code = "(server only)" if t.server_only else str(t.cls.exit_code)

@@ -201,7 +201,7 @@ def _action_operations(b: _Builder, a: Action) -> None:
         "it runs, then the output (200) or the error.",
         {
             "202": b.response(
-                "Started; poll the Location.", ("RunAccepted", shapes.ACCEPTED), shapes.POLL_HEADERS
+                "Queued; poll the Location.", ("RunAccepted", shapes.ACCEPTED), shapes.POLL_HEADERS
             ),
             "200": b.response(
                 "The output (from the poll), like the sync operation's.",
@@ -346,13 +346,13 @@ def document(*, manifest: Manifest | None = None) -> dict[str, Any]:
         "/runs/{run_id}",
         "get_run",
         "Async run",
-        "202 while the run is running; then its output (200) or its error object.",
+        "202 while the run is queued or running; then its output (200) or its error object.",
         {
             "200": b.response(
                 "The run's output.", ("RunOutput", shapes.OBJECT), shapes.WARNINGS_HEADERS
             ),
             "202": b.response(
-                "Still running.", ("RunAccepted", shapes.ACCEPTED), shapes.POLL_HEADERS
+                "Not done yet.", ("RunAccepted", shapes.ACCEPTED), shapes.POLL_HEADERS
             ),
         },
         errors=CALL_ERRORS,

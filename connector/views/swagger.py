@@ -120,7 +120,7 @@ def _ok(description: str, ref: str, warned: bool = False) -> dict[str, Any]:
 
 
 _ACCEPTED = {
-    "description": "Started: Power Automate polls the Location until the output is ready.",
+    "description": "Queued: Power Automate polls the Location until the output is ready.",
     "headers": {
         "Location": {"type": "string", "description": "The absolute URL of the run to poll."},
         "Retry-After": {"type": "integer", "description": "Seconds to wait before polling."},
