@@ -18,6 +18,7 @@ from connector.engine import runner
 from connector.engine.loader import load_manifest
 from connector.errors import ERROR_TYPES, InvalidInput
 from connector.server import app as server
+from connector.server.idempotency import Caller
 from connector.server.runs import RunStore
 from connector.views import apidocs, docs, openapi, swagger
 
@@ -149,7 +150,7 @@ def test_an_async_runs_result_says_its_warnings(client):
         assert r.status_code == 202 and "X-Connector-Warnings" not in r.headers
         location = r.headers["Location"].split("://", 1)[1].split("/", 1)[1]
         for _ in range(200):
-            done = client.simulate_get("/" + location)
+            done = client.simulate_get("/" + location, headers=TENANT)  # its own key
             if done.status_code != 202:
                 break
             time.sleep(0.02)
@@ -340,14 +341,14 @@ IDEMPOTENT = [
 @pytest.mark.parametrize(("second", "same", "error"), IDEMPOTENT)
 def test_the_run_store_keeps_one_run_per_idempotency_key(tmp_path, second, same, error):
     store = RunStore(tmp_path / "runs.sqlite3")
-    first, created = store.create("list_models", {"q": 1}, scope="t1", idem_key="k")
+    first, created = store.create("list_models", {"q": 1}, caller=Caller(scope="t1"), idem_key="k")
     assert created
     scope, key, form = second
     if error:
         with pytest.raises(InvalidInput, match=error):
-            store.create("list_models", form, scope=scope, idem_key=key)
+            store.create("list_models", form, caller=Caller(scope=scope), idem_key=key)
         return
-    run_id, created = store.create("list_models", form, scope=scope, idem_key=key)
+    run_id, created = store.create("list_models", form, caller=Caller(scope=scope), idem_key=key)
     assert (run_id == first, created) == (same, not same)
 
 
@@ -361,13 +362,17 @@ def test_a_run_file_of_an_older_version_gets_the_idempotency_columns(tmp_path):
         " status INTEGER, result TEXT, owner TEXT NOT NULL, created REAL NOT NULL,"
         " updated REAL NOT NULL, heartbeat REAL NOT NULL)"
     )
-    old.execute("INSERT INTO runs VALUES ('a' , 'list_models', 'done', 200, '{}', 'x', 1, 1, 1)")
+    now = time.time()  # within the retention time
+    old.execute(
+        "INSERT INTO runs VALUES ('a', 'list_models', 'done', 200, '{}', 'x', ?, ?, ?)",
+        (now, now, now),
+    )
     old.commit()
     old.close()
     store = RunStore(path)
     assert store.get("a").status == 200
-    first, _ = store.create("list_models", {}, scope="t", idem_key="k")
-    assert store.create("list_models", {}, scope="t", idem_key="k") == (first, False)
+    first, _ = store.create("list_models", {}, caller=Caller(scope="t"), idem_key="k")
+    assert store.create("list_models", {}, caller=Caller(scope="t"), idem_key="k") == (first, False)
 
 
 # -- what a proxy says, and from whom ------------------------------------------------------------
