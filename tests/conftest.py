@@ -187,3 +187,28 @@ def cli(tmp_path: Path) -> Callable[..., CliResult]:
         return CliResult(proc.returncode, doc, proc.stdout, proc.stderr, seconds, ended)
 
     return run
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup-browser)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session's browser tests (Playwright's sync API allows one
+    running instance a thread: each module starting its own fails)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

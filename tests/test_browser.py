@@ -26,17 +26,6 @@ from connector.transport import local
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CHAT = connector.load_manifest().action("create_chat_completion")
 SEED_MESSAGES = json.dumps(CHAT.param("messages").example, indent=2)
 ADVANCED = [p for p in CHAT.parameters if p.visibility == "advanced"]
@@ -47,17 +36,6 @@ def expect(locator):
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect(locator)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Start one headless Chromium for the session."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

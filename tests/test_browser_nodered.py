@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from actionserver import TOKEN
 from noderedhost import NodeRed
-from test_browser import CHROMIUM, CHROMIUM_ARGS, expect
+from test_browser import expect
 
 import connector
 from connector.transport import local
@@ -27,25 +27,23 @@ ADVANCED = [p for p in CHAT.parameters if p.visibility != "basic"]
 
 
 @pytest.fixture(scope="module")
-def editor(tmp_path_factory, action_server):
+def editor(tmp_path_factory, action_server, browser):
     """Node-RED with the example flow deployed (the server configuration pointing at the
     action server), and its editor open in headless Chromium."""
-    from playwright.sync_api import sync_playwright
-
     flow = json.loads((ROOT / "hosts" / "node-red" / nodered.EXAMPLE_FILE).read_text())
     nodes = {n["id"]: n for n in flow}
     nodes["ocr.server"] |= {"url": action_server, "credentials": {"token": TOKEN}}
-    with NodeRed(tmp_path_factory.mktemp("node-red")) as red, sync_playwright() as p:
+    with NodeRed(tmp_path_factory.mktemp("node-red")) as red:
         red.deploy(flow)
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
         tab.errors = []
         tab.on("pageerror", lambda e: tab.errors.append(str(e)))
         tab.goto(red.url + "/")
         tab.wait_for_function("window.RED && RED.nodes && RED.nodes.node('ocr.chat')")
         yield tab
         assert tab.errors == []
-        browser.close()
+        context.close()
     assert TOKEN not in red.logs()
 
 
@@ -67,7 +65,7 @@ def test_the_dialog_shows_the_manifests_fields_basic_first_advanced_folded(edito
         row = dialog.locator(f'.ocr-field[data-field="{p.name}"]')
         expect(row.locator("label")).to_have_text(p.label)
         expect(row.locator(".ocr-help")).to_contain_text(p.description.split("`")[0].strip())
-        text = nodered.placeholder(p)
+        text = p.example_text()
         if text is not None:
             expect(row.locator(f"#node-input-{p.name}")).to_have_attribute(
                 "placeholder", f"e.g. {text}"

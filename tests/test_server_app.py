@@ -472,6 +472,20 @@ def test_the_documents_declare_the_warnings_header(document, routes):
         assert "X-Connector-Warnings" in headers, (path, method)
 
 
+def test_a_callback_url_is_refused_where_no_callback_is_made(client):
+    r = client.simulate_post(
+        "/actions/create_chat_completion/runs",
+        json={"model": "m", "messages": "Hi"},
+        headers={"X-Callback-Url": "https://hooks.example/abc"},
+    )
+    assert r.status_code == 422
+    error = r.json["error"]
+    assert (
+        error["fields"][0]["name"] == "X-Callback-Url" and "nothing was started" in error["message"]
+    )
+    assert client.app.scheduler.store.has_queued() is False
+
+
 # -- whose run it is, how long it is kept -------------------------------------------------------
 
 RUNS = "/actions/create_chat_completion/runs"

@@ -15,6 +15,7 @@ from connector.server.scheduler import Scheduler
 from connector.transport.connection import Connection
 from connector.views import openapi, swagger
 from connector.views.docs import describe
+from connector.views.shapes import CALLBACK_HEADER
 
 
 class Health:
@@ -112,6 +113,13 @@ class StartRun(_Call):
         form = intake.read_form(req, self.scheduler.settings)
         tenant = self.scheduler.tenant(req)
         key = idempotency.key_of(req)
+        if (req.get_header(CALLBACK_HEADER) or "").strip():
+            raise idempotency.header_error(
+                CALLBACK_HEADER,
+                "not accepted by this server: it keeps async runs on one machine and makes no"
+                " callbacks; nothing was started. Poll the run's Location instead, or use"
+                " scale-out mode (CONNECTOR_RUNS_URL), whose workers call back.",
+            )
         # A bad form or connection is refused now, not later.
         runner.prepare(action, form, tenant or self.scheduler.own_connection())
         caller = idempotency.caller_of(req)

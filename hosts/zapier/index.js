@@ -652,15 +652,17 @@ function wantsCallback(inputData) {
 async function startWithCallback(z, bundle, action, body) {
 	const headers = { [SPEC.callbackHeader]: z.generateCallbackUrl() };
 	const response = await call(z, bundle, 'POST', `/actions/${action}/runs`, { body, headers, timeout: 25 });
-	const run = answer(z, response, 202);
-	if (run.state !== 'queued') {
-		// One machine's run store makes no callbacks: Zapier would wait for one for ever.
+	const fields = ((response.data || {}).error || {}).fields || [];
+	if (response.status === 422 && fields.some((f) => f.name === SPEC.callbackHeader)) {
+		// One machine's run store makes no callbacks, and refuses the header (nothing started):
+		// Zapier would otherwise wait for a callback for ever.
 		throw new z.errors.Error(
-			`The action server at ${baseUrl(bundle)} keeps async runs on one machine and makes no callbacks (run ${run.id} was started). Turn off Wait for Callback, or use a scale-out server (CONNECTOR_RUNS_URL and CONNECTOR_CALLBACK_SECRET).`,
+			`The action server at ${baseUrl(bundle)} makes no callbacks: ${response.data.error.message} Turn off Wait for Callback, or use a scale-out server (CONNECTOR_RUNS_URL and CONNECTOR_CALLBACK_SECRET).`,
 			'callbacks_unavailable',
 			response.status,
 		);
 	}
+	const run = answer(z, response, 202);
 	return { id: run.id, state: run.state, location: run.location };
 }
 
