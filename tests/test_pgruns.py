@@ -213,7 +213,9 @@ def routes(pg_cluster, store, tmp_path, monkeypatch):
         runs_db=str(tmp_path / "unused.sqlite3"),
         runs_url=store.url,
     )
-    return falcon.testing.TestClient(server.create_app(settings))
+    client = falcon.testing.TestClient(server.create_app(settings))
+    yield client
+    client.app.scheduler.queue.close()
 
 
 def test_a_queued_run_is_read_only_by_its_token(routes, store):

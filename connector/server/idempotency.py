@@ -54,7 +54,7 @@ def _digest(kind: str, text: str) -> str:
 class Caller:
     """Who calls, as digests (never a token or key): whose runs it may read, its key scope."""
 
-    tenant: str = ""  # the token and tenant key: the runs it owns ("": no check, the operator)
+    tenant: str = ""  # the token and tenant key: the runs it owns ("": stored by no request)
     scope: str = ""  # the token, tenant key and Base URL: where its idempotency keys live
     token: str = ""  # the token alone: the scope stored by versions that kept no tenant
 
