@@ -13,6 +13,8 @@ from conftest import CANARY
 from connector.engine import runner
 from connector.errors import TemporaryFailure
 from connector.server import app as server
+from connector.server import idempotency
+from connector.server.idempotency import Caller
 from connector.server.runs import RunStore
 from connector.server.worker import WorkerSettings
 
@@ -97,14 +99,17 @@ def test_two_processes_claiming_at_once_never_take_the_same_run(tmp_path):
 
 def test_a_full_queue_refuses_with_retry_after_and_an_idempotent_retry_still_answers(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3", max_queued=2, retry_after=7)
-    first, _ = store.create("list_models", {"n": 1}, scope="t", idem_key="k1")
+    first, _ = store.create("list_models", {"n": 1}, caller=Caller(scope="t"), idem_key="k1")
     store.create("list_models", {"n": 2})
     with pytest.raises(TemporaryFailure) as refused:
         store.create("list_models", {"n": 3})
     assert refused.value.type == "overloaded" and refused.value.retry_after == 7
     assert "CONNECTOR_RUN_QUEUE_MAX" in refused.value.message
     # The same key again is the run already queued, not a new one: it is answered.
-    assert store.create("list_models", {"n": 1}, scope="t", idem_key="k1") == (first, False)
+    assert store.create("list_models", {"n": 1}, caller=Caller(scope="t"), idem_key="k1") == (
+        first,
+        False,
+    )
     store.claim(1)  # one starts: there is room again
     assert store.create("list_models", {"n": 3})[1]
 
@@ -146,7 +151,11 @@ def test_a_run_file_of_an_older_version_gets_the_queue_columns(tmp_path):
         " status INTEGER, result TEXT, owner TEXT NOT NULL, created REAL NOT NULL,"
         " updated REAL NOT NULL, heartbeat REAL NOT NULL)"
     )
-    old.execute("INSERT INTO runs VALUES ('a', 'list_models', 'done', 200, '{}', 'x', 1, 1, 1)")
+    now = time.time()  # within the retention time
+    old.execute(
+        "INSERT INTO runs VALUES ('a', 'list_models', 'done', 200, '{}', 'x', ?, ?, ?)",
+        (now, now, now),
+    )
     old.commit()
     old.close()
     store = RunStore(path)
@@ -181,6 +190,9 @@ def gate(monkeypatch):
     return event
 
 
+OURS = idempotency.caller("t-123456")  # the caller of app_client's token
+
+
 def app_client(tmp_path, **settings) -> falcon.testing.TestClient:
     settings = server.Settings(
         tokens=("t-123456",), runs_db=str(tmp_path / "runs.sqlite3"), heartbeat=0.2, **settings
@@ -189,18 +201,20 @@ def app_client(tmp_path, **settings) -> falcon.testing.TestClient:
     return falcon.testing.TestClient(app, headers={"Authorization": "Bearer t-123456"})
 
 
-def wait_done(client, run_id: str, seconds: float = 10) -> falcon.testing.Result:
+def wait_done(client, run_id: str, seconds: float = 10, headers=None) -> falcon.testing.Result:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        r = client.simulate_get(f"/runs/{run_id}")
+        r = client.simulate_get(f"/runs/{run_id}", headers=headers)
         if r.status_code != 202:
             return r
         time.sleep(0.02)
     raise AssertionError(f"run {run_id} did not finish: {r.json}")
 
 
-def states(client, ids) -> list[str]:
-    return [client.simulate_get(f"/runs/{i}").json.get("state", "done") for i in ids]
+def states(client, ids, headers=None) -> list[str]:
+    return [
+        client.simulate_get(f"/runs/{i}", headers=headers).json.get("state", "done") for i in ids
+    ]
 
 
 def test_async_runs_wait_for_a_slot_instead_of_being_refused(tmp_path, gate):
@@ -226,13 +240,13 @@ def test_a_tenant_key_stays_in_memory_and_only_its_process_runs_the_run(tmp_path
     first = client.simulate_post(f"{ACTION}/runs", json=FORM, headers=tenant).json["id"]
     second = client.simulate_post(f"{ACTION}/runs", json=FORM, headers=tenant).json["id"]
     time.sleep(0.3)
-    assert states(client, [first, second]) == ["running", "queued"]
+    assert states(client, [first, second], tenant) == ["running", "queued"]
     store = client.app.scheduler.store
     for name in ("runs.sqlite3", "runs.sqlite3-wal"):
         assert CANARY.encode() not in (tmp_path / name).read_bytes()
     assert not other_process(store).has_queued()  # another process cannot take it
     gate.set()
-    assert wait_done(client, second).status_code == 200
+    assert wait_done(client, second, headers=tenant).status_code == 200
     assert [c["api_key"] for c in gate.state["connections"]] == [CANARY, CANARY]
     assert client.app.scheduler.tenants == {}
 
@@ -240,7 +254,8 @@ def test_a_tenant_key_stays_in_memory_and_only_its_process_runs_the_run(tmp_path
 def test_runs_queued_before_a_start_run_after_it(tmp_path, gate):
     before = RunStore(tmp_path / "runs.sqlite3")
     ids = [
-        before.create("create_chat_completion", {**FORM, "messages": f"m{n}"})[0] for n in (1, 2)
+        before.create("create_chat_completion", {**FORM, "messages": f"m{n}"}, caller=OURS)[0]
+        for n in (1, 2)
     ]
     gate.set()
     client = app_client(tmp_path, concurrency=1)  # a new process, after a restart

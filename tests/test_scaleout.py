@@ -243,7 +243,8 @@ def test_idempotency_key(dep, second, token, same, status):
 
     a, b = dep.servers
     key = f"idem-{time.time_ns()}"
-    form = {"model": "gpt-4o-mini", "messages": f"idempotent {key}"}
+    # Slow enough to be running still when posted again (a done run answers its result).
+    form = {"model": "gpt-4o-mini", "messages": f"sleep=1 idempotent {key}"}
     first = a.call("POST", f"{ACTION}/runs", form, headers={"Idempotency-Key": key})
     assert first.status_code == 202
     again = b.call(

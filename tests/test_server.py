@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -282,13 +285,18 @@ def test_healthz_needs_no_token(srv):
 # -- async runs -------------------------------------------------------------------------------
 
 
-def poll(srv, location: str, seconds: float = 20) -> tuple[list[int], object]:
-    """Poll a run, by the path of its Location (``srv`` may be a server started later)."""
+def poll(
+    srv, location: str, seconds: float = 20, headers: dict | None = None
+) -> tuple[list[int], object]:
+    """Poll a run, by the path of its Location (``srv`` may be a server started later).
+
+    ``headers``: the tenant key the run was started with (a run is read only with it).
+    """
     codes = []
     path = urlsplit(location).path
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        r = srv.call("GET", path)
+        r = srv.call("GET", path, headers=headers)
         codes.append(r.status_code)
         if r.status_code != 202:
             return codes, r
@@ -297,25 +305,27 @@ def poll(srv, location: str, seconds: float = 20) -> tuple[list[int], object]:
     raise AssertionError(f"the run did not finish: {codes}")
 
 
-def wait_running(srv, location: str, seconds: float = 10) -> None:
+def wait_running(srv, location: str, seconds: float = 10, headers: dict | None = None) -> None:
     """Wait until a queued run has a slot (it is claimed a moment after its 202)."""
     path = urlsplit(location).path
     deadline = time.monotonic() + seconds
-    while srv.call("GET", path).json().get("state") == "queued":
+    while srv.call("GET", path, headers=headers).json().get("state") == "queued":
         assert time.monotonic() < deadline, "the run never started"
         time.sleep(0.05)
 
 
 def test_async_run_end_to_end(srv, fault_server):
-    r = srv.call("POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=1))
+    slow = upstream(fault_server, "slow", seconds=1)
+    r = srv.call("POST", f"{ACTION}/runs", FORM, headers=slow)
     assert r.status_code == 202, r.text
     location = r.headers["Location"]
     assert location == srv.url + f"/runs/{r.json()['id']}" == r.json()["location"]
     assert int(r.headers["Retry-After"]) >= 1
-    codes, final = poll(srv, location)
+    codes, final = poll(srv, location, headers=slow)
     assert codes[0] == 202 and final.status_code == 200
     assert final.json()["choices"][0]["message"]["content"] == f"echo: {FORM['messages']}"
-    assert srv.call("GET", urlsplit(location).path).json() == final.json()  # readable again
+    again = srv.call("GET", urlsplit(location).path, headers=slow)
+    assert again.json() == final.json()  # readable again
 
 
 @pytest.mark.parametrize(
@@ -336,9 +346,9 @@ def test_the_location_is_absolute_as_the_client_reached_the_server(
     r = srv.call("POST", f"{ACTION}/runs", FORM, headers={**slow, **headers})
     run = f"/runs/{r.json()['id']}"
     assert r.headers["Location"] == (origin or srv.url) + run == r.json()["location"]
-    polled = srv.call("GET", run, headers=headers)
+    polled = srv.call("GET", run, headers={**slow, **headers})
     assert polled.status_code != 202 or polled.headers["Location"] == (origin or srv.url) + run
-    poll(srv, run)
+    poll(srv, run, headers=slow)
 
 
 def test_forwarded_headers_from_an_untrusted_client_do_not_move_the_location(
@@ -354,8 +364,9 @@ def test_forwarded_headers_from_an_untrusted_client_do_not_move_the_location(
 
 
 def test_async_run_failure_reads_as_its_error(srv, fault_server):
-    r = srv.call("POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "quota"))
-    _, final = poll(srv, r.headers["Location"])
+    quota = upstream(fault_server, "quota")
+    r = srv.call("POST", f"{ACTION}/runs", FORM, headers=quota)
+    _, final = poll(srv, r.headers["Location"], headers=quota)
     assert final.status_code == 402 and final.json()["error"]["type"] == "quota_exceeded"
     no_secrets(final)
 
@@ -375,13 +386,13 @@ def test_a_full_worker_answers_503_with_retry_after(fault_server, tmp_path):
         slow = upstream(fault_server, "slow", seconds=1.5)
         started = server.call("POST", f"{ACTION}/runs", FORM, headers=slow)
         assert started.status_code == 202
-        wait_running(server, started.headers["Location"])
+        wait_running(server, started.headers["Location"], headers=slow)
         busy = server.call("POST", f"{ACTION}/run", FORM)
         assert busy.status_code == 503, busy.text
         assert busy.json()["error"]["type"] == "overloaded" and busy.json()["error"]["retryable"]
         assert int(busy.headers["Retry-After"]) >= 1
         assert server.call("GET", "/healthz").status_code == 200  # not a run: never refused
-        poll(server, started.headers["Location"])
+        poll(server, started.headers["Location"], headers=slow)
         assert server.call("POST", f"{ACTION}/run", FORM).status_code == 200
         assert "connector_overloaded_total 1.0" in server.call("GET", "/metrics").text
 
@@ -389,16 +400,15 @@ def test_a_full_worker_answers_503_with_retry_after(fault_server, tmp_path):
 def test_a_run_cut_short_by_a_restart_reads_as_an_error(fault_server, tmp_path):
     env = server_env(fault_server, tmp_path)
     first = ActionServer(env=env).start()
+    slow = upstream(fault_server, "slow", seconds=20)
     try:
-        r = first.call(
-            "POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=20)
-        )
+        r = first.call("POST", f"{ACTION}/runs", FORM, headers=slow)
         location = r.headers["Location"]
-        wait_running(first, location)
+        wait_running(first, location, headers=slow)
     finally:
         first.kill()  # a crash: the worker gets no chance to record anything
     with ActionServer(env=env) as second:
-        codes, final = poll(second, location, seconds=10)
+        codes, final = poll(second, location, seconds=10, headers=slow)
         assert final.status_code == 503, codes
         error = final.json()["error"]
         assert error["type"] == "interrupted" and error["retryable"]
@@ -407,14 +417,13 @@ def test_a_run_cut_short_by_a_restart_reads_as_an_error(fault_server, tmp_path):
 def test_sigterm_drains_in_flight_runs(fault_server, tmp_path):
     env = server_env(fault_server, tmp_path)
     server = ActionServer(env=env).start()
-    r = server.call(
-        "POST", f"{ACTION}/runs", FORM, headers=upstream(fault_server, "slow", seconds=1.5)
-    )
+    slow = upstream(fault_server, "slow", seconds=1.5)
+    r = server.call("POST", f"{ACTION}/runs", FORM, headers=slow)
     location = r.headers["Location"]
-    wait_running(server, location)
+    wait_running(server, location, headers=slow)
     assert server.stop(signal.SIGTERM) == 0
     with ActionServer(env=env) as again:
-        _, final = poll(again, location, seconds=5)
+        _, final = poll(again, location, seconds=5, headers=slow)
         assert final.status_code == 200, final.text  # finished before the worker exited
 
 
@@ -438,13 +447,13 @@ def test_sigterm_marks_runs_past_the_drain_time_interrupted(fault_server, tmp_pa
     server = ActionServer(env=env).start()
     slow = upstream(fault_server, "slow", seconds=20)
     location = server.call("POST", f"{ACTION}/runs", FORM, headers=slow).headers["Location"]
-    wait_running(server, location)
+    wait_running(server, location, headers=slow)
     started = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5  # did not wait for the 20 s run
     assert '"interrupted_runs": 1' in server.logs()
     with ActionServer(env=env) as again:
-        _, final = poll(again, location, seconds=5)
+        _, final = poll(again, location, seconds=5, headers=slow)
         assert final.status_code == 503 and final.json()["error"]["type"] == "interrupted"
 
 
@@ -521,9 +530,69 @@ def test_a_retried_async_post_with_the_same_idempotency_key_starts_nothing_new(
         "POST", f"{ACTION}/runs", {**FORM, **second}, headers={**tenant, **key, **headers}
     )
     assert again.status_code == status, again.text
-    if same:
-        assert (
-            again.json() == first.json() and again.headers["Location"] == first.headers["Location"]
-        )
-    poll(srv, first.headers["Location"])
+    if same:  # the same run, in the state it is in now (a slow run: queued or running)
+        assert again.headers["Location"] == first.headers["Location"]
+        assert {**again.json(), "state": "queued"} == first.json()
+    poll(srv, first.headers["Location"], headers=tenant)
     assert slow.count == 1  # one upstream call, whatever the second POST was
+
+
+# -- tenants kept apart -------------------------------------------------------------------------
+
+TOKEN_B = "srv-token-b-7c3e9a1f5d2b8e46"  # a second caller of the same server
+
+
+def test_tenants_are_kept_apart_and_the_run_file_is_private(fault_server, tmp_path):
+    env = server_env(fault_server, tmp_path, CONNECTOR_SERVER_TOKENS=f"{TOKEN},{TOKEN_B}")
+    mask = os.umask(0)  # the server starts under the most permissive umask
+    try:
+        server = ActionServer(env=env).start()
+    finally:
+        os.umask(mask)
+    try:
+        mine = {**upstream(fault_server, "ok"), "Idempotency-Key": f"t-{uuid.uuid4().hex}"}
+        first = server.call("POST", f"{ACTION}/runs", FORM, headers=mine)
+        assert first.status_code == 202, first.text
+        path = f"/runs/{first.json()['id']}"
+        _, done = poll(server, path, headers=mine)
+        assert done.status_code == 200
+        never = server.call("GET", "/runs/" + "0" * 32, token=TOKEN_B).text
+        unknown = json.loads(never.replace("0" * 32, first.json()["id"]))
+        for token, headers in [
+            (TOKEN_B, mine),  # another token, the same tenant key
+            (TOKEN, {}),  # the tenant key left out
+            (TOKEN, {"X-OpenAI-Api-Key": "sk-another-tenant-0123456789"}),
+        ]:
+            r = server.call("GET", path, token=token, headers=headers)
+            assert (r.status_code, r.json()) == (404, unknown), (token == TOKEN, headers)
+        # The same POST again, the run done: what its GET answers, not a 202.
+        again = server.call("POST", f"{ACTION}/runs", FORM, headers=mine)
+        assert (again.status_code, again.json()) == (200, done.json())
+        # The same key with another tenant key or Base URL: a new run, its own output.
+        other_key = {**mine, "X-OpenAI-Api-Key": "sk-another-tenant-0123456789"}
+        other_host = {**mine, **upstream(fault_server, "ok")}
+        for headers in (other_key, other_host):
+            r = server.call("POST", f"{ACTION}/runs", FORM, headers=headers)
+            assert r.status_code == 202 and r.json()["id"] != first.json()["id"], r.text
+            poll(server, r.headers["Location"], headers=headers)
+        for name in ("runs.sqlite3", "runs.sqlite3-wal", "runs.sqlite3-shm"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    finally:
+        server.stop()
+
+
+def test_retention_holds_after_a_restart_with_only_sync_calls(fault_server, tmp_path):
+    with ActionServer(env=server_env(fault_server, tmp_path)) as first:  # kept a day
+        r = first.call("POST", f"{ACTION}/runs", FORM)
+        assert poll(first, r.headers["Location"])[1].status_code == 200
+    time.sleep(1.2)
+    env = server_env(fault_server, tmp_path, CONNECTOR_RUN_RETENTION="1")
+    with ActionServer(env=env) as second:
+        assert second.call("POST", f"{ACTION}/run", FORM).status_code == 200  # sync only
+        gone = second.call("GET", urlsplit(r.headers["Location"]).path)
+        assert gone.status_code == 404 and gone.json()["error"]["type"] == "unknown_route"
+        deadline = time.monotonic() + 5
+        rows = "SELECT count(*) FROM runs"
+        while sqlite3.connect(tmp_path / "runs.sqlite3").execute(rows).fetchone()[0]:
+            assert time.monotonic() < deadline, "the old run was never purged"
+            time.sleep(0.1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from openapi_spec_validator import validate
 
 from connector.engine import runner
 from connector.engine.loader import load_manifest
-from connector.errors import ERROR_TYPES, InvalidInput
+from connector.errors import ERROR_TYPES, InvalidInput, RequestRejected
 from connector.server import app as server
+from connector.server import idempotency
+from connector.server.idempotency import Caller
 from connector.server.runs import RunStore
 from connector.views import apidocs, docs, openapi, swagger
 
@@ -149,7 +152,7 @@ def test_an_async_runs_result_says_its_warnings(client):
         assert r.status_code == 202 and "X-Connector-Warnings" not in r.headers
         location = r.headers["Location"].split("://", 1)[1].split("/", 1)[1]
         for _ in range(200):
-            done = client.simulate_get("/" + location)
+            done = client.simulate_get("/" + location, headers=TENANT)  # its own key
             if done.status_code != 202:
                 break
             time.sleep(0.02)
@@ -340,14 +343,14 @@ IDEMPOTENT = [
 @pytest.mark.parametrize(("second", "same", "error"), IDEMPOTENT)
 def test_the_run_store_keeps_one_run_per_idempotency_key(tmp_path, second, same, error):
     store = RunStore(tmp_path / "runs.sqlite3")
-    first, created = store.create("list_models", {"q": 1}, scope="t1", idem_key="k")
+    first, created = store.create("list_models", {"q": 1}, caller=Caller(scope="t1"), idem_key="k")
     assert created
     scope, key, form = second
     if error:
         with pytest.raises(InvalidInput, match=error):
-            store.create("list_models", form, scope=scope, idem_key=key)
+            store.create("list_models", form, caller=Caller(scope=scope), idem_key=key)
         return
-    run_id, created = store.create("list_models", form, scope=scope, idem_key=key)
+    run_id, created = store.create("list_models", form, caller=Caller(scope=scope), idem_key=key)
     assert (run_id == first, created) == (same, not same)
 
 
@@ -361,13 +364,17 @@ def test_a_run_file_of_an_older_version_gets_the_idempotency_columns(tmp_path):
         " status INTEGER, result TEXT, owner TEXT NOT NULL, created REAL NOT NULL,"
         " updated REAL NOT NULL, heartbeat REAL NOT NULL)"
     )
-    old.execute("INSERT INTO runs VALUES ('a' , 'list_models', 'done', 200, '{}', 'x', 1, 1, 1)")
+    now = time.time()  # within the retention time
+    old.execute(
+        "INSERT INTO runs VALUES ('a', 'list_models', 'done', 200, '{}', 'x', ?, ?, ?)",
+        (now, now, now),
+    )
     old.commit()
     old.close()
     store = RunStore(path)
     assert store.get("a").status == 200
-    first, _ = store.create("list_models", {}, scope="t", idem_key="k")
-    assert store.create("list_models", {}, scope="t", idem_key="k") == (first, False)
+    first, _ = store.create("list_models", {}, caller=Caller(scope="t"), idem_key="k")
+    assert store.create("list_models", {}, caller=Caller(scope="t"), idem_key="k") == (first, False)
 
 
 # -- what a proxy says, and from whom ------------------------------------------------------------
@@ -477,3 +484,192 @@ def test_a_callback_url_is_refused_where_no_callback_is_made(client):
         error["fields"][0]["name"] == "X-Callback-Url" and "nothing was started" in error["message"]
     )
     assert client.app.scheduler.store.has_queued() is False
+
+
+# -- whose run it is, how long it is kept -------------------------------------------------------
+
+RUNS = "/actions/create_chat_completion/runs"
+KEY_A = {"X-OpenAI-Api-Key": "sk-tenant-a-0123456789"}
+KEY_B = {"X-OpenAI-Api-Key": "sk-tenant-b-0123456789"}
+BASE_A = {"X-OpenAI-Base-Url": "https://a.example/v1"}
+BASE_B = {"X-OpenAI-Base-Url": "https://b.example/v1"}
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def tenants(tmp_path, monkeypatch):
+    """An app with two tokens whose runs echo the form at once (or fail, for "fail" messages)."""
+
+    def run(action, form, conn, on_attempts=None):
+        if form["messages"].startswith("fail"):
+            raise RequestRejected("Out of credits.", type="quota_exceeded", status=402)
+        return {"echo": form["messages"]}
+
+    monkeypatch.setattr(runner, "run", run)
+    monkeypatch.setattr(runner, "prepare", lambda *a, **k: {})
+    settings = server.Settings(
+        tokens=("tok-a-123456", "tok-b-123456"),
+        runs_db=str(tmp_path / "runs.sqlite3"),
+        allowed_hosts=("a.example", "b.example"),
+        run_retention=3600,
+    )
+    return falcon.testing.TestClient(server.create_app(settings))
+
+
+def finished(client, run_id: str, headers: dict) -> falcon.testing.Result:
+    for _ in range(500):
+        r = client.simulate_get(f"/runs/{run_id}", headers=headers)
+        if r.status_code != 202:
+            return r
+        time.sleep(0.01)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def unknown(client, run_id: str, headers: dict) -> tuple[int, dict]:
+    """The answer to a run id that never existed, with ``run_id`` in its place."""
+    r = client.simulate_get("/runs/" + "0" * 32, headers=headers)
+    return r.status_code, json.loads(r.text.replace("0" * 32, run_id))
+
+
+# (the run's starter's headers, the reader's headers, whether the reader gets the run)
+READERS = [
+    (bearer("tok-a-123456"), bearer("tok-a-123456"), True),
+    (bearer("tok-a-123456"), bearer("tok-b-123456"), False),  # another token
+    ({**bearer("tok-a-123456"), **KEY_A}, {**bearer("tok-a-123456"), **KEY_A}, True),
+    ({**bearer("tok-a-123456"), **KEY_A}, {**bearer("tok-a-123456"), **KEY_B}, False),
+    ({**bearer("tok-a-123456"), **KEY_A}, bearer("tok-a-123456"), False),  # the key left out
+    ({**bearer("tok-a-123456"), **KEY_A}, {**bearer("tok-b-123456"), **KEY_A}, False),
+    ({**bearer("tok-a-123456"), **KEY_A, **BASE_A}, {**bearer("tok-a-123456"), **KEY_A}, True),
+]
+
+
+@pytest.mark.parametrize(("starter", "reader", "gets"), READERS)
+def test_a_run_is_read_only_by_its_token_and_tenant_key(tenants, starter, reader, gets):
+    started = tenants.simulate_post(RUNS, json={"messages": "mine"}, headers=starter)
+    assert started.status_code == 202, started.text
+    run_id = started.json["id"]
+    assert finished(tenants, run_id, starter).json == {"echo": "mine"}
+    r = tenants.simulate_get(f"/runs/{run_id}", headers=reader)
+    if gets:
+        assert (r.status_code, r.json) == (200, {"echo": "mine"})
+    else:  # exactly what an id that never existed gets
+        assert (r.status_code, r.json) == unknown(tenants, run_id, reader)
+        assert r.status_code == 404
+
+
+def test_a_waiting_run_is_hidden_from_another_token_too(tenants, monkeypatch):
+    gate = threading.Event()
+    monkeypatch.setattr(runner, "run", lambda *a, **k: gate.wait(10) and {"echo": "late"})
+    run_id = tenants.simulate_post(RUNS, json={}, headers=bearer("tok-a-123456")).json["id"]
+    other = tenants.simulate_get(f"/runs/{run_id}", headers=bearer("tok-b-123456"))
+    own = tenants.simulate_get(f"/runs/{run_id}", headers=bearer("tok-a-123456"))
+    gate.set()
+    assert (other.status_code, own.status_code) == (404, 202)
+
+
+def test_run_ids_have_128_random_bits(tenants):
+    ids = [
+        tenants.simulate_post(RUNS, json={}, headers=bearer("tok-a-123456")).json["id"]
+        for _ in range(200)
+    ]
+    assert all(idempotency.RUN_ID.match(i) for i in ids) and len(set(ids)) == 200
+    # Every hex digit varies (a uuid4's version and variant digits would not).
+    assert min(len({i[n] for i in ids}) for n in range(32)) >= 8
+
+
+# (the second POST's headers, the first's being token A, KEY_A and BASE_A; the same run?)
+SCOPES = [
+    ({**bearer("tok-a-123456"), **KEY_A, **BASE_A}, True),
+    ({**bearer("tok-a-123456"), **KEY_B, **BASE_A}, False),  # another tenant key
+    ({**bearer("tok-a-123456"), **KEY_A, **BASE_B}, False),  # output from another host
+    ({**bearer("tok-a-123456"), **KEY_A}, False),  # the server's own host
+    ({**bearer("tok-b-123456"), **KEY_A, **BASE_A}, False),  # another token
+]
+
+
+@pytest.mark.parametrize(("second", "same"), SCOPES)
+def test_the_idempotency_scope_is_the_token_tenant_key_and_base_url(
+    tenants, monkeypatch, second, same
+):
+    gate = threading.Event()
+    monkeypatch.setattr(runner, "run", lambda *a, **k: gate.wait(10) and {"echo": "m"})
+    key = {"Idempotency-Key": "k-1"}
+    first = tenants.simulate_post(
+        RUNS, json={"messages": "m"}, headers={**bearer("tok-a-123456"), **KEY_A, **BASE_A, **key}
+    )
+    time.sleep(0.2)  # it is running
+    again = tenants.simulate_post(RUNS, json={"messages": "m"}, headers={**second, **key})
+    gate.set()
+    assert again.status_code == 202, again.text
+    assert (again.json["id"] == first.json["id"]) is same
+    assert again.json["state"] == ("running" if same else "queued")  # the true state
+
+
+# (the run's outcome; the status and document a GET and a retried POST both answer)
+OUTCOMES = [("ok", 200, {"echo": "ok"}), ("fail", 402, "quota_exceeded")]
+
+
+@pytest.mark.parametrize(("message", "status", "doc"), OUTCOMES)
+def test_a_retried_post_of_a_finished_run_answers_its_result(tenants, message, status, doc):
+    headers = {**bearer("tok-a-123456"), "Idempotency-Key": f"done-{message}"}
+    first = tenants.simulate_post(RUNS, json={"messages": message}, headers=headers)
+    got = finished(tenants, first.json["id"], headers)
+    again = tenants.simulate_post(RUNS, json={"messages": message}, headers=headers)
+    assert (again.status_code, again.json) == (got.status_code, got.json)
+    assert again.status_code == status and "Location" not in again.headers
+    assert again.json == doc or again.json["error"]["type"] == doc
+
+
+def test_a_finished_run_past_its_retention_is_gone_on_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "run", lambda *a, **k: {"echo": "x"})
+    monkeypatch.setattr(runner, "prepare", lambda *a, **k: {})
+    settings = server.Settings(
+        tokens=("tok-a-123456",), runs_db=str(tmp_path / "runs.sqlite3"), run_retention=0.5
+    )
+    client = falcon.testing.TestClient(server.create_app(settings), headers=bearer("tok-a-123456"))
+    client.app.scheduler.store.purge = lambda: 0  # no purge: the read alone must say it
+    key = {"Idempotency-Key": "kept-a-while"}
+    run_id = client.simulate_post(RUNS, json={}, headers=key).json["id"]
+    assert finished(client, run_id, {}).status_code == 200
+    time.sleep(0.6)
+    r = client.simulate_get(f"/runs/{run_id}")
+    assert (r.status_code, r.json) == unknown(client, run_id, {})
+    again = client.simulate_post(RUNS, json={}, headers=key)  # the key is free again
+    assert again.status_code == 202 and again.json["id"] != run_id
+
+
+def test_old_runs_are_purged_from_start_up_without_any_call(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "runs.sqlite3"
+    before = RunStore(path)
+    old, _ = before.create("list_models")
+    before.finish(old, 200, {})
+    before._db().execute("UPDATE runs SET updated = updated - 7200")
+    settings = server.Settings(tokens=("t-123456",), runs_db=str(path), run_retention=3600)
+    server.create_app(settings)  # a (re)start; no call at all
+    deadline = time.monotonic() + 5
+    while sqlite3.connect(path).execute("SELECT count(*) FROM runs").fetchone()[0]:
+        assert time.monotonic() < deadline, "the old run was not purged"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("older", [False, True])
+def test_the_run_file_is_the_servers_alone(tmp_path, older):
+    import os
+    import stat
+
+    path = tmp_path / "runs.sqlite3"
+    mask = os.umask(0)  # the most permissive umask
+    try:
+        if older:  # a file an older version left readable by all
+            path.touch(0o666)
+        store = RunStore(path)
+        store.finish(store.create("list_models")[0], 200, {})
+    finally:
+        os.umask(mask)
+    for name in ("runs.sqlite3", "runs.sqlite3-wal", "runs.sqlite3-shm"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name

@@ -109,7 +109,7 @@ def test_queued_runs_survive_a_restart(fault_server, tmp_path, sig, first_status
             echo(1),
             echo(2),
         ]
-        _, lost = poll(second, pinned.headers["Location"])
+        _, lost = poll(second, pinned.headers["Location"], headers=tenant)
         assert lost.status_code == 503 and lost.json()["error"]["type"] == "interrupted"
         assert CANARY not in lost.text
         assert CANARY not in first.logs() + second.logs()

@@ -87,3 +87,22 @@ def not_done(req, resp, run_id: str, action: str, state: str, poll_after: int, *
     resp.set_header("Location", location)
     resp.set_header("Retry-After", str(poll_after))
     resp.media = {"id": run_id, "action": action, "state": state, **more, "location": location}
+
+
+def unknown_run(run_id: str) -> Refused:
+    """Return the 404 of a run id that is unknown, past its retention, or another caller's."""
+    return Refused(
+        f"No run '{run_id}': it never existed, it is older than the retention time, or it was "
+        "started with another token or tenant key.",
+        type="unknown_route",
+    )
+
+
+def stored_run(req, resp, run, poll_after: int, **more) -> None:
+    """Answer a stored run: 202 with its state while queued or running, then its result."""
+    if run.state != "done":
+        not_done(req, resp, run.id, run.action, run.state, poll_after, **more)
+        return
+    resp.status = run.status or 500
+    resp.media = run.result
+    warnings_header(resp, run.warnings)

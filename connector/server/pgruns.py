@@ -4,25 +4,27 @@ With ``CONNECTOR_RUNS_URL`` set, servers write a run's row and its job in one tr
 a 202 means the run is durable) and read runs back; workers (``worker.py``) claim, run and
 finish them. A row holds the action, the form until the run is done, its state (queued,
 running, done), the attempts, and when done the HTTP status and document. Never the API key,
-never the server's token (only a SHA-256 of it, to scope idempotency keys).
+never the server's token: only digests (``idempotency.Caller``) of whose run it is and of the
+scope of its idempotency key. A finished run past the retention time reads as gone, whether a
+worker has purged it yet or not.
 """
 
 from __future__ import annotations
 
 import select
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from connector.errors import TemporaryFailure
-from connector.server.idempotency import check_same, fingerprint
+from connector.server.idempotency import OPERATOR, Caller, check_same, fingerprint, new_run_id
 from connector.server.runs import queue_full
 
 RUN_TASK = "connector.run"
 CALLBACK_TASK = "connector.callback"
 RETRY_AFTER = 5  # seconds: the Retry-After of a 503 while the database cannot be reached
 _LOCK = 7_230_231  # the advisory lock that serialises schema set-up across processes
+_EXPIRED = "updated < now() - make_interval(secs => %s)"  # a finished run past its retention
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS connector_runs (
@@ -33,7 +35,7 @@ CREATE TABLE IF NOT EXISTS connector_runs (
     result jsonb,                   -- the output or {"error": {...}}
     form jsonb,                     -- the form, until the run is done
     attempts integer NOT NULL DEFAULT 0,
-    scope text NOT NULL DEFAULT '', -- SHA-256 of the caller's token (idempotency scope)
+    scope text NOT NULL DEFAULT '', -- the idempotency scope (idempotency.Caller.scope)
     idem_key text,
     fingerprint text,               -- SHA-256 of what the call asked for (idempotency)
     callback_url text,
@@ -42,6 +44,8 @@ CREATE TABLE IF NOT EXISTS connector_runs (
     updated timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE connector_runs ADD COLUMN IF NOT EXISTS warnings jsonb; -- beside the result
+-- Whose run (idempotency.Caller.tenant); '': stored by a version that kept none.
+ALTER TABLE connector_runs ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX IF NOT EXISTS connector_runs_idem
     ON connector_runs (scope, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS connector_runs_done ON connector_runs (updated) WHERE state = 'done';
@@ -173,28 +177,46 @@ class PgRunStore:
         action: str,
         form: dict,
         *,
-        scope: str = "",
+        caller: Caller = OPERATOR,
         idem_key: str | None = None,
         callback_url: str | None = None,
         request_id: str | None = None,
     ) -> tuple[str, bool]:
-        """Store a queued run and its job in one transaction; return (id, created).
+        """Store a queued run of ``caller`` and its job in one transaction; return (id, created).
 
-        With ``idem_key``, a second call with the same key returns the first run (created is
-        False); with a different action, form or callback it is refused (422). When more than
+        With ``idem_key``, a second call in the caller's scope with the same key returns the
+        first run (created is False); with a different action, form or callback it is refused
+        (422). A key whose run is past the retention time is free again. When more than
         ``max_queued`` runs would wait, nothing is stored and the call is refused (503).
         """
         from psycopg.types.json import Jsonb
 
-        run_id = uuid.uuid4().hex
+        run_id = new_run_id()
+        scope = caller.scope
         digest = fingerprint(action, form, callback_url) if idem_key else None
         with self._conn() as conn, conn.transaction():
+            if idem_key is not None:
+                conn.execute(
+                    "DELETE FROM connector_runs WHERE scope = %s AND idem_key = %s AND"
+                    f" state = 'done' AND {_EXPIRED}",
+                    (scope, idem_key, self.retention),
+                )
             row = conn.execute(
                 "INSERT INTO connector_runs (id, action, state, form, scope, idem_key,"
-                " fingerprint, callback_url, request_id) VALUES (%s, %s, 'queued', %s, %s, %s,"
-                " %s, %s, %s) ON CONFLICT (scope, idem_key) WHERE idem_key IS NOT NULL"
-                " DO NOTHING RETURNING id",
-                (run_id, action, Jsonb(form), scope, idem_key, digest, callback_url, request_id),
+                " fingerprint, callback_url, request_id, tenant) VALUES (%s, %s, 'queued', %s,"
+                " %s, %s, %s, %s, %s, %s) ON CONFLICT (scope, idem_key)"
+                " WHERE idem_key IS NOT NULL DO NOTHING RETURNING id",
+                (
+                    run_id,
+                    action,
+                    Jsonb(form),
+                    scope,
+                    idem_key,
+                    digest,
+                    callback_url,
+                    request_id,
+                    caller.tenant,
+                ),
             ).fetchone()
             if row is None:
                 first, given = conn.execute(
@@ -213,13 +235,26 @@ class PgRunStore:
             self.deferrer.configure_task(RUN_TASK, connection=conn).defer(run_id=run_id)
         return run_id, True
 
-    def get(self, run_id: str) -> QueuedRun | None:
-        """Return a run, or None."""
+    def get(self, run_id: str, caller: Caller | None = None) -> QueuedRun | None:
+        """Return a run, or None: unknown, past the retention time, or not ``caller``'s.
+
+        Without ``caller``, any run (the operator's view). A row of an older version, which
+        kept no tenant, is its token's.
+        """
+        where, args = "", ()
+        if caller is not None:
+            where, args = (
+                " AND (tenant = %s OR (tenant = '' AND scope = %s))",
+                (
+                    caller.tenant,
+                    caller.token,
+                ),
+            )
         with self._conn() as conn:
             row = conn.execute(
                 "SELECT id, action, state, status, result, attempts, warnings FROM connector_runs"
-                " WHERE id = %s",
-                (run_id,),
+                f" WHERE id = %s AND NOT (state = 'done' AND {_EXPIRED}){where}",
+                (run_id, self.retention, *args),
             ).fetchone()
         return QueuedRun(*row) if row else None
 
@@ -305,8 +340,7 @@ class PgRunStore:
         """Delete finished runs (with their idempotency keys) older than the retention time."""
         with self._conn() as conn:
             cur = conn.execute(
-                "DELETE FROM connector_runs WHERE state = 'done'"
-                " AND updated < now() - make_interval(secs => %s)",
+                f"DELETE FROM connector_runs WHERE state = 'done' AND {_EXPIRED}",
                 (self.retention,),
             )
         return cur.rowcount

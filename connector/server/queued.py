@@ -7,10 +7,7 @@ answers 202 once both are committed; it never runs anything (``worker.py`` does)
 
 from __future__ import annotations
 
-import re
-
 from connector.engine import runner
-from connector.errors import Refused
 from connector.server import answers, idempotency
 from connector.server.callbacks import check_callback_url
 from connector.server.idempotency import header_error
@@ -63,18 +60,27 @@ class QueuedStart:
             check_callback_url(callback, CALLBACK_HEADER)
         # A bad form is refused now, with the server's own settings (the key is not needed).
         runner.prepare(action, form, self.scheduler.connection(req))
+        caller = idempotency.caller_of(req)
+        poll_after = self.scheduler.settings.poll_after
         try:
-            run_id, _ = self.store.create(
+            run_id, created = self.store.create(
                 action,
                 form,
-                scope=idempotency.scope_of(req),
+                caller=caller,
                 idem_key=key,
                 callback_url=callback,
                 request_id=req.context.request_id,
             )
+            # A retried POST: what a GET of that run answers now (its result, once done).
+            run = None if created else self.store.get(run_id, caller)
         except _store_errors():
             raise unavailable() from None
-        answers.not_done(req, resp, run_id, action, "queued", self.scheduler.settings.poll_after)
+        if created:
+            answers.not_done(req, resp, run_id, action, "queued", poll_after)
+        elif run is None:
+            raise answers.unknown_run(run_id)
+        else:
+            answers.stored_run(req, resp, run, poll_after, attempts=run.attempts)
 
 
 class QueuedResult:
@@ -86,25 +92,15 @@ class QueuedResult:
 
     def on_get(self, req, resp, run_id: str) -> None:
         run = None
-        if re.fullmatch(r"[0-9a-f]{32}", run_id):
+        if idempotency.RUN_ID.match(run_id):
             try:
-                run = self.store.get(run_id)
+                run = self.store.get(run_id, idempotency.caller_of(req))
             except _store_errors():
                 raise unavailable() from None
         if run is None:
-            raise Refused(
-                f"No run '{run_id}': it never existed, or it is older than the retention time.",
-                type="unknown_route",
-            )
-        if run.state != "done":
-            poll_after = self.scheduler.settings.poll_after
-            answers.not_done(
-                req, resp, run.id, run.action, run.state, poll_after, attempts=run.attempts
-            )
-            return
-        resp.status = run.status or 500
-        resp.media = run.result
-        answers.warnings_header(resp, run.warnings)
+            raise answers.unknown_run(run_id)
+        poll_after = self.scheduler.settings.poll_after
+        answers.stored_run(req, resp, run, poll_after, attempts=run.attempts)
 
 
 def add_routes(app, settings) -> None:

@@ -6,8 +6,6 @@ action through the engine's facade (``scheduler``); documents are built on first
 
 from __future__ import annotations
 
-import re
-
 from connector.engine import runner
 from connector.engine.loader import load_manifest
 from connector.errors import Refused
@@ -124,15 +122,19 @@ class StartRun(_Call):
             )
         # A bad form or connection is refused now, not later.
         runner.prepare(action, form, tenant or self.scheduler.own_connection())
-        run_id, _ = self.scheduler.submit(
-            action,
-            form,
-            tenant,
-            req.context.request_id,
-            scope=idempotency.scope_of(req),
-            idem_key=key,
+        caller = idempotency.caller_of(req)
+        run_id, created = self.scheduler.submit(
+            action, form, tenant, req.context.request_id, caller=caller, idem_key=key
         )
-        answers.not_done(req, resp, run_id, action, "queued", self.scheduler.settings.poll_after)
+        poll_after = self.scheduler.settings.poll_after
+        if created:
+            answers.not_done(req, resp, run_id, action, "queued", poll_after)
+            return
+        # A retried POST: what a GET of that run answers now (its result, once it is done).
+        run = self.scheduler.store.get(run_id, caller)
+        if run is None:
+            raise answers.unknown_run(run_id)
+        answers.stored_run(req, resp, run, poll_after)
 
 
 class RunResult:
@@ -140,19 +142,12 @@ class RunResult:
         self.scheduler = scheduler
 
     def on_get(self, req, resp, run_id: str) -> None:
-        run = self.scheduler.store.get(run_id) if re.fullmatch(r"[0-9a-f]{32}", run_id) else None
+        run = None
+        if idempotency.RUN_ID.match(run_id):
+            run = self.scheduler.store.get(run_id, idempotency.caller_of(req))
         if run is None:
-            raise Refused(
-                f"No run '{run_id}': it never existed, or it is older than the retention time.",
-                type="unknown_route",
-            )
-        if run.state != "done":  # queued or running
-            poll_after = self.scheduler.settings.poll_after
-            answers.not_done(req, resp, run.id, run.action, run.state, poll_after)
-            return
-        resp.status = run.status or 500
-        resp.media = run.result
-        answers.warnings_header(resp, run.warnings)
+            raise answers.unknown_run(run_id)
+        answers.stored_run(req, resp, run, self.scheduler.settings.poll_after)
 
 
 class MetricsPage:

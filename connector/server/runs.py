@@ -7,6 +7,9 @@ key. A run with a tenant's own connection (``pinned``) is claimed only by the pr
 accepted it, which holds that connection in memory. The process running a run (or holding a
 pinned one) refreshes its heartbeat; such a row whose process is gone (it died, or its
 heartbeat stopped) reads as an ``interrupted`` error, so a run cut short never vanishes.
+A row keeps a digest of its caller (``idempotency.Caller``): only that caller reads it. A
+finished run older than the retention time reads as gone, purged or not. The file is the
+server's alone (0600, and so its -wal and -shm files, which SQLite creates with its mode).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import TemporaryFailure, http_status
-from connector.server.idempotency import check_same, fingerprint
+from connector.server.idempotency import OPERATOR, Caller, check_same, fingerprint, new_run_id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -43,13 +47,14 @@ CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated);
 """
 # Added later: a file of an older version gets them (ALTER TABLE), its rows without them.
 _ADDED = {
-    "scope": "TEXT NOT NULL DEFAULT ''",  # SHA-256 of the caller's token (idempotency.scope_of)
+    "scope": "TEXT NOT NULL DEFAULT ''",  # the idempotency scope (idempotency.Caller.scope)
     "idem_key": "TEXT",
     "fingerprint": "TEXT",  # SHA-256 of what the call asked for
     "form": "TEXT",  # the form as JSON, while the run is queued
     "pinned": "INTEGER NOT NULL DEFAULT 0",  # 1: only its owner holds its connection
     "request_id": "TEXT",  # of the POST that queued it, for the run's log line
     "warnings": "TEXT",  # the run's warnings (JSON), said in the result's X-Connector-Warnings
+    "tenant": "TEXT NOT NULL DEFAULT ''",  # whose run (Caller.tenant); '': an older version's
 }
 _INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_idem ON runs (scope, idem_key)"
@@ -147,6 +152,7 @@ class RunStore:
         db = getattr(self._local, "db", None)
         if db is None:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private(self.path)
             db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -182,25 +188,32 @@ class RunStore:
         action: str,
         form: dict | None = None,
         *,
-        scope: str = "",
+        caller: Caller = OPERATOR,
         idem_key: str | None = None,
         pinned: bool = False,
         request_id: str | None = None,
         run_id: str | None = None,
     ) -> tuple[str, bool]:
-        """Queue a new run with its form; return (its id, True).
+        """Queue a new run of ``caller`` with its form; return (its id, True).
 
-        The id is unguessable: it is the capability to read the run. With ``idem_key``, a key
-        already used in ``scope`` returns (the first run's id, False), or refuses a call that
-        asked for another action or form (422), as ``PgRunStore.create`` does. A ``pinned``
-        run is claimed only by this process (its connection is in this process's memory).
-        When ``max_queued`` runs are waiting already, the call is refused (503).
+        The id is unguessable (``new_run_id``). With ``idem_key``, a key already used in the
+        caller's scope returns (the first run's id, False), or refuses a call that asked for
+        another action or form (422), as ``PgRunStore.create`` does; a key whose run is past
+        its retention is free again. A ``pinned`` run is claimed only by this process (its
+        connection is in this process's memory). When ``max_queued`` runs are waiting
+        already, the call is refused (503).
         """
         digest = fingerprint(action, form or {}) if idem_key else None
-        run_id = run_id or uuid.uuid4().hex
+        run_id = run_id or new_run_id()
+        scope = caller.scope
         now = time.time()
         with self._writing() as db:
             if idem_key is not None:
+                db.execute(
+                    "DELETE FROM runs WHERE scope = ? AND idem_key = ? AND state = 'done'"
+                    " AND updated < ?",
+                    (scope, idem_key, now - self.retention),
+                )
                 row = db.execute(
                     "SELECT id, fingerprint FROM runs WHERE scope = ? AND idem_key = ?",
                     (scope, idem_key),
@@ -216,8 +229,8 @@ class RunStore:
                 raise queue_full(self.max_queued, self.retry_after)
             db.execute(
                 "INSERT INTO runs (id, action, state, owner, created, updated, heartbeat, scope,"
-                " idem_key, fingerprint, form, pinned, request_id)"
-                " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " idem_key, fingerprint, form, pinned, request_id, tenant)"
+                " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     action,
@@ -231,6 +244,7 @@ class RunStore:
                     json.dumps(form or {}, ensure_ascii=False),
                     int(pinned),
                     request_id,
+                    caller.tenant,
                 ),
             )
         return run_id, True
@@ -280,23 +294,31 @@ class RunStore:
             (status, json.dumps(result, ensure_ascii=False), said, time.time(), run_id),
         )
 
-    def get(self, run_id: str) -> Run | None:
-        """Return a run, or None; a run whose owner is gone is marked interrupted."""
+    def get(self, run_id: str, caller: Caller | None = None) -> Run | None:
+        """Return a run, or None: unknown, past its retention, or not ``caller``'s.
+
+        Without ``caller``, any run (the operator's view). A run whose owner is gone is marked
+        interrupted. A row of an older version, which kept no tenant, is its token's.
+        """
+        where, args = "id = ?", (run_id,)
+        if caller is not None:
+            where += " AND (tenant = ? OR (tenant = '' AND scope = ?))"
+            args += (caller.tenant, caller.token)
         row = (
             self._db()
             .execute(
                 "SELECT id, action, state, status, result, created, updated, owner, heartbeat,"
-                " pinned, warnings FROM runs WHERE id = ?",
-                (run_id,),
+                f" pinned, warnings FROM runs WHERE {where}",
+                args,
             )
             .fetchone()
         )
-        if row is None:
+        if row is None or (row[2] == "done" and row[6] < time.time() - self.retention):
             return None
         owned = row[2] == "running" or (row[2] == "queued" and row[9])
         if owned and self._gone(row[7], row[8]):
             self._interrupt("id = ?", (run_id,))
-            return self.get(run_id)
+            return self.get(run_id, caller)
         result = json.loads(row[4]) if row[4] is not None else None
         warnings = json.loads(row[10]) if row[10] else None
         return Run(row[0], row[1], row[2], row[3], result, row[5], row[6], warnings)
@@ -356,3 +378,17 @@ class RunStore:
             (time.time() - self.retention,),
         )
         return cur.rowcount
+
+
+def private(path: str) -> None:
+    """Make the run file (and its -wal and -shm files) readable by this user only.
+
+    A new file is created 0600 whatever the umask; SQLite gives the -wal and -shm files the
+    mode of the main file. A file an older version left readable to others is narrowed.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(OSError):  # gone, or another user's: SQLite says so itself
+            if os.stat(name).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                os.chmod(name, 0o600)

@@ -14,7 +14,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
@@ -23,6 +22,7 @@ from connector.engine import notices, runner
 from connector.errors import ConnectorError, InternalError, TemporaryFailure
 from connector.errors import http_status as status_of
 from connector.server import intake
+from connector.server.idempotency import new_run_id
 from connector.server.runs import Claim, RunStore, interrupted_error
 from connector.server.settings import Settings
 from connector.transport.connection import Connection, env_values
@@ -155,15 +155,15 @@ class Scheduler:
         form: dict,
         tenant: dict | None,
         request_id: str,
-        **key: str | None,
+        **key,
     ) -> tuple[str, bool]:
         """Queue an async run; return (its id, True). It starts when a slot is free.
 
         ``tenant`` is the connection the call brought (a tenant's key), kept in this process's
-        memory only: no other process can start that run. ``key`` is the call's idempotency
-        (``scope``, ``idem_key``): a key used before returns (that run's id, False).
+        memory only: no other process can start that run. ``key`` is whose run it is and its
+        idempotency (``caller``, ``idem_key``): a key used before returns (that run's id, False).
         """
-        run_id = uuid.uuid4().hex
+        run_id = new_run_id()
         if tenant is not None:
             self.tenants[run_id] = tenant
         try:
@@ -185,8 +185,13 @@ class Scheduler:
         return given, created
 
     def _queue(self) -> None:
-        """Claim queued runs for free slots, beat, purge: the queue thread, until drained."""
-        last_beat = last_purge = 0.0
+        """Claim queued runs for free slots, beat, purge: the queue thread, until drained.
+
+        It starts with the worker, and purges at once and then every minute (or retention
+        time, if shorter), whatever the traffic.
+        """
+        last_beat = last_purge = float("-inf")
+        purge_every = min(60.0, self.settings.run_retention)
         while not self._stop.is_set():
             self._wake.wait(min(QUEUE_POLL, self.settings.heartbeat))
             self._wake.clear()
@@ -194,7 +199,7 @@ class Scheduler:
                 if time.monotonic() - last_beat >= self.settings.heartbeat:
                     self.store.beat()
                     last_beat = time.monotonic()
-                if time.monotonic() - last_purge > 60:
+                if time.monotonic() - last_purge >= purge_every:
                     self.store.reap()
                     self.store.purge()
                     last_purge = time.monotonic()

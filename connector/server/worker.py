@@ -177,8 +177,13 @@ class Runs:
         deliver(self.store, run_id)
 
     async def side_loop(self, app) -> None:
-        """Hand dead workers' jobs to the living, and purge old runs, until cancelled."""
-        last_purge = 0.0
+        """Purge old runs (from the start), hand dead workers' jobs to the living, until cancelled.
+
+        The purge needs no steady database: it runs at start-up and then every minute (or
+        retention time, if shorter), checked every ``check_every`` s.
+        """
+        last_purge = float("-inf")
+        purge_every = min(60.0, self.settings.run_retention)
         steady = Steadiness(
             grace=2 * self.settings.stalled_after,
             # A peer blocked this long has missed enough heartbeats to look stalled.
@@ -187,6 +192,12 @@ class Runs:
             ),
         )
         while True:
+            if time.monotonic() - last_purge >= purge_every:
+                try:
+                    await asyncio.to_thread(self.store.purge)
+                    last_purge = time.monotonic()
+                except Exception as exc:  # the database is down: the next look tries again
+                    log.warning("worker: purge: %s", type(exc).__name__)
             await asyncio.sleep(self.settings.check_every)
             began = time.monotonic()
             try:
@@ -210,9 +221,6 @@ class Runs:
                 )
                 for run_id in orphans:
                     log.info(json.dumps({"event": "requeued-run", "run_id": run_id}))
-                if time.monotonic() - last_purge > min(60.0, self.settings.run_retention):
-                    await asyncio.to_thread(self.store.purge)
-                    last_purge = time.monotonic()
             except Exception as exc:  # the database is down: the worker loop reconnects
                 log.warning("worker: side loop: %s", type(exc).__name__)
 

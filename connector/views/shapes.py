@@ -14,8 +14,9 @@ BASE_URL_HEADER = "X-OpenAI-Base-Url"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 CALLBACK_HEADER = "X-Callback-Url"
 RUN_HEADERS = {
-    IDEMPOTENCY_HEADER: "The same key (from the same token, while the run is kept) returns the"
-    " same run and starts nothing new; the same key with another body is a 422.",
+    IDEMPOTENCY_HEADER: "The same key (from the same token, tenant key and Base URL, while the"
+    " run is kept) answers for the same run and starts nothing new: 202 while it runs, then its"
+    " result; the same key with another body is a 422.",
     CALLBACK_HEADER: "Scale-out mode only: an https URL that receives a POST of the result,"
     " signed with HMAC-SHA256 in X-Connector-Signature.",
 }
