@@ -142,7 +142,9 @@ def gunicorn_options(
         "forwarded_allow_ips": ",".join(settings.trusted_proxies),
         "graceful_timeout": int(settings.drain_seconds) + 5,
         "timeout": 60,  # gthread workers heartbeat from their main loop; long runs are fine
-        "keepalive": 5,
+        # Idle keep-alive connections live longer than a load balancer's or a client pool's idle
+        # time (60 s is common): closing first races their next request on it (a reset).
+        "keepalive": 75,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
