@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -129,8 +130,6 @@ class PeakMemory:
     """Sample a process tree's RSS every ``every`` seconds in a thread; ``peak`` the largest."""
 
     def __init__(self, pid: int, every: float = 0.1) -> None:
-        import threading
-
         self.pid, self.every, self.peak = pid, every, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -132,8 +132,3 @@ class FrontDoorWorker(ThreadWorker):
         finally:
             if isinstance(conn.sock, TimedSocket):
                 conn.sock.deadline = math.inf
-
-
-def body_timed_out(exc: BaseException) -> bool:
-    """Return True when reading a request's body failed for the front door's time limit."""
-    return isinstance(exc, ReadTimedOut)
